@@ -1,0 +1,498 @@
+"""The ``Loss`` base class: everything the losses share.
+
+A loss subclass declares its inputs and writes its math once, on ``F``
+(``mx.nd`` or ``mx.sym``), in :meth:`Loss._loss`. This module owns the rest:
+
+* binding positional/keyword call arguments, with optional inputs that may be
+  ``None`` on one call and an array on the next, also after ``hybridize()``
+  (one cached graph per input structure);
+* input checks (shapes, dtypes, contexts, and values unless
+  ``gluonx.config.check_values`` is off) raising :class:`LossInputError`;
+* aligning labels to ``pred`` and ``sample_weight`` to the loss, float16
+  inputs computed in float32;
+* ``sample_weight``, the global ``weight``, the mean over non-batch axes and
+  the ``reduction`` choice;
+* the per-call choice of a fused kernel (``gluonx.kernels``), which never
+  changes the semantics defined by ``_loss``;
+* ``export`` (optionally as a portable, stock-operator graph) and
+  ``get_config``/``from_config``.
+"""
+import functools
+import inspect
+import warnings
+
+import numpy as np
+import mxnet as mx
+from mxnet.gluon import HybridBlock
+
+from .. import config
+
+__all__ = ["Loss", "LossInputError"]
+
+REDUCTIONS = ("sample", "mean", "sum", "none")
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+class LossInputError(ValueError, TypeError, IndexError):
+    """Bad input to a loss: a shape, dtype, context or value that the loss
+    cannot use. Subclasses ``ValueError`` (and ``TypeError``/``IndexError``,
+    so code written against other libraries' conventions catches it too)."""
+
+
+def _fail(loss, argument, message):
+    name = loss if isinstance(loss, str) else type(loss).__name__
+    raise LossInputError("%s: argument '%s' %s" % (name, argument, message))
+
+
+def _broadcasts_onto(shape, target):
+    """True when ``shape`` broadcasts to ``target`` without enlarging it."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
+
+
+def _squeezed(shape):
+    return tuple(s for s in shape if s != 1)
+
+
+class Plan(object):
+    """What one call looks like: which inputs are present, their shapes and
+    dtypes, the context, and how each input is aligned inside the graph.
+
+    A hybridized loss keeps one cached graph per ``Plan.key`` (shapes are not
+    part of the key, only ranks, so one graph serves every batch size).
+    ``Plan.symbolic()`` is the plan of pure ``mx.sym`` composition, where
+    nothing is known and alignment follows mxnet's rules.
+    """
+
+    def __init__(self, names, shapes=None, dtypes=None, ctx=None):
+        self.names = tuple(names)
+        self.shapes = shapes
+        self.dtypes = dtypes
+        self.ctx = ctx
+        self.align = {}          # input name -> (mode, argument) for the graph
+        self.use_kernels = False
+        self.options = ()        # call-time static options, (name, value)
+
+    @classmethod
+    def symbolic(cls, names):
+        return cls(names)
+
+    @property
+    def known(self):
+        return self.shapes is not None
+
+    @property
+    def dtype(self):
+        """The dtype of ``pred`` (the first input); None when unknown."""
+        return self.dtypes[self.names[0]] if self.known else None
+
+    @property
+    def compute_dtype(self):
+        """float16 inputs are computed in float32."""
+        dtype = self.dtype
+        return np.float32 if dtype == np.float16 else dtype
+
+    def key(self):
+        ranks = tuple(len(self.shapes[n]) for n in self.names) if self.known else None
+        dtypes = tuple(np.dtype(self.dtypes[n]).name for n in self.names) if self.known else None
+        device = self.ctx.device_type if self.ctx is not None else None
+        return (self.names, ranks, dtypes, device, self.use_kernels,
+                tuple(sorted(self.align.items())), self.options)
+
+
+class _Graph(HybridBlock):
+    """One cached graph of a hybridized loss, for one ``Plan.key``."""
+
+    def __init__(self, loss, plan):
+        super(_Graph, self).__init__(prefix=loss.prefix + "graph%d_" % len(loss._graphs))
+        self._run = loss._compute
+        self._plan = plan
+        self.params.update(loss.params)
+        for name, param in loss._reg_params.items():
+            setattr(self, name, param)
+
+    def hybrid_forward(self, F, *tensors, **params):
+        return self._run(F, dict(zip(self._plan.names, tensors)), self._plan, params)
+
+
+class Loss(HybridBlock):
+    """Base class of all gluonx losses.
+
+    Parameters
+    ----------
+    weight : float or None
+        Global scalar weight of the loss (None means 1).
+    batch_axis : int, default 0
+        The axis of the inputs that indexes the samples of the mini-batch.
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'sample'``: one value per sample, shape ``(batch_size,)`` (the mean
+        over the other axes, as in ``mxnet.gluon.loss``); ``'mean'``/``'sum'``:
+        the mean/sum of those per-sample values, shape ``(1,)``; ``'none'``:
+        the weighted elementwise loss before any averaging.
+
+    Subclasses set the class attributes below and implement ``_loss``.
+    Every loss accepts ``sample_weight`` by position or keyword: it must
+    broadcast to the elementwise loss, or be a vector with one weight per
+    sample.
+    """
+
+    #: required inputs, in call order
+    _inputs = ("pred", "label")
+    #: optional inputs, in call order after the required ones
+    _optional = ("sample_weight",)
+    #: inputs that have pred's shape (same shape, same size, or broadcastable)
+    _like_pred = ("label",)
+    #: call-time options that are not tensors (name -> default)
+    _call_options = {}
+    #: 'elementwise': _loss returns pred's shape; 'contract': pred's shape with
+    #: ``_contract_axis`` of size 1; 'sample': shape (batch_size,)
+    _kind = "elementwise"
+    #: how a sample's value is formed from its elements: 'mean' or 'sum'
+    _sample_reduce = "mean"
+
+    def __init_subclass__(cls, **kwargs):
+        """Record every loss's constructor arguments for get_config()."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if self.__dict__.get("_config") is None:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                cfg = {k: v for k, v in bound.arguments.items()
+                       if k != "self" and signature.parameters[k].kind
+                       not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+                object.__setattr__(self, "_config", cfg)
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    def __init__(self, weight, batch_axis, reduction="sample", **kwargs):
+        super(Loss, self).__init__(**kwargs)
+        if weight is not None and not isinstance(weight, (int, float, np.number)):
+            _fail(self, "weight", "must be a number or None, got %r" % (weight,))
+        if not isinstance(batch_axis, (int, np.integer)):
+            _fail(self, "batch_axis", "must be an int, got %r" % (batch_axis,))
+        if reduction not in REDUCTIONS:
+            _fail(self, "reduction", "must be one of %s, got %r" % (REDUCTIONS, reduction))
+        self._weight = weight
+        self._batch_axis = int(batch_axis)
+        self._reduction = reduction
+        self._graphs = {}
+        self._last_plan = None
+        if "_config" not in self.__dict__:
+            object.__setattr__(self, "_config", {})
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        """The constructor arguments of this loss, as a dict."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, cfg):
+        """Build a loss from the dict returned by :meth:`get_config`."""
+        return cls(**cfg)
+
+    def __repr__(self):
+        args = ", ".join("%s=%r" % kv for kv in self._config.items())
+        return "%s(%s)" % (type(self).__name__, args)
+
+    # -------------------------------------------------------------- hybridize
+    def hybridize(self, active=True, **kwargs):
+        super(Loss, self).hybridize(active, **kwargs)
+        self._graphs = {}
+
+    def _clear_cached_op(self):
+        super(Loss, self)._clear_cached_op()
+        self._graphs = {}
+
+    # ------------------------------------------------------------------- call
+    def __call__(self, *args, **kwargs):
+        values = self._bind(args, kwargs)
+        for hook in self._forward_pre_hooks.values():
+            hook(self, args)
+        out = self._dispatch(values)
+        for hook in self._forward_hooks.values():
+            hook(self, args, out)
+        return out
+
+    def forward(self, *args, **kwargs):
+        return self._dispatch(self._bind(args, kwargs))
+
+    def hybrid_forward(self, F, *args, **kwargs):
+        values = self._bind(args, kwargs)
+        tensors = {n: values[n] for n in self._tensor_names() if values.get(n) is not None}
+        plan = Plan.symbolic([n for n in self._tensor_names() if n in tensors])
+        return self._compute(F, tensors, plan, {})
+
+    def _tensor_names(self):
+        return self._inputs + self._optional
+
+    def _bind(self, args, kwargs):
+        names = self._tensor_names() + tuple(self._call_options)
+        cls = type(self).__name__
+        if len(args) > len(names):
+            raise TypeError("%s takes at most %d inputs (%s), got %d"
+                            % (cls, len(names), ", ".join(names), len(args)))
+        values = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError("%s got an unexpected argument '%s'; it takes %s"
+                                % (cls, key, ", ".join(names)))
+            if key in values:
+                raise TypeError("%s got two values for argument '%s'" % (cls, key))
+            values[key] = value
+        for name in self._inputs:
+            if values.get(name) is None:
+                raise TypeError("%s: missing required input '%s'" % (cls, name))
+        return values
+
+    def _dispatch(self, values):
+        names = [n for n in self._tensor_names() if values.get(n) is not None]
+        tensors = {n: values[n] for n in names}
+        options = tuple((k, values.get(k)) for k in self._call_options
+                        if values.get(k) is not None)
+        kinds = {type(t) for t in tensors.values()}
+        if all(issubclass(k, mx.sym.Symbol) for k in kinds):
+            plan = Plan.symbolic(names)
+            plan.options = options
+            return self._compute(mx.sym, tensors, plan, self._param_vars())
+        for name, value in tensors.items():
+            if not isinstance(value, mx.nd.NDArray) or isinstance(value, mx.sym.Symbol):
+                _fail(self, name, "must be an mxnet NDArray (or all inputs Symbols), got %s"
+                      % type(value).__name__)
+        plan = self._plan(names, tensors)
+        plan.options = options
+        if config.check_values:
+            self._check_values(tensors, plan)
+        self._last_plan = plan
+        if not self._active:
+            with plan.ctx:
+                return self._compute(mx.nd, tensors, plan, self._param_data(plan.ctx))
+        key = plan.key()
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = _Graph(self, plan)
+            graph.hybridize(True, **dict(self._flags))
+            self._graphs[key] = graph
+        return graph(*[tensors[n] for n in names])
+
+    # ------------------------------------------------------------- parameters
+    def _param_vars(self):
+        return {name: p.var() for name, p in self._reg_params.items()}
+
+    def _param_data(self, ctx):
+        out = {}
+        for name, p in self._reg_params.items():
+            if p._data is None:
+                p.initialize(ctx=ctx)
+            elif ctx not in p.list_ctx():
+                p.reset_ctx(p.list_ctx() + [ctx])
+            out[name] = p.data(ctx)
+        return out
+
+    # ----------------------------------------------------------------- checks
+    def _plan(self, names, tensors):
+        """Check shapes, dtypes and contexts; decide how to align inputs."""
+        shapes = {n: tuple(tensors[n].shape) for n in names}
+        dtypes = {n: np.dtype(tensors[n].dtype).type for n in names}
+        ctx = tensors[names[0]].context
+        for name in names:
+            if tensors[name].context != ctx:
+                _fail(self, name, "is on %s, expected the context of '%s' (%s)"
+                      % (tensors[name].context, names[0], ctx))
+        if dtypes[names[0]] not in FLOAT_DTYPES:
+            _fail(self, names[0], "must be float16, float32 or float64, got %s"
+                  % np.dtype(dtypes[names[0]]).name)
+        plan = Plan(names, shapes, dtypes, ctx)
+        ndim = len(shapes[names[0]])
+        if not -ndim <= self._batch_axis < max(ndim, 1):
+            _fail(self, "batch_axis", "is %d but '%s' has only %d axes"
+                  % (self._batch_axis, names[0], ndim))
+        for name in self._like_pred:
+            if name in shapes:
+                plan.align[name] = self._align_like(name, shapes[name], shapes[names[0]])
+        self._check_shapes(plan)
+        for name in ("sample_weight",):
+            if name in shapes:
+                plan.align[name] = self._align_weight(name, shapes[name], self._loss_shape(plan))
+        plan.use_kernels = (config.use_kernels and self._reduction != "none"
+                            and ctx.device_type == "cpu")
+        return plan
+
+    def _align_like(self, name, shape, target, what=None):
+        """How a tensor of ``shape`` is aligned to ``target`` ('pred' shape)."""
+        if shape == target:
+            return ("same", None)
+        size = int(np.prod(shape)) if shape else 1
+        if size == int(np.prod(target)) and _squeezed(shape) == _squeezed(target):
+            return ("reshape", None)
+        if _broadcasts_onto(shape, target):
+            return ("broadcast", None)
+        _fail(self, name, "has shape %s, expected %s's shape %s (or one that broadcasts to it)"
+              % (shape, what or self._inputs[0], target))
+
+    def _align_weight(self, name, shape, loss_shape):
+        """How a weight is aligned to the elementwise loss of ``loss_shape``."""
+        batch_axis = 0 if self._kind == "sample" else self._batch_axis
+        batch = loss_shape[batch_axis] if loss_shape else 1
+        if self._kind == "sample":
+            if int(np.prod(shape)) in (batch, 1) and len(_squeezed(shape)) <= 1:
+                return ("flat", None)
+        elif _broadcasts_onto(shape, loss_shape):
+            return ("same", None)
+        elif len(shape) == 1 and shape[0] == batch:
+            per_sample = [1] * len(loss_shape)
+            per_sample[batch_axis] = -1
+            return ("reshape", tuple(per_sample))
+        _fail(self, name, "has shape %s, which does not broadcast to the loss shape %s "
+              "(give one weight per sample, shape (%d,), or a broadcastable array)"
+              % (shape, loss_shape, batch))
+
+    def _loss_shape(self, plan):
+        """The shape of the elementwise loss ``_loss`` returns for ``plan``."""
+        shape = list(plan.shapes[plan.names[0]])
+        if self._kind == "contract":
+            shape[self._contract_axis % len(shape)] = 1
+        elif self._kind == "sample":
+            shape = [shape[self._batch_axis]]
+        return tuple(shape)
+
+    def _check_shapes(self, plan):
+        """Loss-specific shape checks (hook); may add entries to plan.align."""
+
+    def _check_values(self, tensors, plan):
+        """Loss-specific value checks (hook); runs only with check_values on."""
+
+    # ---------------------------------------------------------------- compute
+    def _compute(self, F, tensors, plan, params):
+        """The whole loss on F: alignment, the math, weighting, reductions."""
+        x = dict(tensors)
+        pred_name = plan.names[0]
+        pred = x[pred_name]
+        compute_dtype = self._compute_dtype(plan)
+        if plan.known:
+            for name in plan.names:
+                dt = plan.dtypes[name]
+                if dt in FLOAT_DTYPES and dt != compute_dtype and self._casts(name):
+                    x[name] = F.cast(x[name], dtype=np.dtype(compute_dtype).name)
+        pred = x[pred_name]
+        for name in self._like_pred:
+            if name in x:
+                mode = plan.align.get(name, ("reshape", None))[0]
+                if mode == "reshape":
+                    x[name] = F.reshape_like(x[name], pred)
+                elif mode == "broadcast":
+                    x[name] = F.broadcast_like(x[name], pred)
+        x.update(params)
+        x.update({k: v for k, v in plan.options})
+        sample_weight = x.pop("sample_weight", None)
+
+        per_sample = None
+        if plan.use_kernels and self._reduction != "none":
+            from .. import kernels
+            if sample_weight is not None:
+                x["sample_weight"] = self._aligned_weight(F, sample_weight, plan)
+            fused = getattr(kernels, "fused_sample_loss", None)
+            per_sample = fused(self, F, x, plan) if fused is not None else None
+            x.pop("sample_weight", None)
+        if per_sample is None:
+            loss = self._loss(F, **x)
+            if sample_weight is not None:
+                loss = F.broadcast_mul(loss, self._aligned_weight(F, sample_weight, plan))
+            if self._reduction == "none":
+                return self._finish(F, self._unreduced(F, loss), plan)
+            per_sample = self._per_sample(F, loss)
+        return self._finish(F, self._reduce(F, per_sample), plan)
+
+    def _compute_dtype(self, plan):
+        """The dtype the math runs in: pred's, but float32 for float16."""
+        return plan.compute_dtype
+
+    def _casts(self, name):
+        """Whether float input ``name`` is cast to the compute dtype."""
+        return True
+
+    def _aligned_weight(self, F, weight, plan):
+        mode, arg = plan.align.get("sample_weight", ("same", None))
+        if mode == "flat":
+            return F.reshape(weight, shape=(-1,))
+        if mode == "reshape":
+            return F.reshape(weight, shape=arg)
+        return weight
+
+    def _per_sample(self, F, loss):
+        if self._kind == "sample":
+            return loss
+        if self._sample_reduce == "sum":
+            return F.sum(loss, axis=self._batch_axis, exclude=True)
+        return F.mean(loss, axis=self._batch_axis, exclude=True)
+
+    def _unreduced(self, F, loss):
+        if self._kind == "contract":
+            loss = F.squeeze(loss, axis=self._contract_axis)
+        return loss * self._weight if self._weight not in (None, 1) else loss
+
+    def _reduce(self, F, per_sample):
+        if self._weight not in (None, 1):
+            per_sample = per_sample * self._weight
+        if self._reduction == "mean":
+            return F.mean(per_sample)
+        if self._reduction == "sum":
+            return F.sum(per_sample)
+        return per_sample
+
+    def _finish(self, F, out, plan):
+        if plan.known and plan.dtype != self._compute_dtype(plan):
+            out = F.cast(out, dtype=np.dtype(plan.dtype).name)
+        return out
+
+    def _loss(self, F, **inputs):
+        """The elementwise loss, on F. Implemented by every loss."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- export
+    def export(self, path, epoch=0, portable=False, remove_amp_cast=True):
+        """Save the graph of the last call as ``path-symbol.json`` and
+        ``path-%04d.params``, loadable with ``gluon.SymbolBlock.imports``.
+
+        Inputs are named ``data0, data1, ...`` in call order, counting only
+        the inputs that were passed. ``portable=True`` writes a graph of
+        stock MXNet operators only (no gluonx kernels), which loads in any
+        MXNet 1.9 process, even without gluonx.
+        """
+        plan = self._last_plan
+        if plan is None:
+            raise RuntimeError("%s.export: call the loss on NDArrays at least once first, "
+                               "so that its input structure is known" % type(self).__name__)
+        if portable and plan.use_kernels:
+            plan = _copy_plan(plan, use_kernels=False)
+        inputs = [mx.sym.var("data%d" % i) for i in range(len(plan.names))]
+        out = self._compute(mx.sym, dict(zip(plan.names, inputs)), plan, self._param_vars())
+        out.save("%s-symbol.json" % path, remove_amp_cast=remove_amp_cast)
+        arg_names = set(out.list_arguments())
+        params = {"arg:%s" % p.name: p._reduce() for p in self._reg_params.values()
+                  if p.name in arg_names}
+        mx.nd.save("%s-%04d.params" % (path, epoch), params)
+
+
+def _copy_plan(plan, **changes):
+    new = Plan(plan.names, plan.shapes, plan.dtypes, plan.ctx)
+    new.align = dict(plan.align)
+    new.use_kernels = plan.use_kernels
+    new.options = plan.options
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new
+
+
+def warn_once(message, _seen=set()):
+    """Warn about ``message`` once per process."""
+    if message not in _seen:
+        _seen.add(message)
+        warnings.warn(message, stacklevel=3)

@@ -1,0 +1,297 @@
+"""Classification losses: sigmoid and softmax cross-entropy, hinge, logistic."""
+import numpy as np
+
+from ._base import Loss, _fail, _squeezed
+
+__all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
+           "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss"]
+
+#: added to probabilities before their log when the input is already a probability
+PROBABILITY_EPSILON = 1e-12
+
+
+def _values(tensor):
+    return tensor.asnumpy()
+
+
+class SigmoidBinaryCrossEntropyLoss(Loss):
+    r"""Binary cross-entropy of a sigmoid output against 0/1 labels.
+
+    .. math::
+        p = \sigma(\text{pred}),\qquad
+        L = -\big(w_+ \, \text{label} \log p + (1 - \text{label}) \log(1 - p)\big)
+
+    With logits (the default) it is evaluated stably as
+    :math:`(1 - z) x + (1 + (w_+ - 1) z)\,\mathrm{softplus}(-x)`, whose
+    gradient is :math:`\sigma(x)(1 + (w_+ - 1) z) - w_+ z` everywhere, also
+    at :math:`x = 0`.
+
+    Parameters
+    ----------
+    from_sigmoid : bool, default False
+        Whether ``pred`` is already a probability (in [0, 1]).
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: logits (or probabilities), any shape.
+        - **label**: targets in [0, 1], pred's shape.
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+        - **pos_weight**: optional weight :math:`w_+` of the positive term,
+          broadcastable to pred (for example one per class).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.SigmoidBCELoss()
+        >>> loss(mx.nd.zeros((1, 2)), mx.nd.array([[0, 1]]))  # [0.6931]
+    """
+
+    _optional = ("sample_weight", "pos_weight")
+
+    def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(SigmoidBinaryCrossEntropyLoss, self).__init__(weight, batch_axis, reduction,
+                                                            **kwargs)
+        self._from_sigmoid = from_sigmoid
+
+    def _check_shapes(self, plan):
+        if "pos_weight" in plan.shapes:
+            plan.align["pos_weight"] = self._align_like(
+                "pos_weight", plan.shapes["pos_weight"], plan.shapes["pred"])
+
+    def _check_values(self, tensors, plan):
+        if self._from_sigmoid:
+            pred = _values(tensors["pred"])
+            if not ((pred >= 0) & (pred <= 1)).all():
+                _fail(self, "pred", "must hold probabilities in [0, 1] when from_sigmoid=True")
+
+    def _loss(self, F, pred, label, pos_weight=None):
+        if self._from_sigmoid:
+            positive = label * F.log(pred + PROBABILITY_EPSILON)
+            if pos_weight is not None:
+                positive = F.broadcast_mul(positive, pos_weight)
+            return -(positive + (1 - label) * F.log(1 - pred + PROBABILITY_EPSILON))
+        if pos_weight is None:
+            return F.Activation(pred, act_type="softrelu") - pred * label
+        log_weight = 1 + F.broadcast_mul(label, pos_weight - 1)
+        return (1 - label) * pred + log_weight * F.Activation(-pred, act_type="softrelu")
+
+
+SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+class SoftmaxCrossEntropyLoss(Loss):
+    r"""Cross-entropy between a softmax over ``axis`` and the labels.
+
+    .. math::
+        \log p = \mathrm{log\_softmax}(\text{pred}),\qquad
+        L = -\sum_c q_c \, w_c \log p_c
+
+    where :math:`q` is the one-hot label (``sparse_label=True``) or the
+    given distribution, optionally smoothed as
+    :math:`q \leftarrow (1 - \varepsilon) q + \varepsilon / C`, and
+    :math:`w` the optional class weights (1 by default).
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The class axis.
+    sparse_label : bool, default True
+        Whether ``label`` holds class indices (else a distribution over classes).
+    from_logits : bool, default False
+        Whether ``pred`` already holds log-probabilities.
+    weight : float or None
+    batch_axis : int, default 0
+    label_smoothing : float, default 0.
+        :math:`\varepsilon` in [0, 1].
+    class_weight : sequence of float or None
+        One weight per class (length C).
+    ignore_index : int or None
+        Sparse labels equal to it contribute 0.
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives pred's shape without the class axis.
+
+    Inputs:
+        - **pred**: scores, shape (..., C, ...) with C along ``axis``.
+        - **label**: class indices, pred's shape without ``axis`` (or with it
+          of size 1); or a distribution with pred's shape.
+        - **sample_weight**: optional, broadcastable to pred's shape with
+          ``axis`` of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.SoftmaxCELoss()
+        >>> loss(mx.nd.array([[2., 0., 0.]]), mx.nd.array([0]))  # [0.2395]
+    """
+
+    _kind = "contract"
+
+    def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
+                 batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
+                 reduction="sample", **kwargs):
+        super(SoftmaxCrossEntropyLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not 0 <= label_smoothing <= 1:
+            _fail(self, "label_smoothing", "must be in [0, 1], got %r" % (label_smoothing,))
+        self._axis = axis
+        self._contract_axis = axis
+        self._sparse_label = sparse_label
+        self._from_logits = from_logits
+        self._label_smoothing = float(label_smoothing)
+        self._ignore_index = ignore_index
+        self._like_pred = () if sparse_label else ("label",)
+        self._num_weights = None
+        if class_weight is not None:
+            values = np.asarray(class_weight, dtype=np.float32).reshape(1, -1)
+            self._num_weights = values.shape[1]
+            self._config["class_weight"] = values.ravel().tolist()
+            self.class_weight = self.params.get_constant("class_weight", values)
+
+    def _classes(self, plan):
+        shape = plan.shapes["pred"]
+        return shape[self._axis % len(shape)]
+
+    def _check_shapes(self, plan):
+        pred = plan.shapes["pred"]
+        classes = self._classes(plan)
+        if self._num_weights is not None:
+            if self._num_weights != classes:
+                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
+                      % (self._num_weights, classes))
+            if self._axis % len(pred) != len(pred) - 1:
+                _fail(self, "class_weight", "needs the class axis last (axis=-1), got axis=%d"
+                      % self._axis)
+        if self._sparse_label:
+            axis = self._axis % len(pred)
+            expected = pred[:axis] + pred[axis + 1:]
+            label = plan.shapes["label"]
+            if _squeezed_equal(label, expected) or label == pred[:axis] + (1,) + pred[axis + 1:]:
+                return
+            _fail(self, "label", "has shape %s, expected class indices of shape %s "
+                  "(pred's shape %s without axis %d)" % (label, expected, pred, self._axis))
+
+    def _check_values(self, tensors, plan):
+        if not self._sparse_label:
+            return
+        label = _values(tensors["label"])
+        classes = self._classes(plan)
+        valid = (label >= 0) & (label < classes) & (label == np.floor(label))
+        if self._ignore_index is not None:
+            valid |= label == self._ignore_index
+        if not valid.all():
+            bad = label[~valid].ravel()[0]
+            _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
+                  % (bad, classes))
+
+    def _loss(self, F, pred, label, class_weight=None):
+        axis = self._axis
+        logp = pred if self._from_logits else F.log_softmax(pred, axis=axis)
+        if class_weight is not None:
+            logp = F.broadcast_mul(logp, F.reshape(class_weight, shape=(-1,)))
+        if self._sparse_label:
+            loss = -F.pick(logp, label, axis=axis, keepdims=True)
+        else:
+            loss = -F.sum(logp * label, axis=axis, keepdims=True)
+        eps = self._label_smoothing
+        if eps > 0:
+            loss = loss * (1 - eps) - F.mean(logp, axis=axis, keepdims=True) * eps
+        if self._sparse_label and self._ignore_index is not None:
+            loss = loss * (F.reshape_like(label, loss) != self._ignore_index)
+        return loss
+
+
+def _squeezed_equal(a, b):
+    return _squeezed(a) == _squeezed(b) and int(np.prod(a)) == int(np.prod(b))
+
+
+SoftmaxCELoss = SoftmaxCrossEntropyLoss
+
+
+class HingeLoss(Loss):
+    r"""Hinge loss for labels in {-1, 1}.
+
+    .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})
+
+    Parameters
+    ----------
+    margin : float, default 1
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs: **pred**, **label** (pred's shape, values -1 or 1), optional **sample_weight**.
+    Outputs: **loss**, shape (batch_size,).
+
+    Example::
+
+        >>> gluonx.loss.HingeLoss()(mx.nd.array([[0.5, 2.]]), mx.nd.array([[1, 1]]))  # [0.25]
+    """
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(HingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = margin
+
+    def _loss(self, F, pred, label):
+        return F.relu(self._margin - pred * label)
+
+
+class SquaredHingeLoss(Loss):
+    r"""Squared hinge loss for labels in {-1, 1}.
+
+    .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})^2
+
+    Parameters, inputs and outputs as in :class:`HingeLoss`.
+
+    Example::
+
+        >>> gluonx.loss.SquaredHingeLoss()(mx.nd.array([[0.5]]), mx.nd.array([[1]]))  # [0.25]
+    """
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(SquaredHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = margin
+
+    def _loss(self, F, pred, label):
+        return F.square(F.relu(self._margin - pred * label))
+
+
+class LogisticLoss(Loss):
+    r"""Logistic loss of logits against binary labels.
+
+    .. math:: L = \log(1 + e^{\text{pred}}) - \text{pred} \cdot z
+
+    with :math:`z = (\text{label} + 1) / 2` for ``label_format='signed'``
+    (labels in {-1, 1}) and :math:`z = \text{label}` for ``'binary'``
+    (labels in {0, 1}). The gradient is :math:`\sigma(\text{pred}) - z`, also
+    at pred = 0.
+
+    Parameters
+    ----------
+    weight : float or None
+    batch_axis : int, default 0
+    label_format : {'signed', 'binary'}, default 'signed'
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs: **pred**, **label** (pred's shape), optional **sample_weight**.
+    Outputs: **loss**, shape (batch_size,).
+
+    Example::
+
+        >>> gluonx.loss.LogisticLoss()(mx.nd.zeros((1, 1)), mx.nd.array([[1]]))  # [0.6931]
+    """
+
+    def __init__(self, weight=None, batch_axis=0, label_format="signed", reduction="sample",
+                 **kwargs):
+        super(LogisticLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if label_format not in ("signed", "binary"):
+            _fail(self, "label_format", "must be 'signed' or 'binary', got %r" % (label_format,))
+        self._label_format = label_format
+
+    def _loss(self, F, pred, label):
+        if self._label_format == "signed":
+            label = (label + 1) * 0.5
+        return F.Activation(pred, act_type="softrelu") - pred * label

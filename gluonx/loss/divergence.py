@@ -1,0 +1,55 @@
+"""Divergences between distributions: Kullback-Leibler."""
+from ._base import Loss
+
+__all__ = ["KLDivLoss"]
+
+#: added to the label before its log, so that label 0 contributes 0
+LOG_EPSILON = 1e-12
+
+
+class KLDivLoss(Loss):
+    r"""Kullback-Leibler divergence of the prediction from the label distribution.
+
+    .. math:: L = \text{label} \cdot (\log(\text{label} + 10^{-12}) - \log p)
+
+    where :math:`\log p` is ``pred`` (``from_logits=True``) or
+    ``log_softmax(pred, axis)``. A sample's value is the *sum* over its
+    non-batch axes, as in ``mxnet.gluon.loss`` 1.9.1.
+
+    Parameters
+    ----------
+    from_logits : bool, default True
+        Whether ``pred`` already holds log-probabilities.
+    axis : int, default -1
+        The class axis of the softmax (when ``from_logits=False``).
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives the elementwise terms, pred's shape.
+
+    Inputs:
+        - **pred**: log-probabilities (or scores), any shape.
+        - **label**: a distribution, pred's shape.
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.KLDivLoss(from_logits=False)
+        >>> loss(mx.nd.array([[0., 0.]]), mx.nd.array([[0.5, 0.5]]))  # [0.]
+    """
+
+    _sample_reduce = "sum"
+
+    def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0,
+                 reduction="sample", **kwargs):
+        super(KLDivLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._from_logits = from_logits
+        self._axis = axis
+
+    def _loss(self, F, pred, label):
+        if not self._from_logits:
+            pred = F.log_softmax(pred, axis=self._axis)
+        return label * (F.log(label + LOG_EPSILON) - pred)

@@ -1,0 +1,184 @@
+"""Embedding and metric-learning losses: triplet, cosine embedding, SDML."""
+import numpy as np
+
+from ._base import Loss, _fail
+
+__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
+
+#: smallest product of norms in the cosine similarity (as mxnet 1.9.1)
+COSINE_EPSILON = 1e-12
+#: added to the smoothed labels before their log in SDML's KL divergence
+LOG_EPSILON = 1e-12
+
+
+class TripletLoss(Loss):
+    r"""Triplet loss: the anchor should be nearer the positive than the negative.
+
+    .. math::
+        L = \max\big(0, \lVert \text{pred} - \text{positive} \rVert_2^2
+                       - \lVert \text{pred} - \text{negative} \rVert_2^2 + \text{margin}\big)
+
+    with the squared norms taken over all non-batch axes of a sample.
+
+    Parameters
+    ----------
+    margin : float, default 1
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: anchors, any shape.
+        - **positive**, **negative**: pred's shape.
+        - **sample_weight**: optional, shape (batch_size,) or (batch_size, 1).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.TripletLoss(margin=1)
+        >>> loss(mx.nd.zeros((1, 2)), mx.nd.zeros((1, 2)), mx.nd.ones((1, 2)))  # [0.]
+    """
+
+    _inputs = ("pred", "positive", "negative")
+    _like_pred = ("positive", "negative")
+    _kind = "sample"
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(TripletLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = margin
+
+    def _loss(self, F, pred, positive, negative):
+        gap = F.square(positive - pred) - F.square(negative - pred)
+        return F.relu(F.sum(gap, axis=self._batch_axis, exclude=True) + self._margin)
+
+
+class CosineEmbeddingLoss(Loss):
+    r"""Cosine embedding loss for pairs labelled similar (1) or dissimilar (-1).
+
+    .. math::
+        c = \frac{x_1 \cdot x_2}{\max(\lVert x_1 \rVert \lVert x_2 \rVert, 10^{-12})},\qquad
+        L = \begin{cases} 1 - c & \text{label} = 1 \\
+                          \max(0, c - \text{margin}) & \text{label} = -1 \end{cases}
+
+    with the dot product and norms along the last axis.
+
+    Parameters
+    ----------
+    weight : float or None
+    batch_axis : int, default 0
+    margin : float, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives the inputs' shape without the last axis.
+
+    Inputs:
+        - **input1**, **input2**: shape (batch_size, ..., D).
+        - **label**: 1 or -1 per pair, shape (batch_size, ...): the inputs'
+          shape without the last axis.
+        - **sample_weight**: optional, shape (batch_size,) or broadcastable
+          to (batch_size, ..., 1).
+
+    Outputs:
+        - **loss**: shape (batch_size,) (1.9.1 returned (batch_size, 1)).
+
+    Example::
+
+        >>> loss = gluonx.loss.CosineEmbeddingLoss()
+        >>> loss(mx.nd.array([[1., 0.]]), mx.nd.array([[0., 1.]]), mx.nd.array([1]))  # [1.]
+    """
+
+    _inputs = ("input1", "input2", "label")
+    _like_pred = ("input2",)
+    _kind = "contract"
+    _contract_axis = -1
+
+    def __init__(self, weight=None, batch_axis=0, margin=0, reduction="sample", **kwargs):
+        super(CosineEmbeddingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = margin
+
+    def _check_shapes(self, plan):
+        shape = plan.shapes["input1"]
+        label = plan.shapes["label"]
+        if int(np.prod(label)) != int(np.prod(shape[:-1])):
+            _fail(self, "label", "has shape %s, expected one label per pair, shape %s"
+                  % (label, shape[:-1]))
+
+    def _check_values(self, tensors, plan):
+        label = tensors["label"].asnumpy()
+        if not np.isin(label, (-1, 1)).all():
+            _fail(self, "label", "must hold 1 (similar) or -1 (dissimilar)")
+
+    def _loss(self, F, input1, input2, label):
+        dot = F.sum(input1 * input2, axis=-1, keepdims=True)
+        norms = F.sum(F.square(input1), axis=-1, keepdims=True) * \
+            F.sum(F.square(input2), axis=-1, keepdims=True)
+        cosine = dot / F.sqrt(F.maximum(norms, COSINE_EPSILON ** 2))
+        label = F.reshape_like(label, cosine)
+        return (label == 1) * (1 - cosine) + (label == -1) * F.relu(cosine - self._margin)
+
+
+class SDMLLoss(Loss):
+    r"""Batch-wise Smoothed Deep Metric Learning loss (Bonadiman et al., 2019).
+
+    Row i of ``x1`` is paired with row i of ``x2``; every other row of ``x2``
+    is a negative. With squared distances :math:`d_{ij} = \lVert x_{1,i} - x_{2,j}\rVert^2`
+    and smoothed targets :math:`q_{ij} = 1 - s` for :math:`i = j`,
+    :math:`s / (N - 1)` otherwise,
+
+    .. math::
+        L_i = \sum_j q_{ij} \big(\log q_{ij} - \mathrm{log\_softmax}_j(-d_{i\cdot})\big)
+
+    Parameters
+    ----------
+    smoothing_parameter : float, default 0.3
+        Probability mass :math:`s` spread over the negatives (< 1).
+    weight : float or None, default 1.
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **x1**, **x2**: shape (batch_size, D), batch_size >= 2.
+        - **sample_weight**: optional, shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.SDMLLoss()
+        >>> loss(mx.nd.random.normal(shape=(4, 8)), mx.nd.random.normal(shape=(4, 8)))
+    """
+
+    _inputs = ("x1", "x2")
+    _like_pred = ()
+    _kind = "sample"
+
+    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(SDMLLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not 0 <= smoothing_parameter < 1:
+            _fail(self, "smoothing_parameter", "must be in [0, 1), got %r"
+                  % (smoothing_parameter,))
+        self.smoothing_parameter = smoothing_parameter
+
+    def _check_shapes(self, plan):
+        x1, x2 = plan.shapes["x1"], plan.shapes["x2"]
+        if len(x1) != 2 or x1 != x2:
+            _fail(self, "x2", "has shape %s, expected x1's shape %s, both (batch_size, D)"
+                  % (x2, x1))
+        if x1[0] < 2:
+            _fail(self, "x1", "needs a batch of at least 2 pairs, got %d" % x1[0])
+
+    def _loss(self, F, x1, x2):
+        if self._batch_axis % 2 == 1:
+            x1, x2 = F.transpose(x1), F.transpose(x2)
+        differences = F.broadcast_sub(F.expand_dims(x1, axis=1), F.expand_dims(x2, axis=0))
+        distances = F.sum(F.square(differences), axis=2)
+        rows = F.contrib.arange_like(distances, axis=0)
+        gold = F.broadcast_equal(F.reshape(rows, shape=(-1, 1)), F.reshape(rows, shape=(1, -1)))
+        negatives = F.sum(1 - gold, axis=1, keepdims=True)
+        s = self.smoothing_parameter
+        target = gold * (1 - s) + F.broadcast_div((1 - gold) * s, negatives)
+        log_probabilities = F.log_softmax(-distances, axis=1)
+        return F.sum(target * (F.log(target + LOG_EPSILON) - log_probabilities), axis=1)

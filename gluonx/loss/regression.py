@@ -1,0 +1,163 @@
+"""Regression losses: L2, L1, Huber, Poisson negative log-likelihood."""
+import math
+
+from ._base import Loss, _fail
+
+__all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss"]
+
+
+class L2Loss(Loss):
+    r"""Half the squared error between ``pred`` and ``label``.
+
+    .. math:: L = \frac{1}{2} (\text{pred} - \text{label})^2
+
+    Parameters
+    ----------
+    weight : float or None, default 1.
+        Global scalar weight (None means 1).
+    batch_axis : int, default 0
+        The axis that indexes samples.
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: any shape.
+        - **label**: pred's shape (or the same size, or broadcastable to it).
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,): the mean over non-batch axes.
+
+    Example::
+
+        >>> loss = gluonx.loss.L2Loss()
+        >>> loss(mx.nd.array([[1., 2.]]), mx.nd.array([[1., 0.]]))  # [1.]
+    """
+
+    def __init__(self, weight=1., batch_axis=0, reduction="sample", **kwargs):
+        super(L2Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
+
+    def _loss(self, F, pred, label):
+        return F.square(pred - label) * 0.5
+
+
+class L1Loss(Loss):
+    r"""Absolute error between ``pred`` and ``label``.
+
+    .. math:: L = |\text{pred} - \text{label}|
+
+    Parameters, inputs and outputs are those of :class:`L2Loss` (``weight``
+    defaults to None).
+
+    Example::
+
+        >>> gluonx.loss.L1Loss()(mx.nd.array([[1., 3.]]), mx.nd.array([[0., 0.]]))  # [2.]
+    """
+
+    def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(L1Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
+
+    def _loss(self, F, pred, label):
+        return F.abs(pred - label)
+
+
+class HuberLoss(Loss):
+    r"""Smoothed L1 loss: quadratic for errors below ``rho``, linear above.
+
+    .. math::
+        L = \begin{cases} \frac{1}{2\rho} (\text{pred} - \text{label})^2
+              & |\text{pred} - \text{label}| \le \rho \\
+            |\text{pred} - \text{label}| - \frac{\rho}{2} & \text{otherwise}
+            \end{cases}
+
+    Parameters
+    ----------
+    rho : float, default 1
+        Threshold between the quadratic and the linear part (> 0).
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs and outputs are those of :class:`L2Loss`.
+
+    Example::
+
+        >>> gluonx.loss.HuberLoss(rho=1)(mx.nd.array([[0., 3.]]), mx.nd.zeros((1, 2)))  # [1.25]
+    """
+
+    def __init__(self, rho=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(HuberLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not rho > 0:
+            _fail(self, "rho", "must be > 0, got %r" % (rho,))
+        self._rho = rho
+
+    def _loss(self, F, pred, label):
+        error = F.abs(pred - label)
+        return F.where(error > self._rho, error - 0.5 * self._rho,
+                       F.square(error) * (0.5 / self._rho))
+
+
+class PoissonNLLLoss(Loss):
+    r"""Negative log-likelihood of ``target`` counts under a Poisson rate.
+
+    .. math::
+        L = \begin{cases} e^{\text{pred}} - \text{target} \cdot \text{pred}
+              & \text{from\_logits (pred is the log-rate)} \\
+            \text{pred} - \text{target} \cdot \log(\text{pred} + \epsilon)
+              & \text{otherwise (pred is the rate)} \end{cases}
+        \; + \; [\text{target} > 1] \, \big(t \log t - t + \tfrac12 \log(2 \pi t)\big)_{t=\text{target}}
+
+    The last (Stirling) term approximates :math:`\log(\text{target}!)` and is
+    added only with ``compute_full=True``; it is 0 where target <= 1.
+
+    Parameters
+    ----------
+    weight : float or None
+        Global scalar weight.
+    from_logits : bool, default True
+        Whether ``pred`` is the log of the rate.
+    batch_axis : int, default 0
+    compute_full : bool, default False
+        Add the Stirling term (does not change the gradient).
+    epsilon : float, default 1e-08
+        Added to the rate before its log when ``from_logits=False``.
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: log-rate (or rate >= 0), any shape.
+        - **target**: counts, pred's shape.
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.PoissonNLLLoss(compute_full=True)
+        >>> loss(mx.nd.zeros((2, 3)), mx.nd.array([[0, 1, 2], [3, 0, 0]]))
+    """
+
+    _inputs = ("pred", "target")
+    _like_pred = ("target",)
+    _call_options = {"epsilon": None}
+
+    def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False,
+                 epsilon=1e-08, reduction="sample", **kwargs):
+        super(PoissonNLLLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._from_logits = from_logits
+        self._compute_full = compute_full
+        self._epsilon = epsilon
+
+    def _check_values(self, tensors, plan):
+        if not self._from_logits and float(tensors["pred"].min().asscalar()) < 0:
+            _fail(self, "pred", "must be a non-negative rate when from_logits=False")
+
+    def _loss(self, F, pred, target, epsilon=None):
+        epsilon = self._epsilon if epsilon is None else epsilon
+        if self._from_logits:
+            loss = F.exp(pred) - target * pred
+        else:
+            loss = pred - target * F.log(pred + epsilon)
+        if self._compute_full:
+            above_one = target > 1
+            t = F.where(above_one, target, F.ones_like(target))
+            stirling = t * F.log(t) - t + 0.5 * F.log(t * (2 * math.pi))
+            loss = loss + stirling * above_one
+        return loss

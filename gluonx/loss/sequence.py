@@ -1,0 +1,155 @@
+"""Sequence losses: connectionist temporal classification (CTC)."""
+import numpy as np
+
+from ._base import Loss, _fail
+
+__all__ = ["CTCLoss"]
+
+#: label value that pads label sequences shorter than the label tensor
+PADDING = -1
+
+
+class CTCLoss(Loss):
+    r"""Connectionist Temporal Classification loss (Graves et al., 2006).
+
+    .. math:: L = -\log \sum_{\pi \in \mathcal{B}^{-1}(\text{label})} \prod_t p_t(\pi_t)
+
+    where :math:`p_t = \mathrm{softmax}(\text{pred}_t)` over the alphabet and
+    :math:`\mathcal{B}` removes repeats, then blanks. The blank is the last
+    class (``alphabet_size - 1``). A label that cannot fit in the input
+    (its length plus the blanks needed between repeated symbols exceeds the
+    number of frames) has loss :math:`+\infty` and gradient exactly 0.
+    Computed in float32 (float16/float64 activations are cast).
+
+    Parameters
+    ----------
+    layout : {'NTC', 'TNC'}, default 'NTC'
+        Layout of ``pred``: batch N, time T, alphabet C.
+    label_layout : {'NT', 'TN'}, default 'NT'
+        Layout of ``label``.
+    weight : float or None
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` is the same as ``'sample'``.
+
+    Inputs:
+        - **pred**: unnormalised scores, (N, T, C) or (T, N, C).
+        - **label**: class indices in [0, C-1), (N, L) or (L, N), padded with -1.
+        - **pred_lengths**: optional, (N,): frames used per sample, in [0, T].
+        - **label_lengths**: optional, (N,): labels used per sample, in [0, L].
+        - **sample_weight**: optional, (N,) or (N, 1).
+
+    Outputs:
+        - **loss**: shape (N,).
+
+    Example::
+
+        >>> loss = gluonx.loss.CTCLoss()
+        >>> loss(mx.nd.zeros((2, 20, 5)), mx.nd.array([[1, 2, -1], [0, 0, 3]]))
+    """
+
+    _optional = ("pred_lengths", "label_lengths", "sample_weight")
+    _like_pred = ()
+    _kind = "sample"
+
+    def __init__(self, layout="NTC", label_layout="NT", weight=None, reduction="sample",
+                 **kwargs):
+        if layout not in ("NTC", "TNC"):
+            _fail(type(self).__name__, "layout", "must be 'NTC' or 'TNC', got %r" % (layout,))
+        if label_layout not in ("NT", "TN"):
+            _fail(type(self).__name__, "label_layout", "must be 'NT' or 'TN', got %r"
+                  % (label_layout,))
+        super(CTCLoss, self).__init__(weight, label_layout.find("N"), reduction, **kwargs)
+        self._layout = layout
+        self._label_layout = label_layout
+
+    def _compute_dtype(self, plan):
+        return np.float32
+
+    def _casts(self, name):
+        return name in ("pred", "sample_weight")
+
+    def _sizes(self, plan):
+        """(N, T, C, L) of this call."""
+        pred, label = plan.shapes["pred"], plan.shapes["label"]
+        n, t = (pred[0], pred[1]) if self._layout == "NTC" else (pred[1], pred[0])
+        length = label[1] if self._label_layout == "NT" else label[0]
+        return n, t, pred[2], length
+
+    def _loss_shape(self, plan):
+        return (self._sizes(plan)[0],)
+
+    def _check_shapes(self, plan):
+        pred, label = plan.shapes["pred"], plan.shapes["label"]
+        if len(pred) != 3:
+            _fail(self, "pred", "has shape %s, expected 3 axes (%s)" % (pred, self._layout))
+        if len(label) != 2:
+            _fail(self, "label", "has shape %s, expected 2 axes (%s)" % (label, self._label_layout))
+        n = self._sizes(plan)[0]
+        label_n = label[self._label_layout.find("N")]
+        if label_n != n:
+            _fail(self, "label", "has %d sequences (shape %s), expected %d as in pred %s"
+                  % (label_n, label, n, pred))
+        for name in ("pred_lengths", "label_lengths"):
+            if name in plan.shapes and int(np.prod(plan.shapes[name])) != n:
+                _fail(self, name, "has shape %s, expected (%d,)" % (plan.shapes[name], n))
+
+    def _check_values(self, tensors, plan):
+        n, frames, classes, length = self._sizes(plan)
+        label = tensors["label"].asnumpy().astype(np.float64)
+        if self._label_layout == "TN":
+            label = label.T
+        lengths = {}
+        for name, limit in (("pred_lengths", frames), ("label_lengths", length)):
+            if name in tensors:
+                values = tensors[name].asnumpy().astype(np.float64).ravel()
+                if not (np.isfinite(values).all() and (values == np.floor(values)).all()
+                        and (values >= 0).all() and (values <= limit).all()):
+                    _fail(self, name, "must hold integers in [0, %d], got %s"
+                          % (limit, values.tolist()))
+                lengths[name] = values.astype(np.int64)
+        if "label_lengths" in lengths:
+            used = np.arange(length)[None, :] < lengths["label_lengths"][:, None]
+        else:
+            used = label != PADDING
+            if (np.cumsum(~used, axis=1) > 0)[used].any():
+                _fail(self, "label", "must put its padding (-1) after the labels of each "
+                      "sequence (or pass label_lengths)")
+        symbols = label[used]
+        if (symbols == classes - 1).any():
+            _fail(self, "label", "holds the blank (%d, the last class); labels must be in "
+                  "[0, %d)" % (classes - 1, classes - 1))
+        if not ((symbols >= 0) & (symbols < classes - 1) & (symbols == np.floor(symbols))).all():
+            _fail(self, "label", "must hold integers in [0, %d) (or -1 as padding)"
+                  % (classes - 1))
+
+    def _loss(self, F, pred, label, pred_lengths=None, label_lengths=None):
+        if self._layout == "NTC":
+            pred = F.swapaxes(pred, 0, 1)
+        if self._label_layout == "TN":
+            label = F.swapaxes(label, 0, 1)
+        label = F.cast(label, dtype="float32")
+        if label_lengths is None:
+            label_lengths = F.sum(label != PADDING, axis=1)
+        else:
+            label_lengths = F.cast(F.reshape(label_lengths, shape=(-1,)), dtype="float32")
+        if pred_lengths is None:
+            frames = F.cast(F.slice_axis(F.shape_array(pred), axis=0, begin=0, end=1),
+                            dtype="float32")
+        else:
+            pred_lengths = F.cast(F.reshape(pred_lengths, shape=(-1,)), dtype="float32")
+            frames = pred_lengths
+        feasible = F.broadcast_lesser_equal(label_lengths + self._repeats(F, label, label_lengths),
+                                            frames)
+        loss = F.CTCLoss(pred, label, pred_lengths, label_lengths * feasible,
+                         use_data_lengths=pred_lengths is not None, use_label_lengths=True,
+                         blank_label="last")
+        return F.where(feasible, loss, F.zeros_like(loss) + np.inf)
+
+    @staticmethod
+    def _repeats(F, label, label_lengths):
+        """How many labels equal their predecessor (each needs a blank between)."""
+        positions = F.reshape(F.contrib.arange_like(label, axis=1), shape=(1, -1))
+        used = F.broadcast_lesser(positions, F.reshape(label_lengths, shape=(-1, 1)))
+        tail = F.slice_axis(label, axis=1, begin=1, end=None)
+        head = F.slice_axis(label, axis=1, begin=0, end=-1)
+        return F.sum((tail == head) * F.slice_axis(used, axis=1, begin=1, end=None), axis=1)
