@@ -1,0 +1,340 @@
+"""The one table of loss cases every parametrized test draws from.
+
+A :class:`Case` names a gluonx loss class and constructor options, an input
+generator (numpy, float64, call order, None for an optional input left out),
+the numpy reference from ``reference.py`` and the inputs to differentiate.
+``family`` is the gluonx.loss module the class lives in, so each
+``test_<family>.py`` picks its own rows.
+"""
+import functools
+
+import numpy as np
+
+import reference as R
+
+MODES_ALL = ("imperative", "hybrid", "static", "symbol", "export")
+
+
+class Case:
+    def __init__(self, id, cls, kwargs, make, ref, grad=(0,), family="regression",
+                 tol32=None, tol64=None, f16=False):
+        self.id, self.cls, self.kwargs, self.make = id, cls, dict(kwargs), make
+        self.ref, self.grad, self.family = ref, tuple(grad), family
+        # (rtol, atol) for values and gradients, per dtype
+        self.tol = {"float32": tol32 or (2e-4, 2e-5), "float64": tol64 or (1e-6, 1e-8),
+                    "float16": (2e-2, 2e-2)}
+        self.f16 = f16
+
+    def __repr__(self):
+        return "Case(%s)" % self.id
+
+    def factory(self, **extra):
+        import gluonx.loss as L
+        kw = dict(self.kwargs)
+        kw.update(extra)
+        return lambda: getattr(L, self.cls)(**kw)
+
+    def inputs(self, seed=0):
+        return self.make(np.random.RandomState(seed))
+
+    def reference(self, inputs, reduction="sample", **extra):
+        kw = dict(self.kwargs)
+        kw.update(extra)
+        kw.pop("reduction", None)
+        none, sample = self.ref(*inputs, **kw)
+        return R.reduce(none, sample, reduction)
+
+
+def cast(inputs, dtype):
+    """Round float inputs through ``dtype`` (back to float64) so the reference
+    sees exactly what the loss sees."""
+    return [None if a is None else
+            (np.asarray(a).astype(dtype).astype(np.float64) if np.asarray(a).dtype.kind == "f"
+             else np.asarray(a)) for a in inputs]
+
+
+def head_for(shape, seed=1):
+    return np.random.RandomState(seed).uniform(0.5, 1.5, size=shape)
+
+
+@functools.lru_cache(maxsize=None)
+def expected(case_id, dtype, reduction="sample", seed=0):
+    """(inputs cast to dtype, reference output, head gradient, {pos: gradient})."""
+    case = CASE_BY_ID[case_id]
+    inputs = cast(case.inputs(seed), dtype)
+    out = case.reference(inputs, reduction)
+    head = head_for(np.shape(out))
+    grads = R.numeric_grad(lambda *xs: case.reference(list(xs), reduction), inputs,
+                           case.grad, head) if case.grad else {}
+    return inputs, out, head, grads
+
+
+# --------------------------------------------------------------------------
+# input generators
+def _n(rng, *shape, scale=1.0):
+    return rng.standard_normal(shape) * scale
+
+
+def _u(rng, lo, hi, *shape):
+    return rng.uniform(lo, hi, size=shape)
+
+
+def _sign(rng, *shape):
+    return np.where(rng.uniform(size=shape) < 0.5, -1.0, 1.0)
+
+
+def _bits(rng, *shape):
+    return (rng.uniform(size=shape) < 0.5).astype(np.float64)
+
+
+def _classes(rng, c, *shape):
+    return rng.randint(0, c, size=shape).astype(np.float64)
+
+
+def _probs(rng, *shape, axis=-1):
+    return np.exp(R.log_softmax(rng.standard_normal(shape), axis))
+
+
+def _poisson_counts(rng, *shape):
+    t = rng.poisson(2.0, size=shape).astype(np.float64)
+    t.flat[0], t.flat[1] = 0.0, 1.0   # always exercise target 0 and 1
+    return t
+
+
+def _ctc_inputs(rng, n=3, T=7, C=5, L=3, layout="NTC", label_layout="NT", lengths=False,
+                infeasible=False, sw=False):
+    pred = rng.standard_normal((n, T, C))
+    label = rng.randint(0, C - 1, size=(n, L)).astype(np.float64)
+    label_len = rng.randint(1, L + 1, size=n)
+    label_len[0] = L
+    for i in range(n):
+        label[i, label_len[i]:] = -1   # -1 pads (blank is the last class)
+    pred_len = None
+    if lengths:
+        pred_len = rng.randint(L * 2 + 1, T + 1, size=n).astype(np.float64)
+        pred_len[0] = T
+    if infeasible:
+        # sample 1: four equal labels need 4 + 3 blanks = 7 steps > T=5
+        label = np.full((n, 4), -1.0)
+        label[0, :2] = [1, 2]
+        label[1, :4] = [1, 1, 1, 1]
+        label[2, :3] = [0, 3, 0]
+        pred = rng.standard_normal((n, 5, C))
+    if layout == "TNC":
+        pred = pred.transpose(1, 0, 2).copy()
+    if label_layout == "TN":
+        label = label.T.copy()
+    ll = None
+    if lengths:
+        ll = label_len.astype(np.float64)
+        label = np.where(label < 0, 0.0, label)  # with lengths, padding is ignored
+    return [pred, label, pred_len, ll, rng.uniform(0.5, 2.0, size=n) if sw else None]
+
+
+# --------------------------------------------------------------------------
+# the table
+B, D = 4, 5
+CASES = [
+    # regression -----------------------------------------------------------
+    Case("L2", "L2Loss", {}, lambda r: [_n(r, B, D), _n(r, B, D)], R.ref_l2, (0, 1), f16=True),
+    Case("L2-weight-sw", "L2Loss", {"weight": 0.7},
+         lambda r: [_n(r, B, D), _n(r, B, D), _u(r, 0, 2, B, 1)], R.ref_l2, (0, 1)),
+    Case("L2-weight-None", "L2Loss", {"weight": None},
+         lambda r: [_n(r, B, D), _n(r, B, D)], R.ref_l2, (0, 1)),
+    Case("L2-batch_axis1", "L2Loss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_l2, (0,)),
+    Case("L2-label-reshaped", "L2Loss", {},
+         lambda r: [_n(r, B, 1), _n(r, B)], R.ref_l2, (0,)),
+    Case("L1", "L1Loss", {}, lambda r: [_n(r, B, D), _n(r, B, D)], R.ref_l1, (0, 1), f16=True),
+    Case("L1-sw-elementwise", "L1Loss", {"weight": 1.5},
+         lambda r: [_n(r, B, D), _n(r, B, D), _u(r, 0, 2, B, D)], R.ref_l1, (0,)),
+    Case("Huber", "HuberLoss", {}, lambda r: [_n(r, B, D, scale=1.5), _n(r, B, D)],
+         R.ref_huber, (0, 1)),
+    Case("Huber-rho", "HuberLoss", {"rho": 0.3, "weight": 2.0},
+         lambda r: [_n(r, B, D), _n(r, B, D), _u(r, 0, 2, B, 1)], R.ref_huber, (0,)),
+    Case("PoissonNLL", "PoissonNLLLoss", {},
+         lambda r: [_n(r, B, D, scale=0.5), _poisson_counts(r, B, D)], R.ref_poisson_nll, (0,)),
+    Case("PoissonNLL-rate", "PoissonNLLLoss", {"from_logits": False},
+         lambda r: [_u(r, 0.2, 3, B, D), _poisson_counts(r, B, D)], R.ref_poisson_nll, (0,)),
+    Case("PoissonNLL-full", "PoissonNLLLoss", {"compute_full": True},
+         lambda r: [_n(r, B, D, scale=0.5), _poisson_counts(r, B, D)], R.ref_poisson_nll, (0,)),
+    Case("PoissonNLL-full-rate-eps", "PoissonNLLLoss",
+         {"from_logits": False, "compute_full": True, "epsilon": 0.25, "weight": 0.5},
+         lambda r: [_u(r, 0.01, 2, B, D), _poisson_counts(r, B, D), _u(r, 0, 2, B, 1)],
+         R.ref_poisson_nll, (0,)),
+    Case("PoissonNLL-batch_axis1", "PoissonNLLLoss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, scale=0.5), _poisson_counts(r, 3, B)], R.ref_poisson_nll, (0,)),
+    # classification -------------------------------------------------------
+    Case("SigmoidBCE", "SigmoidBCELoss", {},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_bce, (0,),
+         family="classification", f16=True),
+    Case("SigmoidBCE-soft-sw", "SigmoidBinaryCrossEntropyLoss", {"weight": 0.5},
+         lambda r: [_n(r, B, D, scale=2), _u(r, 0, 1, B, D), _u(r, 0, 2, B, 1)],
+         R.ref_sigmoid_bce, (0, 1), family="classification"),
+    Case("SigmoidBCE-pos_weight", "SigmoidBCELoss", {},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D), None, _u(r, 0.5, 3, 1, D)],
+         R.ref_sigmoid_bce, (0,), family="classification"),
+    Case("SigmoidBCE-from_sigmoid", "SigmoidBCELoss", {"from_sigmoid": True},
+         lambda r: [_u(r, 0.05, 0.95, B, D), _bits(r, B, D)], R.ref_sigmoid_bce, (0,),
+         family="classification"),
+    Case("SigmoidBCE-from_sigmoid-pos_weight", "SigmoidBCELoss", {"from_sigmoid": True},
+         lambda r: [_u(r, 0.05, 0.95, B, D), _u(r, 0, 1, B, D), _u(r, 0, 2, B, 1),
+                    _u(r, 0.5, 3, 1, D)], R.ref_sigmoid_bce, (0,), family="classification"),
+    Case("SoftmaxCE", "SoftmaxCELoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
+         family="classification", f16=True),
+    Case("SoftmaxCE-axis1", "SoftmaxCrossEntropyLoss", {"axis": 1},
+         lambda r: [_n(r, 3, 4, 5), _classes(r, 4, 3, 5)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-dense", "SoftmaxCELoss", {"sparse_label": False},
+         lambda r: [_n(r, B, 6), _probs(r, B, 6)], R.ref_softmax_ce, (0, 1),
+         family="classification"),
+    Case("SoftmaxCE-from_logits", "SoftmaxCELoss", {"from_logits": True},
+         lambda r: [_n(r, B, 6), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-sw-weight", "SoftmaxCELoss", {"weight": 2.0},
+         lambda r: [_n(r, B, 6), _classes(r, 6, B), _u(r, 0, 2, B, 1)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-seq-batch_axis1", "SoftmaxCELoss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, 6), _classes(r, 6, 3, B)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-label_smoothing", "SoftmaxCELoss", {"label_smoothing": 0.2},
+         lambda r: [_n(r, B, 6), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-class_weight", "SoftmaxCELoss",
+         {"class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0]},
+         lambda r: [_n(r, B, 6), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-ignore_index", "SoftmaxCELoss", {"ignore_index": 2},
+         lambda r: [_n(r, 6, 6), np.array([2., 0., 2., 5., 1., 3.])], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("Hinge", "HingeLoss", {}, lambda r: [_n(r, B, D), _sign(r, B, D)], R.ref_hinge, (0,),
+         family="classification", f16=True),
+    Case("Hinge-margin", "HingeLoss", {"margin": 2.5, "weight": 0.5},
+         lambda r: [_n(r, B, D, scale=2), _sign(r, B, D), _u(r, 0, 2, B, 1)], R.ref_hinge, (0,),
+         family="classification"),
+    Case("SquaredHinge", "SquaredHingeLoss", {},
+         lambda r: [_n(r, B, D), _sign(r, B, D)], R.ref_squared_hinge, (0,),
+         family="classification"),
+    Case("SquaredHinge-margin", "SquaredHingeLoss", {"margin": 0.4},
+         lambda r: [_n(r, B, D), _sign(r, B, D)], R.ref_squared_hinge, (0,),
+         family="classification"),
+    Case("Logistic", "LogisticLoss", {}, lambda r: [_n(r, B, D, scale=2), _sign(r, B, D)],
+         R.ref_logistic, (0,), family="classification"),
+    Case("Logistic-binary", "LogisticLoss", {"label_format": "binary"},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D), _u(r, 0, 2, B, 1)],
+         R.ref_logistic, (0,), family="classification"),
+    # divergence -----------------------------------------------------------
+    Case("KLDiv", "KLDivLoss", {},
+         lambda r: [R.log_softmax(_n(r, B, 6), -1), _probs(r, B, 6)], R.ref_kldiv, (0,),
+         family="divergence"),
+    Case("KLDiv-softmax-axis1", "KLDivLoss", {"from_logits": False, "axis": 1},
+         lambda r: [_n(r, 3, 4, 5), _probs(r, 3, 4, 5, axis=1)], R.ref_kldiv, (0,),
+         family="divergence"),
+    Case("KLDiv-sw", "KLDivLoss", {"from_logits": False, "weight": 3.0},
+         lambda r: [_n(r, B, 6), _probs(r, B, 6), _u(r, 0, 2, B, 1)], R.ref_kldiv, (0,),
+         family="divergence"),
+    # embedding ------------------------------------------------------------
+    Case("Triplet", "TripletLoss", {},
+         lambda r: [_n(r, B, D), _n(r, B, D), _n(r, B, D)], R.ref_triplet, (0, 1, 2),
+         family="embedding"),
+    Case("Triplet-margin-sw", "TripletLoss", {"margin": 3.0, "weight": 0.5},
+         lambda r: [_n(r, B, 2, 3), _n(r, B, 2, 3), _n(r, B, 2, 3), _u(r, 0, 2, B)],
+         R.ref_triplet, (0, 1, 2), family="embedding"),
+    Case("CosineEmbedding", "CosineEmbeddingLoss", {},
+         lambda r: [_n(r, B + 2, D), _n(r, B + 2, D), _sign(r, B + 2)],
+         R.ref_cosine_embedding, (0, 1), family="embedding"),
+    Case("CosineEmbedding-margin-sw", "CosineEmbeddingLoss", {"margin": 0.3, "weight": 2.0},
+         lambda r: [_n(r, B + 2, D), _n(r, B + 2, D), np.array([1., -1., -1., 1., -1., -1.]),
+                    _u(r, 0.5, 2, B + 2)],
+         R.ref_cosine_embedding, (0, 1), family="embedding"),
+    Case("SDML", "SDMLLoss", {}, lambda r: [_n(r, B, D, scale=0.5), _n(r, B, D, scale=0.5)],
+         R.ref_sdml, (0, 1), family="embedding"),
+    Case("SDML-smoothing-sw", "SDMLLoss", {"smoothing_parameter": 0.1, "weight": 2.0},
+         lambda r: [_n(r, B, D, scale=0.5), _n(r, B, D, scale=0.5), _u(r, 0.5, 2, B)],
+         R.ref_sdml, (0, 1), family="embedding"),
+    # sequence -------------------------------------------------------------
+    Case("CTC", "CTCLoss", {}, lambda r: _ctc_inputs(r), R.ref_ctc, (0,), family="sequence",
+         tol64=(2e-4, 2e-5)),
+    Case("CTC-lengths", "CTCLoss", {}, lambda r: _ctc_inputs(r, T=10, lengths=True), R.ref_ctc,
+         (0,),
+         family="sequence", tol64=(2e-4, 2e-5)),
+    Case("CTC-TNC-TN-sw", "CTCLoss", {"layout": "TNC", "label_layout": "TN", "weight": 0.5},
+         lambda r: _ctc_inputs(r, layout="TNC", label_layout="TN", sw=True), R.ref_ctc, (0,),
+         family="sequence", tol64=(2e-4, 2e-5)),
+    Case("CTC-infeasible", "CTCLoss", {}, lambda r: _ctc_inputs(r, infeasible=True), R.ref_ctc,
+         (0,), family="sequence", tol64=(2e-4, 2e-5)),
+]
+CASE_BY_ID = {c.id: c for c in CASES}
+assert len(CASE_BY_ID) == len(CASES)
+
+
+def family(name):
+    return [c for c in CASES if c.family == name]
+
+
+def ids(cases):
+    return [c.id for c in cases]
+
+
+def as_dtype(inputs, dtype, keep=()):
+    """Float inputs -> ``dtype`` (positions in ``keep`` stay as they are)."""
+    return [None if a is None else
+            (np.asarray(a).astype(dtype) if np.asarray(a).dtype.kind == "f" and k not in keep
+             else np.asarray(a)) for k, a in enumerate(inputs)]
+
+
+def assert_close(actual, desired, tol, what=""):
+    """allclose with atol scaled by the magnitude of ``desired``; infs must match."""
+    rtol, atol = tol
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    assert actual.shape == desired.shape, "%s: shape %s, expected %s" % (
+        what, actual.shape, desired.shape)
+    finite = desired[np.isfinite(desired)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+def check_result(case, dtype, result, exp, what=""):
+    """Compare one (output, grads) result with ``expected(...)``."""
+    _, out, _, grads = exp
+    value, g = result
+    tol = case.tol[dtype]
+    assert_close(value, out, tol, "%s %s value" % (case.id, what))
+    for k, ref in grads.items():
+        assert np.all(np.isfinite(g[k])), "%s %s: gradient of input %d not finite" % (
+            case.id, what, k)
+        assert_close(g[k], ref, (tol[0] * 5, tol[1] * 5), "%s %s grad[%d]" % (case.id, what, k))
+
+
+def check_imperative(case, dtype, ctx, reduction="sample", seed=0):
+    """Imperative value and gradients of ``case`` against the reference."""
+    from conftest import run_mode
+    exp = expected(case.id, dtype, reduction, seed)
+    inputs, _, head, _ = exp
+    factory = case.factory() if reduction == "sample" else case.factory(reduction=reduction)
+    result = run_mode("imperative", factory, as_dtype(inputs, dtype), case.grad, ctx, head)
+    check_result(case, dtype, result, exp, "imperative/%s" % reduction)
+    return result
+
+
+def options_that_matter(case, seed=0):
+    """Each constructor option of ``case`` changes the reference output on its
+    inputs (so a loss that ignored the option could not match the reference).
+    Returns the list of options that do NOT matter (should be empty)."""
+    inputs = case.inputs(seed)
+    full = case.reference(inputs)
+    ignored = []
+    for key, value in case.kwargs.items():
+        if value is None:   # None spells a default (e.g. L2Loss(weight=None) means 1)
+            continue
+        kw = {k: v for k, v in case.kwargs.items() if k != key}
+        try:
+            none, sample = case.ref(*inputs, **kw)
+        except Exception:  # the inputs do not even fit the loss without the option
+            continue
+        alt = R.reduce(none, sample, "sample")
+        if np.shape(alt) == np.shape(full) and np.allclose(alt, full, rtol=1e-3, atol=1e-6):
+            ignored.append(key)
+    return ignored
