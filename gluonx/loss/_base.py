@@ -274,6 +274,8 @@ class Loss(HybridBlock):
         if not self._active:
             with plan.ctx:
                 return self._compute(mx.nd, tensors, plan, self._param_data(plan.ctx))
+        if self._reg_params:
+            self._param_data(plan.ctx)
         key = plan.key()
         graph = self._graphs.get(key)
         if graph is None:
