@@ -136,8 +136,10 @@ def batches(rng, n, batch_size):
 
 def train(name, block, arrays, steps_per_epoch, epochs, batch_size, lr, rng, bar, ctx):
     """Trainer loop on ``block`` (a WithLoss); returns per-step losses and seconds per step."""
+    block.loss_fn.initialize(ctx=ctx)  # the loss's constants (class weights), if it has any
     block.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(block.collect_params(), "adam", {"learning_rate": lr})
+    # only the model's parameters train (a loss may hold constants, e.g. class weights)
+    trainer = gluon.Trainer(block.model.collect_params(), "adam", {"learning_rate": lr})
     n = len(arrays[0])
     history, seconds = [], 0.0
     for _ in range(epochs):
@@ -197,7 +199,7 @@ def run(out_dir="out/demo", scale=1.0, seed=0, plot=True, progress=True, ctx=Non
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
     mx.random.seed(seed)
-    epochs = max(1, int(round(8 * scale)))
+    epochs = max(1, int(round(20 * scale)))
     results, curves = [], {}
 
     # data
