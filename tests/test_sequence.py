@@ -1,0 +1,125 @@
+"""CTC (gluonx/loss/sequence.py)."""
+import numpy as np
+import pytest
+
+import gluonx.loss as L
+import mxnet as mx
+from mxnet import autograd
+
+import reference as R
+from cases import CASE_BY_ID, check_imperative, family, ids, options_that_matter
+from conftest import MODES, run_mode
+
+CASES = family("sequence")
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_value_and_gradient_match_reference(case, dtype, kernels, ctx):
+    check_imperative(case, dtype, ctx)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_every_option_changes_the_answer(case):
+    assert options_that_matter(case) == []
+
+
+def _infeasible_inputs():
+    return CASE_BY_ID["CTC-infeasible"].inputs()
+
+
+def ctc_infeasible_fix(loss_module, ctx=mx.cpu(), dtype="float32"):
+    """Sample 1's label [1, 1, 1, 1] needs 7 frames, T = 5: loss +inf and
+    gradient exactly 0; the other samples are unaffected."""
+    pred, label = _infeasible_inputs()[:2]
+    x = mx.nd.array(pred, ctx=ctx, dtype=dtype)
+    x.attach_grad()
+    with autograd.record():
+        out = loss_module.CTCLoss()(x, mx.nd.array(label, ctx=ctx))
+    out.backward()
+    value, grad = out.asnumpy(), x.grad.asnumpy()
+    assert value[1] == np.inf, value
+    assert np.all(grad[1] == 0), np.abs(grad[1]).max()
+    ref = R.ref_ctc(pred.astype(dtype), label)[1]
+    np.testing.assert_allclose(value[[0, 2]], ref[[0, 2]], rtol=1e-3)
+    assert np.all(np.isfinite(grad))
+
+
+def test_infeasible_label_gives_inf_and_zero_gradient(ctx, kernels):
+    ctc_infeasible_fix(L, ctx)
+
+
+def test_infeasible_fix_fails_on_mxnet_1_9_1():
+    with pytest.raises(AssertionError):
+        ctc_infeasible_fix(mx.gluon.loss)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_infeasible_in_every_mode_is_deterministic(mode, tmp_path):
+    inputs = [a.astype(np.float32) for a in _infeasible_inputs()[:2]]
+    runs = [run_mode(mode, lambda: L.CTCLoss(), inputs, grad=(0,), tmpdir=tmp_path)
+            for _ in range(2)]
+    for value, grads in runs:
+        assert value[1] == np.inf
+        assert np.all(grads[0][1] == 0)
+        assert np.all(np.isfinite(grads[0]))
+    np.testing.assert_array_equal(runs[0][1][0], runs[1][1][0])
+
+
+@pytest.mark.parametrize("lengths", [False, True])
+def test_infeasible_through_lengths(lengths):
+    """Feasibility counts the frames in pred_lengths and the labels in label_lengths."""
+    rng = np.random.RandomState(0)
+    pred = rng.standard_normal((2, 6, 4))
+    label = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 0.0]])
+    pred_len = np.array([6.0, 3.0])      # sample 1: [1, 1] needs 3 frames -> fits in 3
+    label_len = np.array([3.0, 3.0])     # sample 1: [1, 1, 0] needs 4 frames > 3
+    inputs = [pred, label, pred_len, label_len] if lengths else [pred, label, pred_len,
+                                                                 np.array([3.0, 2.0])]
+    value, grads = run_mode("imperative", lambda: L.CTCLoss(), inputs, grad=(0,))
+    ref = R.ref_ctc(*inputs)[1]
+    np.testing.assert_allclose(value, ref, rtol=1e-4)
+    if lengths:
+        assert value[1] == np.inf and np.all(grads[0][1] == 0)
+    else:
+        assert np.isfinite(value[1])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+@pytest.mark.parametrize("mode", ["imperative", "hybrid"])
+def test_float16_and_float64_activations(dtype, mode):
+    """1.9.1 fails asynchronously on these dtypes; gluonx computes them (float32 inside)."""
+    case = CASE_BY_ID["CTC"]
+    inputs = case.inputs()
+    inputs = [None if a is None else a.astype(dtype) for a in inputs]
+    value, grads = run_mode(mode, case.factory(), inputs, grad=(0,))
+    assert grads[0].dtype == np.dtype(dtype)
+    ref = R.ref_ctc(*[None if a is None else a.astype(np.float64) for a in inputs])[1]
+    np.testing.assert_allclose(value.astype(np.float64), ref,
+                               rtol=2e-3 if dtype == "float16" else 1e-4)
+    # and a later, unrelated call is unaffected
+    out = L.L2Loss()(mx.nd.ones((2, 3)), mx.nd.zeros((2, 3))).asnumpy()
+    np.testing.assert_allclose(out, [0.5, 0.5])
+
+
+def test_blank_is_the_last_class():
+    """With C = 3 the blank is 2: an all-blank input has loss ~0 for the empty label
+    and labels 0 and 1 are real symbols."""
+    pred = np.zeros((1, 4, 3))
+    pred[0, :, 2] = 20.0   # every frame is confidently the blank
+    value = L.CTCLoss()(mx.nd.array(pred), mx.nd.array([[-1.0, -1.0]])).asnumpy()
+    assert value[0] < 1e-6
+    value = L.CTCLoss()(mx.nd.array(pred), mx.nd.array([[0.0, 1.0]])).asnumpy()
+    assert value[0] > 10
+
+
+def test_layouts_agree():
+    """TNC/TN inputs are the transposes of NTC/NT ones."""
+    case = CASE_BY_ID["CTC"]
+    pred, label = case.inputs()[:2]
+    a = L.CTCLoss()(mx.nd.array(pred), mx.nd.array(label)).asnumpy()
+    b = L.CTCLoss(layout="TNC", label_layout="TN")(
+        mx.nd.array(pred.transpose(1, 0, 2)), mx.nd.array(label.T)).asnumpy()
+    c = L.CTCLoss(layout="TNC")(mx.nd.array(pred.transpose(1, 0, 2)),
+                                mx.nd.array(label)).asnumpy()
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(a, c, rtol=1e-6)
