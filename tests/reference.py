@@ -39,9 +39,19 @@ def softplus(x):
     return np.logaddexp(0.0, x)
 
 
-def _weighted(elem, sample_weight, weight):
+def _weighted(elem, sample_weight, weight, batch_axis=0):
+    """elem * sample_weight * weight. A sample_weight that does not broadcast
+    but is a vector with one weight per sample weights the samples."""
     if sample_weight is not None:
-        elem = elem * _f64(sample_weight)
+        sw = _f64(sample_weight)
+        try:
+            np.broadcast_shapes(sw.shape, elem.shape)
+        except ValueError:
+            if sw.ndim == 1 and elem.ndim > 1 and sw.shape[0] == elem.shape[batch_axis]:
+                shape = [1] * elem.ndim
+                shape[batch_axis] = -1
+                sw = sw.reshape(shape)
+        elem = elem * sw
     if weight is not None:
         elem = elem * weight
     return elem
@@ -58,7 +68,7 @@ def _per_sample(elem, batch_axis, agg="mean"):
 
 
 def _finish(elem, sample_weight, weight, batch_axis, agg="mean"):
-    none = _weighted(elem, sample_weight, weight)
+    none = _weighted(elem, sample_weight, weight, batch_axis)
     return none, _per_sample(none, batch_axis, agg)
 
 
@@ -154,7 +164,7 @@ def ref_softmax_ce(pred, label, sample_weight=None, axis=-1, sparse_label=True,
         nll = np.where(lab == ignore_index, 0.0, nll)
     # sample_weight broadcasts against the loss with the class axis kept (size 1),
     # as in mxnet: pred (B, C) takes a (B, 1) sample_weight.
-    nll = _weighted(nll, sample_weight, weight)
+    nll = _weighted(nll, sample_weight, weight, batch_axis)
     sample = _per_sample(nll, batch_axis)
     return np.squeeze(nll, axis=axis), sample
 
