@@ -73,6 +73,7 @@ class Plan(object):
         self.align = {}          # input name -> (mode, argument) for the graph
         self.use_kernels = False
         self.options = ()        # call-time static options, (name, value)
+        self.graph = None        # the cached graph of a hybridized loss
 
     @classmethod
     def symbolic(cls, names):
@@ -183,7 +184,7 @@ class Loss(HybridBlock):
         self._weight = weight
         self._batch_axis = int(batch_axis)
         self._reduction = reduction
-        self._graphs = {}
+        self._clear_graphs()
         self._last_plan = None
         if "_config" not in self.__dict__:
             object.__setattr__(self, "_config", {})
@@ -205,11 +206,15 @@ class Loss(HybridBlock):
     # -------------------------------------------------------------- hybridize
     def hybridize(self, active=True, **kwargs):
         super(Loss, self).hybridize(active, **kwargs)
-        self._graphs = {}
+        self._clear_graphs()
 
     def _clear_cached_op(self):
         super(Loss, self)._clear_cached_op()
+        self._clear_graphs()
+
+    def _clear_graphs(self):
         self._graphs = {}
+        self._plans = {}
 
     # ------------------------------------------------------------------- call
     def __call__(self, *args, **kwargs):
@@ -253,21 +258,29 @@ class Loss(HybridBlock):
         return values
 
     def _dispatch(self, values):
-        names = [n for n in self._tensor_names() if values.get(n) is not None]
-        tensors = {n: values[n] for n in names}
-        options = tuple((k, values.get(k)) for k in self._call_options
-                        if values.get(k) is not None)
-        kinds = {type(t) for t in tensors.values()}
-        if all(issubclass(k, mx.sym.Symbol) for k in kinds):
+        names = tuple(n for n in self._tensor_names() if values.get(n) is not None)
+        arrays = [values[n] for n in names]
+        options = tuple((k, values[k]) for k in self._call_options if values.get(k) is not None)
+        if all(isinstance(a, mx.sym.Symbol) for a in arrays):
             plan = Plan.symbolic(names)
             plan.options = options
-            return self._compute(mx.sym, tensors, plan, self._param_vars())
-        for name, value in tensors.items():
-            if not isinstance(value, mx.nd.NDArray) or isinstance(value, mx.sym.Symbol):
+            return self._compute(mx.sym, dict(zip(names, arrays)), plan, self._param_vars())
+        for name, value in zip(names, arrays):
+            if not isinstance(value, mx.nd.NDArray):
                 _fail(self, name, "must be an mxnet NDArray (or all inputs Symbols), got %s"
                       % type(value).__name__)
-        plan = self._plan(names, tensors)
-        plan.options = options
+        tensors = dict(zip(names, arrays))
+        # contexts of the other inputs are checked when a plan is made; a
+        # mix of contexts fails in the graph or operator call itself
+        signature = (names, options, config.use_kernels, arrays[0].context) + tuple(
+            (a.shape, a.dtype) for a in arrays)
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._plan(names, tensors)
+            plan.options = options
+            if len(self._plans) > 64:
+                self._plans.clear()
+            self._plans[signature] = plan
         if config.check_values:
             self._check_values(tensors, plan)
         self._last_plan = plan
@@ -276,13 +289,16 @@ class Loss(HybridBlock):
                 return self._compute(mx.nd, tensors, plan, self._param_data(plan.ctx))
         if self._reg_params:
             self._param_data(plan.ctx)
-        key = plan.key()
-        graph = self._graphs.get(key)
+        graph = plan.graph
         if graph is None:
-            graph = _Graph(self, plan)
-            graph.hybridize(True, **dict(self._flags))
-            self._graphs[key] = graph
-        return graph(*[tensors[n] for n in names])
+            key = plan.key()
+            graph = self._graphs.get(key)
+            if graph is None:
+                graph = _Graph(self, plan)
+                graph.hybridize(True, **dict(self._flags))
+                self._graphs[key] = graph
+            plan.graph = graph
+        return graph(*arrays)
 
     # ------------------------------------------------------------- parameters
     def _param_vars(self):
