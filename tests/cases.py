@@ -64,8 +64,15 @@ def expected(case_id, dtype, reduction="sample", seed=0):
     inputs = cast(case.inputs(seed), dtype)
     out = case.reference(inputs, reduction)
     head = head_for(np.shape(out))
-    grads = R.numeric_grad(lambda *xs: case.reference(list(xs), reduction), inputs,
-                           case.grad, head) if case.grad else {}
+    # differentiate the per-sample values (a 'mean'/'sum' of a +inf sample is +inf,
+    # yet the finite samples keep their gradients)
+    inner, inner_head = reduction, head
+    if reduction in ("mean", "sum"):
+        inner = "sample"
+        n = np.shape(case.reference(inputs, "sample"))[0]
+        inner_head = np.full(n, head[0] / (n if reduction == "mean" else 1))
+    grads = R.numeric_grad(lambda *xs: case.reference(list(xs), inner), inputs,
+                           case.grad, inner_head) if case.grad else {}
     return inputs, out, head, grads
 
 

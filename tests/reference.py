@@ -45,8 +45,10 @@ def _weighted(elem, sample_weight, weight, batch_axis=0):
     if sample_weight is not None:
         sw = _f64(sample_weight)
         try:
-            np.broadcast_shapes(sw.shape, elem.shape)
+            fits = np.broadcast_shapes(sw.shape, elem.shape) == elem.shape
         except ValueError:
+            fits = False
+        if not fits:   # does not broadcast onto the loss without enlarging it
             if sw.ndim == 1 and elem.ndim > 1 and sw.shape[0] == elem.shape[batch_axis]:
                 shape = [1] * elem.ndim
                 shape[batch_axis] = -1

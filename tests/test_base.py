@@ -1,0 +1,251 @@
+"""The Loss base class: names, signatures, weight/batch_axis/sample_weight,
+optional inputs, reductions and config round trips, for every loss."""
+import inspect
+import json
+
+import numpy as np
+import pytest
+
+import gluonx.loss as L
+import mxnet as mx
+
+import reference as R
+from cases import CASES, as_dtype, assert_close, check_imperative, expected, ids
+from conftest import to_nd
+
+NAMES = ["Loss", "L2Loss", "L1Loss", "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+         "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss", "HuberLoss",
+         "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "TripletLoss", "PoissonNLLLoss",
+         "CosineEmbeddingLoss", "SDMLLoss"]
+LOSSES = [n for n in NAMES if n != "Loss"]
+
+# mxnet's call signatures (input names in call order), TripletLoss and SDMLLoss
+# extended by sample_weight as the issue asks
+INPUTS = {
+    "L2Loss": ("pred", "label", "sample_weight"),
+    "L1Loss": ("pred", "label", "sample_weight"),
+    "HuberLoss": ("pred", "label", "sample_weight"),
+    "HingeLoss": ("pred", "label", "sample_weight"),
+    "SquaredHingeLoss": ("pred", "label", "sample_weight"),
+    "LogisticLoss": ("pred", "label", "sample_weight"),
+    "SoftmaxCrossEntropyLoss": ("pred", "label", "sample_weight"),
+    "KLDivLoss": ("pred", "label", "sample_weight"),
+    "SigmoidBinaryCrossEntropyLoss": ("pred", "label", "sample_weight", "pos_weight"),
+    "PoissonNLLLoss": ("pred", "target", "sample_weight"),
+    "CTCLoss": ("pred", "label", "pred_lengths", "label_lengths", "sample_weight"),
+    "TripletLoss": ("pred", "positive", "negative", "sample_weight"),
+    "CosineEmbeddingLoss": ("input1", "input2", "label", "sample_weight"),
+    "SDMLLoss": ("x1", "x2", "sample_weight"),
+}
+
+
+def _canonical(name):
+    return getattr(L, name).__name__
+
+
+def _same(out, case, inputs, reduction="sample", tol=None):
+    assert_close(out.asnumpy(), case.reference(inputs, reduction), tol or case.tol["float32"],
+                 case.id)
+
+
+# ---------------------------------------------------------------- names and signatures
+def test_public_names():
+    for name in NAMES:
+        assert hasattr(L, name), name
+        assert name in L.__all__, name
+    assert "LossInputError" in L.__all__
+    for base in (ValueError, TypeError, IndexError):
+        assert issubclass(L.LossInputError, base)
+    for name in LOSSES:
+        assert issubclass(getattr(L, name), L.Loss)
+        assert issubclass(getattr(L, name), mx.gluon.HybridBlock)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_constructor_matches_mxnet(name):
+    """mxnet's constructor parameters come first, in order, with the same defaults."""
+    ours = [p for p in inspect.signature(getattr(L, name).__init__).parameters.values()
+            if p.name != "self" and p.kind != p.VAR_KEYWORD]
+    theirs = [p for p in inspect.signature(getattr(mx.gluon.loss, name).__init__)
+              .parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
+    assert [(p.name, p.default) for p in ours[:len(theirs)]] == \
+        [(p.name, p.default) for p in theirs]
+    assert "reduction" in [p.name for p in ours]
+    assert dict((p.name, p.default) for p in ours)["reduction"] == "sample"
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+@pytest.mark.parametrize("hybridize", [False, True], ids=["imperative", "hybrid"])
+def test_every_input_by_keyword(case, hybridize):
+    """Inputs passed by keyword (mxnet's names) give what positional inputs give."""
+    inputs = as_dtype(case.inputs(), "float32")
+    names = INPUTS[_canonical(case.cls)]
+    kw = {n: a for n, a in zip(names, to_nd(inputs, mx.cpu())) if a is not None}
+    loss = case.factory()()
+    if hybridize:
+        loss.hybridize()
+    _same(loss(**kw), case, inputs)
+    # required inputs by position, optional ones by keyword
+    nreq = 2 if _canonical(case.cls) not in ("TripletLoss", "CosineEmbeddingLoss") else 3
+    args = [kw[n] for n in names[:nreq]]
+    _same(loss(*args, **{n: kw[n] for n in names[nreq:] if n in kw}), case, inputs)
+
+
+def test_positional_constructor_arguments():
+    x, y = mx.nd.array(np.arange(6.0).reshape(2, 3)), mx.nd.zeros((2, 3))
+    np.testing.assert_allclose(L.L2Loss(0.5, 1)(x, y).asnumpy(),
+                               L.L2Loss(weight=0.5, batch_axis=1)(x, y).asnumpy())
+    np.testing.assert_allclose(L.HuberLoss(0.5, 2.0, 1)(x, y).asnumpy(),
+                               R.ref_huber(x.asnumpy(), y.asnumpy(), rho=0.5, weight=2.0,
+                                           batch_axis=1)[1], rtol=1e-6)
+
+
+def test_default_weights():
+    """L2Loss and SDMLLoss default to weight 1, the others to None, as in mxnet."""
+    for name in LOSSES:
+        default = inspect.signature(getattr(L, name).__init__).parameters["weight"].default
+        assert default == inspect.signature(
+            getattr(mx.gluon.loss, name).__init__).parameters["weight"].default
+
+
+# ---------------------------------------------------------------- optional inputs
+OPTIONAL = [c for c in CASES if any(a is None for a in c.inputs()[2:]) or len(c.inputs()) > 2
+            and c.inputs()[-1] is not None]
+
+
+def _variants(case):
+    """The case's inputs with each present optional input dropped, and as given."""
+    inputs = as_dtype(case.inputs(), "float32")
+    nreq = 3 if _canonical(case.cls) in ("TripletLoss", "CosineEmbeddingLoss") else 2
+    full = list(inputs)
+    bare = full[:nreq] + [None] * (len(full) - nreq)
+    return full, bare
+
+
+SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[
+    3 if c.cls in ("TripletLoss", "CosineEmbeddingLoss") else 2:])]
+
+
+@pytest.mark.parametrize("case", SWITCH, ids=ids(SWITCH))
+@pytest.mark.parametrize("flags", [{}, {"static_alloc": True, "static_shape": True}],
+                         ids=["hybrid", "static"])
+@pytest.mark.parametrize("order", ["array-first", "none-first"])
+def test_optional_inputs_switch_between_none_and_array(case, flags, order):
+    """After hybridize(), optional inputs may be None on one call and arrays on
+    the next, in either order (mxnet raises 'argument structure ... does not match')."""
+    full, bare = _variants(case)
+    seq = [full, bare, full, bare] if order == "array-first" else [bare, full, bare, full]
+    loss = case.factory()()
+    loss.hybridize(**flags)
+    names = INPUTS[_canonical(case.cls)]
+    for k, inputs in enumerate(seq):
+        nds = to_nd(inputs, mx.cpu())
+        if k % 2:   # alternate positional Nones and keywords
+            out = loss(*[a for a in nds])
+        else:
+            out = loss(**{n: a for n, a in zip(names, nds) if a is not None})
+        _same(out, case, inputs)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_explicit_none_optional_inputs(name):
+    """Optional inputs given as explicit None (by position or keyword) are ignored."""
+    case = next(c for c in CASES if _canonical(c.cls) == _canonical(name))
+    _, bare = _variants(case)
+    names = INPUTS[_canonical(name)]
+    nreq = sum(a is not None for a in bare)
+    nds = to_nd(bare, mx.cpu())
+    loss = case.factory()()
+    loss.hybridize()
+    _same(loss(*nds[:nreq], *([None] * (len(names) - nreq))), case, bare)
+    _same(loss(*nds[:nreq], **{n: None for n in names[nreq:]}), case, bare)
+
+
+# ---------------------------------------------------------------- reductions
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_reduction(case, reduction, dtype, ctx):
+    """'none' is the weighted elementwise loss (contracted axis removed), 'mean'/'sum'
+    the mean/sum of the per-sample values with shape (1,): values and gradients."""
+    check_imperative(case, dtype, ctx, reduction)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_reduction_shapes(case):
+    inputs = as_dtype(case.inputs(), "float32")
+    nds = to_nd(inputs, mx.cpu())
+    args = list(nds)
+    while args and args[-1] is None:
+        args.pop()
+    batch = case.reference(inputs).shape
+    assert case.factory()()(*args).shape == batch
+    assert case.factory(reduction="mean")()(*args).shape == (1,)
+    assert case.factory(reduction="sum")()(*args).shape == (1,)
+    assert case.factory(reduction="none")()(*args).shape == case.reference(inputs, "none").shape
+
+
+def test_reduction_none_shapes_spelled_out():
+    rng = np.random.RandomState(0)
+    pred = mx.nd.array(rng.standard_normal((4, 3, 5)))
+    assert L.L1Loss(reduction="none")(pred, pred).shape == (4, 3, 5)
+    assert L.KLDivLoss(reduction="none")(pred, pred).shape == (4, 3, 5)
+    label = mx.nd.array(rng.randint(0, 5, size=(4, 3)))
+    assert L.SoftmaxCELoss(reduction="none")(pred, label).shape == (4, 3)
+    assert L.SoftmaxCELoss(axis=1, reduction="none")(pred, mx.nd.zeros((4, 5))).shape == (4, 5)
+    x = mx.nd.array(rng.standard_normal((4, 6)))
+    assert L.CosineEmbeddingLoss(reduction="none")(x, x, mx.nd.ones((4,))).shape == (4,)
+    assert L.TripletLoss(reduction="none")(x, x, x).shape == (4,)
+    assert L.SDMLLoss(reduction="none")(x, x).shape == (4,)
+    ctc = L.CTCLoss(reduction="none")(mx.nd.zeros((4, 6, 3)), mx.nd.zeros((4, 2)))
+    assert ctc.shape == (4,)
+
+
+# ---------------------------------------------------------------- config
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_config_round_trip(case):
+    loss = case.factory(reduction="mean")()
+    cfg = loss.get_config()
+    for key, value in case.kwargs.items():
+        assert key in cfg, key
+        assert np.all(np.asarray(cfg[key]) == np.asarray(value)) or cfg[key] == value, key
+    assert cfg["reduction"] == "mean"
+    json.loads(json.dumps(cfg))   # a config is plain data
+    again = type(loss).from_config(cfg)
+    assert type(again) is type(loss)
+    assert again.get_config() == cfg
+    inputs = as_dtype(case.inputs(), "float32")
+    args = to_nd(inputs, mx.cpu())
+    while args and args[-1] is None:
+        args.pop()
+    np.testing.assert_allclose(again(*args).asnumpy(), loss(*args).asnumpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_default_config_has_every_constructor_argument(name):
+    cls = getattr(L, name)
+    cfg = cls().get_config()
+    params = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+              if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    assert sorted(cfg) == sorted(params)
+    assert cls.from_config(cfg).get_config() == cfg
+
+
+# ---------------------------------------------------------------- subclassing
+class _MyLoss(L.Loss):
+    """A user loss written the mxnet way: hybrid_forward on F."""
+
+    def __init__(self, weight=None, batch_axis=0, **kwargs):
+        super(_MyLoss, self).__init__(weight, batch_axis, **kwargs)
+
+    def hybrid_forward(self, F, pred, label):
+        return F.mean(F.abs(pred - label) ** 3, axis=self._batch_axis, exclude=True)
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_user_subclass_with_hybrid_forward(hybridize):
+    """Code that subclasses mxnet.gluon.loss.Loss with hybrid_forward keeps working."""
+    loss = _MyLoss()
+    if hybridize:
+        loss.hybridize()
+    x = mx.nd.array([[1.0, -1.0], [2.0, 0.0]])
+    np.testing.assert_allclose(loss(x, mx.nd.zeros((2, 2))).asnumpy(), [1.0, 4.0])
