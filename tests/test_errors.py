@@ -1,0 +1,211 @@
+"""Bad input gets a LossInputError naming the loss, the argument and what was
+expected; value checks can be switched off; an error never poisons later calls."""
+import re
+
+import numpy as np
+import pytest
+
+import gluonx
+import gluonx.loss as L
+import mxnet as mx
+
+nd = mx.nd.array
+rng = np.random.RandomState(0)
+P45 = rng.standard_normal((4, 5))
+P46 = rng.standard_normal((4, 6))
+CTC_PRED = rng.standard_normal((2, 6, 4))     # N=2, T=6, C=4 (blank = 3)
+
+
+def E(id, loss, args, cls, arg, value_check=False, kwargs=None):
+    """One bad call: ``loss`` (a factory), its args; the message must name
+    ``cls`` and ``arg``; ``value_check``: switched off by check_values=False."""
+    return pytest.param(loss, args, kwargs or {}, cls, arg, value_check, id=id)
+
+
+BAD_CALLS = [
+    # shapes that neither match nor broadcast
+    E("L2-label-shape", L.L2Loss, lambda: [nd(P45), nd(P46)], "L2Loss", "label"),
+    E("L1-label-batch", L.L1Loss, lambda: [nd(P45), nd(P45[:3])], "L1Loss", "label"),
+    E("Huber-label-shape", L.HuberLoss, lambda: [nd(P45), nd(np.ones((5, 4)))], "HuberLoss",
+      "label"),
+    E("SigmoidBCE-label-shape", L.SigmoidBCELoss, lambda: [nd(P45), nd(np.ones((4, 3)))],
+      "SigmoidBinaryCrossEntropyLoss", "label"),
+    E("SigmoidBCE-pos_weight-shape", L.SigmoidBCELoss,
+      lambda: [nd(P45), nd(np.ones((4, 5))), None, nd(np.ones((1, 3)))],
+      "SigmoidBinaryCrossEntropyLoss", "pos_weight"),
+    E("SoftmaxCE-label-shape", L.SoftmaxCELoss, lambda: [nd(P46), nd(np.zeros((3,)))],
+      "SoftmaxCrossEntropyLoss", "label"),
+    E("SoftmaxCE-dense-label-shape", lambda: L.SoftmaxCELoss(sparse_label=False),
+      lambda: [nd(P46), nd(np.ones((4, 5)) / 5)], "SoftmaxCrossEntropyLoss", "label"),
+    E("KLDiv-label-shape", L.KLDivLoss, lambda: [nd(P46), nd(np.ones((4, 5)) / 5)],
+      "KLDivLoss", "label"),
+    E("Hinge-label-shape", L.HingeLoss, lambda: [nd(P45), nd(np.ones((2, 5)))], "HingeLoss",
+      "label"),
+    E("SquaredHinge-label-shape", L.SquaredHingeLoss, lambda: [nd(P45), nd(np.ones((4, 7)))],
+      "SquaredHingeLoss", "label"),
+    E("Logistic-label-shape", L.LogisticLoss, lambda: [nd(P45), nd(np.ones((4, 7)))],
+      "LogisticLoss", "label"),
+    E("PoissonNLL-target-shape", L.PoissonNLLLoss, lambda: [nd(P45), nd(np.ones((4, 6)))],
+      "PoissonNLLLoss", "target"),
+    E("Triplet-positive-shape", L.TripletLoss, lambda: [nd(P45), nd(P46), nd(P45)],
+      "TripletLoss", "positive"),
+    E("Triplet-negative-shape", L.TripletLoss, lambda: [nd(P45), nd(P45), nd(P46)],
+      "TripletLoss", "negative"),
+    E("Cosine-input2-shape", L.CosineEmbeddingLoss,
+      lambda: [nd(P45), nd(P46), nd(np.ones(4))], "CosineEmbeddingLoss", "input2"),
+    E("Cosine-label-shape", L.CosineEmbeddingLoss,
+      lambda: [nd(P45), nd(P45), nd(np.ones(3))], "CosineEmbeddingLoss", "label"),
+    E("SDML-x2-shape", L.SDMLLoss, lambda: [nd(P45), nd(P46)], "SDMLLoss", "x2"),
+    E("CTC-label-batch", L.CTCLoss, lambda: [nd(CTC_PRED), nd(np.zeros((3, 2)))], "CTCLoss",
+      "label"),
+    E("CTC-pred-rank", L.CTCLoss, lambda: [nd(P45), nd(np.zeros((4, 2)))], "CTCLoss", "pred"),
+    # sample_weight that does not broadcast
+    E("L2-sample_weight", L.L2Loss, lambda: [nd(P45), nd(P45), nd(np.ones((3, 1)))], "L2Loss",
+      "sample_weight"),
+    E("L1-sample_weight-kw", L.L1Loss, lambda: [nd(P45), nd(P45)], "L1Loss", "sample_weight",
+      kwargs={"sample_weight": lambda: nd(np.ones((4, 3)))}),
+    E("SoftmaxCE-sample_weight", L.SoftmaxCELoss,
+      lambda: [nd(P46), nd(np.zeros(4)), nd(np.ones(3))], "SoftmaxCrossEntropyLoss",
+      "sample_weight"),
+    E("Triplet-sample_weight", L.TripletLoss,
+      lambda: [nd(P45), nd(P45), nd(P45), nd(np.ones(5))], "TripletLoss", "sample_weight"),
+    E("CTC-sample_weight", L.CTCLoss,
+      lambda: [nd(CTC_PRED), nd(np.zeros((2, 2))), None, None, nd(np.ones(3))], "CTCLoss",
+      "sample_weight"),
+    # values
+    E("SoftmaxCE-label-too-big", L.SoftmaxCELoss, lambda: [nd(P46), nd([0.0, 6.0, 1.0, 2.0])],
+      "SoftmaxCrossEntropyLoss", "label", True),
+    E("SoftmaxCE-label-negative", L.SoftmaxCELoss, lambda: [nd(P46), nd([0.0, -1.0, 1.0, 2.0])],
+      "SoftmaxCrossEntropyLoss", "label", True),
+    E("SoftmaxCE-label-axis1-too-big", lambda: L.SoftmaxCELoss(axis=1),
+      lambda: [nd(rng.standard_normal((2, 3, 4))), nd(np.full((2, 4), 3.0))],
+      "SoftmaxCrossEntropyLoss", "label", True),
+    E("CTC-label-is-blank", L.CTCLoss, lambda: [nd(CTC_PRED), nd([[0.0, 3.0], [1.0, -1.0]])],
+      "CTCLoss", "label", True),
+    E("CTC-pred_lengths-too-long", L.CTCLoss,
+      lambda: [nd(CTC_PRED), nd([[0.0, 1.0], [1.0, 2.0]]), nd([6.0, 7.0])], "CTCLoss",
+      "pred_lengths", True),
+    E("CTC-pred_lengths-negative", L.CTCLoss,
+      lambda: [nd(CTC_PRED), nd([[0.0, 1.0], [1.0, 2.0]]), nd([-1.0, 6.0])], "CTCLoss",
+      "pred_lengths", True),
+    E("CTC-label_lengths-too-long", L.CTCLoss,
+      lambda: [nd(CTC_PRED), nd([[0.0, 1.0], [1.0, 2.0]]), None, nd([2.0, 3.0])], "CTCLoss",
+      "label_lengths", True),
+    E("CTC-label_lengths-negative-kw", L.CTCLoss,
+      lambda: [nd(CTC_PRED), nd([[0.0, 1.0], [1.0, 2.0]])], "CTCLoss", "label_lengths", True,
+      kwargs={"label_lengths": lambda: nd([-1.0, 2.0])}),
+    E("PoissonNLL-negative-rate", lambda: L.PoissonNLLLoss(from_logits=False),
+      lambda: [nd(np.abs(P45) * np.where(np.arange(5) == 2, -1, 1)), nd(np.ones((4, 5)))],
+      "PoissonNLLLoss", "pred", True),
+]
+
+
+def _call(loss, args, kwargs):
+    out = loss(*args(), **{k: v() for k, v in kwargs.items()})
+    return out.asnumpy()
+
+
+def _pattern(cls, arg):
+    return re.escape(cls) + r"(?s:.*)" + re.escape(arg)
+
+
+def _unrelated_call_is_fine():
+    out = L.L2Loss()(nd([[1.0, 2.0]]), nd([[0.0, 0.0]])).asnumpy()
+    np.testing.assert_allclose(out, [1.25])
+    mx.nd.waitall()
+
+
+@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check", BAD_CALLS)
+def test_bad_call_raises(loss, args, kwargs, cls, arg, value_check):
+    with pytest.raises(L.LossInputError, match=_pattern(cls, arg)):
+        _call(loss(), args, kwargs)
+    _unrelated_call_is_fine()
+
+
+SHAPE_CALLS = [p for p in BAD_CALLS if not p.values[5]]
+
+
+@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check", SHAPE_CALLS)
+def test_bad_shape_raises_when_hybridized(loss, args, kwargs, cls, arg, value_check):
+    block = loss()
+    block.hybridize()
+    with pytest.raises(L.LossInputError, match=_pattern(cls, arg)):
+        _call(block, args, kwargs)
+    _unrelated_call_is_fine()
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_error_does_not_poison_the_same_block(hybridize):
+    loss = L.SoftmaxCELoss()
+    if hybridize:
+        loss.hybridize()
+    pred = nd(P46)
+    with pytest.raises(L.LossInputError):
+        loss(pred, nd([0.0, 9.0, 1.0, 2.0])).asnumpy()
+    with pytest.raises(L.LossInputError):
+        loss(pred, nd(np.zeros(5))).asnumpy()
+    out = loss(pred, nd([0.0, 5.0, 1.0, 2.0])).asnumpy()
+    import reference as R
+    np.testing.assert_allclose(out, R.ref_softmax_ce(P46, np.array([0, 5, 1, 2]))[1], rtol=1e-5)
+    _unrelated_call_is_fine()
+
+
+SAFE_VALUE_CALLS = [p for p in BAD_CALLS if p.id in (
+    "SoftmaxCE-label-too-big", "SoftmaxCE-label-negative", "PoissonNLL-negative-rate")]
+
+
+@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check", SAFE_VALUE_CALLS)
+def test_check_values_off_skips_value_checks(loss, args, kwargs, cls, arg, value_check,
+                                             check_values_off):
+    assert gluonx.config.check_values is False
+    _call(loss(), args, kwargs)   # no LossInputError; the number is the caller's problem
+    _unrelated_call_is_fine()
+
+
+def test_check_values_off_keeps_shape_checks(check_values_off):
+    with pytest.raises(L.LossInputError, match="L2Loss(?s:.*)label"):
+        L.L2Loss()(nd(P45), nd(P46)).asnumpy()
+
+
+def test_check_values_is_on_by_default():
+    assert gluonx.config.check_values is True
+
+
+ALL = ["L2Loss", "L1Loss", "SigmoidBCELoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss",
+       "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "TripletLoss",
+       "PoissonNLLLoss", "CosineEmbeddingLoss", "SDMLLoss"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", ["avg", "Mean", None, "batch"])
+def test_unknown_reduction_at_construction(name, bad):
+    cls = getattr(L, name)
+    with pytest.raises(L.LossInputError, match=_pattern(cls.__name__, "reduction")):
+        cls(reduction=bad)
+
+
+@pytest.mark.parametrize("kwargs,arg", [({"layout": "NCT"}, "layout"),
+                                        ({"layout": "ntc"}, "layout"),
+                                        ({"label_layout": "NN"}, "label_layout"),
+                                        ({"label_layout": "TNC"}, "label_layout")])
+def test_unknown_ctc_layout_at_construction(kwargs, arg):
+    with pytest.raises(L.LossInputError, match=_pattern("CTCLoss", arg)):
+        L.CTCLoss(**kwargs)
+
+
+def test_unknown_label_format_at_construction():
+    with pytest.raises(L.LossInputError, match=_pattern("LogisticLoss", "label_format")):
+        L.LogisticLoss(label_format="sign")
+
+
+def test_error_is_catchable_as_value_error():
+    with pytest.raises(ValueError):
+        L.L2Loss()(nd(P45), nd(P46))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_ctc_other_dtypes_do_not_poison_later_calls(dtype):
+    """1.9.1 fails asynchronously on float16/float64 CTC, inside a later call."""
+    out = L.CTCLoss()(mx.nd.array(CTC_PRED, dtype=dtype), nd([[0.0, 1.0], [2.0, -1.0]]))
+    assert np.all(np.isfinite(out.asnumpy()))
+    _unrelated_call_is_fine()
