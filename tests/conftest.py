@@ -95,6 +95,8 @@ def _head(out_shape, head, dtype, ctx):
 def _run_block(block, nds, grad, head, ctx):
     for k in grad:
         nds[k].attach_grad()
+    if not grad:
+        return block(*_trim(nds)).asnumpy(), {}
     with autograd.record():
         out = block(*_trim(nds))
     out.backward(_head(out.shape, head, out.dtype, ctx))
@@ -160,8 +162,9 @@ def _run_symbol(loss, nds, grad, head, ctx):
     args_grad = {names[k]: mx.nd.zeros(nds[k].shape, ctx=ctx, dtype=nds[k].dtype) for k in grad}
     grad_req = {name: ("write" if name in args_grad else "null") for name in out.list_arguments()}
     exe = out.bind(ctx, args=args, args_grad=args_grad, grad_req=grad_req)
-    res = exe.forward(is_train=True)[0]
-    exe.backward([_head(res.shape, head, res.dtype, ctx)])
+    res = exe.forward(is_train=bool(grad))[0]
+    if grad:
+        exe.backward([_head(res.shape, head, res.dtype, ctx)])
     value = res.asnumpy()
     return value, {k: exe.grad_dict[names[k]].asnumpy() for k in grad}
 
