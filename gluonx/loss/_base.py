@@ -151,10 +151,15 @@ class Loss(HybridBlock):
     _kind = "elementwise"
     #: how a sample's value is formed from its elements: 'mean' or 'sum'
     _sample_reduce = "mean"
+    #: set for user subclasses that define hybrid_forward (mxnet style)
+    _legacy_signature = None
 
     def __init_subclass__(cls, **kwargs):
         """Record every loss's constructor arguments for get_config()."""
         super().__init_subclass__(**kwargs)
+        if "hybrid_forward" in cls.__dict__:
+            # a user loss written the mxnet way: a plain HybridBlock call
+            cls._legacy_signature = inspect.signature(cls.__dict__["hybrid_forward"])
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -218,6 +223,11 @@ class Loss(HybridBlock):
 
     # ------------------------------------------------------------------- call
     def __call__(self, *args, **kwargs):
+        if self._legacy_signature is not None:
+            if kwargs:
+                bound = self._legacy_signature.bind(self, None, *args, **kwargs)
+                args = tuple(bound.args[2:])
+            return HybridBlock.__call__(self, *args)
         values = self._bind(args, kwargs)
         for hook in self._forward_pre_hooks.values():
             hook(self, args)
@@ -227,6 +237,8 @@ class Loss(HybridBlock):
         return out
 
     def forward(self, *args, **kwargs):
+        if self._legacy_signature is not None:
+            return HybridBlock.forward(self, *args)
         return self._dispatch(self._bind(args, kwargs))
 
     def hybrid_forward(self, F, *args, **kwargs):
@@ -394,11 +406,12 @@ class Loss(HybridBlock):
         pred_name = plan.names[0]
         pred = x[pred_name]
         compute_dtype = self._compute_dtype(plan)
-        if plan.known:
-            for name in plan.names:
-                dt = plan.dtypes[name]
-                if dt in FLOAT_DTYPES and dt != compute_dtype and self._casts(name):
-                    x[name] = F.cast(x[name], dtype=np.dtype(compute_dtype).name)
+        for name in plan.names:
+            if not self._casts(name) or compute_dtype is None:
+                continue
+            dt = plan.dtypes[name] if plan.known else None
+            if dt is None or (dt in FLOAT_DTYPES and dt != compute_dtype):
+                x[name] = F.cast(x[name], dtype=np.dtype(compute_dtype).name)
         pred = x[pred_name]
         for name in self._like_pred:
             if name in x:
@@ -407,6 +420,8 @@ class Loss(HybridBlock):
                     x[name] = F.reshape_like(x[name], pred)
                 elif mode == "broadcast":
                     x[name] = F.broadcast_like(x[name], pred)
+        if plan.known and compute_dtype != np.float32:
+            params = {k: F.cast(v, dtype=np.dtype(compute_dtype).name) for k, v in params.items()}
         x.update(params)
         x.update({k: v for k, v in plan.options})
         sample_weight = x.pop("sample_weight", None)
@@ -466,8 +481,10 @@ class Loss(HybridBlock):
         return per_sample
 
     def _finish(self, F, out, plan):
-        if plan.known and plan.dtype != self._compute_dtype(plan):
-            out = F.cast(out, dtype=np.dtype(plan.dtype).name)
+        """float16 inputs give a float32 loss (like torch autocast); a loss
+        computed in float32 for float64 inputs is returned as float64."""
+        if plan.known and plan.dtype == np.float64 and self._compute_dtype(plan) != np.float64:
+            out = F.cast(out, dtype="float64")
         return out
 
     def _loss(self, F, **inputs):
