@@ -1,5 +1,8 @@
 """float16: values and gradients where the math allows, float32 inside for
-log-sum-exp style parts; mixed-dtype sample weights; output dtypes."""
+log-sum-exp style parts; mixed-dtype sample weights; output dtypes.
+
+gluonx documents that float16 inputs give a float32 loss (like torch autocast);
+input gradients keep their inputs' dtype."""
 import numpy as np
 import pytest
 
@@ -13,13 +16,14 @@ from conftest import run_mode
 F16 = [c for c in CASES if c.f16]
 
 
-@pytest.mark.parametrize("mode", ["imperative", "hybrid", "symbol"])
+@pytest.mark.parametrize("mode", ["imperative", "hybrid", "static", "symbol", "export"])
 @pytest.mark.parametrize("case", F16, ids=ids(F16))
 def test_float16_value_and_gradient(case, mode, kernels, ctx, tmp_path):
     inputs, out, head, grads = expected(case.id, "float16")
     value, g = run_mode(mode, case.factory(), as_dtype(inputs, "float16"), case.grad, ctx, head,
                         tmp_path)
-    assert value.dtype == np.float16
+    # (pure mx.sym composition cannot know the input dtype: float16 or float32 there)
+    assert value.dtype == np.float32 or mode == "symbol" and value.dtype == np.float16
     assert_close(value, out, (1e-2, 1e-2), case.id)
     for k, ref in grads.items():
         assert g[k].dtype == np.float16
@@ -43,7 +47,7 @@ def test_float16_loss_takes_float32_sample_weight(case, hybridize):
     while args[-1] is None:
         args.pop()
     out = loss(*args).asnumpy()
-    assert out.dtype == np.float16
+    assert out.dtype == np.float32
     ref = case.reference([None if a is None else a.astype(np.float64) for a in inputs])
     assert_close(out, ref, (2e-2, 2e-2), case.id)
 
@@ -64,17 +68,17 @@ def test_float16_triplet_ctc_take_wider_sample_weight(sw_dtype):
 
 
 @pytest.mark.parametrize("classes", [1000, 100000])
-@pytest.mark.parametrize("hybridize", [False, True])
-def test_softmax_ce_float16_many_classes(classes, hybridize):
+@pytest.mark.parametrize("mode", ["imperative", "hybrid", "static", "symbol", "export"])
+def test_softmax_ce_float16_many_classes(classes, mode, tmp_path):
+    """Within 0.01 nats of float64 in every mode (1.9.1: off by ~1.5 nats)."""
     rng = np.random.RandomState(classes)
     logits = (rng.standard_normal((3, classes)) * 3).astype(np.float16)
     label = rng.randint(0, classes, size=3).astype(np.float32)
-    loss = L.SoftmaxCELoss()
-    if hybridize:
-        loss.hybridize()
-    out = loss(mx.nd.array(logits, dtype="float16"), mx.nd.array(label)).asnumpy()
+    out, grads = run_mode(mode, lambda: L.SoftmaxCELoss(), [logits, label], (0,),
+                          tmpdir=tmp_path)
     ref = R.ref_softmax_ce(logits.astype(np.float64), label)[1]
-    assert np.max(np.abs(out.astype(np.float64) - ref)) < 0.01
+    assert np.max(np.abs(out.astype(np.float64) - ref)) < 0.01, (out, ref)
+    assert np.all(np.isfinite(grads[0]))
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
