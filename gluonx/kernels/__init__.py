@@ -1,0 +1,321 @@
+"""Fused C++ loss kernels: build on first use, cache, load, fall back.
+
+Each loss's math on ``F`` (``gluonx.loss``) is its definition; a kernel here is
+an accelerator the loss base class asks for through :func:`fused_sample_loss`.
+It returns the per-sample loss from one compiled operator (forward in one pass,
+backward in one pass), or ``None`` whenever it cannot reproduce the stock path
+(non-CPU context, unsupported dtype, layout or option, library unavailable), in
+which case the caller uses the stock operators.
+
+The operators are compiled from the ``*.cc`` files next to this module against
+the installed mxnet's ``lib_api.h`` on first use (or ``python -m gluonx.kernels
+build``), cached per mxnet version, compiler, machine and source hash (see
+:mod:`gluonx.kernels._build`), and loaded with MXNet's extension-library
+mechanism, so they work imperatively, under autograd, hybridized and in
+exported graphs. :func:`load` loads an already-built library without compiling,
+which is what ``import gluonx`` does so that exported graphs using these
+operators import in any process that imported gluonx.
+
+Switch off with ``gluonx.config.use_kernels = False`` (or ``GLUONX_KERNELS=0``).
+"""
+import ctypes
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+from .. import _compat  # noqa: F401  (mxnet import shim)
+import mxnet as mx
+
+from . import _build
+from ._build import BuildError
+
+__all__ = ["fused_sample_loss", "load", "build", "available", "status", "BuildError",
+           "OP_PREFIX"]
+
+OP_PREFIX = "gluonx_"
+
+_lock = threading.RLock()
+_state = {"path": None, "error": None, "build_tried": False}
+_warned = set()
+
+
+# ------------------------------------------------------------- loading ------
+
+def _warn_once(key, message):
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _register_library(path):
+    """Load the library into MXNet and expose its operators as mx.nd.* / mx.sym.*.
+
+    mx.library.load would regenerate every operator wrapper of mxnet (~0.3 s);
+    only ours are new, so only ours are created. Falls back to mx.library.load
+    if mxnet's internals differ from 1.9's.
+    """
+    try:
+        from mxnet.base import _LIB, check_call, c_str, OpHandle, py_str, mx_uint
+        from mxnet.ndarray.register import _make_ndarray_function
+        from mxnet.symbol.register import _make_symbol_function
+    except ImportError:
+        mx.library.load(path, verbose=False)
+        return
+    check_call(_LIB.MXLoadLib(c_str(path), mx_uint(0)))
+    size = ctypes.c_uint()
+    plist = ctypes.POINTER(ctypes.c_char_p)()
+    check_call(_LIB.MXListAllOpNames(ctypes.byref(size), ctypes.byref(plist)))
+    names = [py_str(plist[i]) for i in range(size.value)]
+    for name in names:
+        if not name.startswith(OP_PREFIX):
+            continue
+        for make, package in ((_make_ndarray_function, "mxnet.ndarray"),
+                              (_make_symbol_function, "mxnet.symbol")):
+            handle = OpHandle()
+            check_call(_LIB.NNGetOpHandle(c_str(name), ctypes.byref(handle)))
+            function = make(handle, name, name)
+            function.__module__ = package
+            for module in (sys.modules[package + ".op"], sys.modules[package]):
+                setattr(module, name, function)
+
+
+def load():
+    """Load the cached kernel library if it has been built; never compiles.
+
+    Returns True when the kernel operators are available in this process.
+    Cheap: a dictionary look-up once loaded, a file check otherwise.
+    """
+    with _lock:
+        if _state["path"] is not None:
+            return True
+        try:
+            path = _build.library_path()
+        except (BuildError, OSError):
+            return False
+        if not os.path.isfile(path):
+            return False
+        try:
+            _register_library(path)
+        except Exception as err:  # pylint: disable=broad-except
+            _state["error"] = "loading %s failed: %s" % (path, err)
+            return False
+        _state["path"] = path
+        return True
+
+
+def build(force=False, verbose=False):
+    """Compile (unless cached, or `force`) and load the kernel library; return its path."""
+    with _lock:
+        path = _build.build(force=force, verbose=verbose)
+        if _state["path"] is None:
+            _register_library(path)
+            _state["path"] = path
+        return path
+
+
+def available():
+    """True when the kernels can be used in this process, building them on first use.
+
+    A failed build is not retried in the same process; it warns once.
+    """
+    if _state["path"] is not None:
+        return True
+    with _lock:
+        if load():
+            return True
+        if _state["build_tried"]:
+            return False
+        _state["build_tried"] = True
+        try:
+            build()
+        except Exception as err:  # pylint: disable=broad-except
+            _state["error"] = str(err)
+            _warn_once("build", "gluonx: fused loss kernels unavailable, using stock MXNet "
+                       "operators instead (same results, slower). Reason: %s. Set "
+                       "gluonx.config.use_kernels = False to silence this." % err)
+            return False
+        return True
+
+
+def status():
+    """A dict describing the kernel library: path, error, compiler, cache directory."""
+    try:
+        expected = _build.library_path()
+    except (BuildError, OSError) as err:
+        expected = "unavailable (%s)" % err
+    return {"loaded": _state["path"], "error": _state["error"], "library": expected,
+            "compiler": _build.compiler(), "cache_dir": _build.cache_root()}
+
+
+# ------------------------------------------------------------ dispatch ------
+
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _bcast_kind(pred_shape, w_shape):
+    """How `w` broadcasts against pred viewed as (batch, rest): 'scalar', 'row'
+    (one value per sample), 'col' (one per position, shared by all samples),
+    'full', or None for any other pattern (or one that changes the shape).
+    Mirrors classify_bcast in common.h."""
+    pred_shape, w_shape = tuple(pred_shape), tuple(w_shape)
+    if len(w_shape) > len(pred_shape) or not pred_shape:
+        return None
+    aligned = (1,) * (len(pred_shape) - len(w_shape)) + w_shape
+    if any(w not in (1, p) for w, p in zip(aligned, pred_shape)):
+        return None
+    row = aligned[0] == pred_shape[0] and pred_shape[0] != 1
+    rest = aligned[1:]
+    if all(d == 1 for d in rest):
+        return "row" if row else "scalar"
+    if rest == pred_shape[1:]:
+        return "full" if row or pred_shape[0] == 1 else "col"
+    return None
+
+
+def _flag(value):
+    return "1" if value else "0"
+
+
+def _num(value):
+    return repr(float(value))
+
+
+class _Call:
+    """The pieces of one kernel call, checked against `info`."""
+
+    def __init__(self, inputs, info):
+        self.inputs = inputs
+        self.shapes = info.shapes
+        self.dtypes = info.dtypes
+        self.pred_shape = tuple(info.shapes["pred"]) if "pred" in info.shapes else None
+
+    def same_as_pred(self, name, shape_key="pred"):
+        """`name` is present, has pred's dtype and the same shape as `shape_key`."""
+        return (name in self.inputs and self.dtypes.get(name) == self.dtypes.get(shape_key)
+                and tuple(self.shapes[name]) == tuple(self.shapes[shape_key]))
+
+    def weight(self, name, ref="pred"):
+        """(present, supported) for an optional weight broadcast against `ref`."""
+        if self.inputs.get(name) is None:
+            return False, True
+        ok = (self.dtypes.get(name) == self.dtypes.get(ref)
+              and _bcast_kind(self.shapes[ref], self.shapes[name]) is not None)
+        return True, ok
+
+
+def _elementwise(op, target, loss, F, call, attrs, pos_weight=False):
+    if not call.same_as_pred(target):
+        return None
+    args = [call.inputs["pred"], call.inputs[target]]
+    has_sw, ok = call.weight("sample_weight")
+    if not ok:
+        return None
+    if has_sw:
+        args.append(call.inputs["sample_weight"])
+    attrs = dict(attrs, has_sw=_flag(has_sw))
+    if pos_weight:
+        has_pw, ok = call.weight("pos_weight")
+        if not ok:
+            return None
+        if has_pw:
+            args.append(call.inputs["pos_weight"])
+        attrs["has_pw"] = _flag(has_pw)
+    return getattr(F, op)(*args, **attrs)
+
+
+def _l2(loss, F, call, cfg):
+    return _elementwise("gluonx_l2_loss", "label", loss, F, call, {})
+
+
+def _l1(loss, F, call, cfg):
+    return _elementwise("gluonx_l1_loss", "label", loss, F, call, {})
+
+
+def _huber(loss, F, call, cfg):
+    return _elementwise("gluonx_huber_loss", "label", loss, F, call, {"rho": _num(cfg["rho"])})
+
+
+def _hinge(loss, F, call, cfg):
+    return _elementwise("gluonx_hinge_loss", "label", loss, F, call,
+                        {"margin": _num(cfg["margin"])})
+
+
+def _squared_hinge(loss, F, call, cfg):
+    return _elementwise("gluonx_squared_hinge_loss", "label", loss, F, call,
+                        {"margin": _num(cfg["margin"])})
+
+
+def _logistic(loss, F, call, cfg):
+    fmt = cfg.get("label_format", "signed")
+    if fmt not in ("signed", "binary"):
+        return None
+    return _elementwise("gluonx_logistic_loss", "label", loss, F, call,
+                        {"signed": _flag(fmt == "signed")})
+
+
+def _sigmoid_bce(loss, F, call, cfg):
+    return _elementwise("gluonx_sigmoid_bce_loss", "label", loss, F, call,
+                        {"from_sigmoid": _flag(cfg.get("from_sigmoid", False))},
+                        pos_weight=True)
+
+
+def _poisson_nll(loss, F, call, cfg):
+    return _elementwise("gluonx_poisson_nll_loss", "target", loss, F, call,
+                        {"from_logits": _flag(cfg.get("from_logits", True)),
+                         "compute_full": _flag(cfg.get("compute_full", False)),
+                         "epsilon": _num(cfg.get("epsilon", 1e-8))})
+
+
+def _kldiv(loss, F, call, cfg):
+    if cfg.get("from_logits", True):
+        return _elementwise("gluonx_kldiv_loss", "label", loss, F, call, {})
+    return None
+
+
+_BUILDERS = {
+    "L2Loss": _l2,
+    "L1Loss": _l1,
+    "HuberLoss": _huber,
+    "HingeLoss": _hinge,
+    "SquaredHingeLoss": _squared_hinge,
+    "LogisticLoss": _logistic,
+    "SigmoidBinaryCrossEntropyLoss": _sigmoid_bce,
+    "PoissonNLLLoss": _poisson_nll,
+    "KLDivLoss": _kldiv,
+}
+
+
+def fused_sample_loss(loss, F, inputs, info):
+    """Return the per-sample loss (shape (batch,)) computed by a fused kernel, or
+    None to let the caller use the stock path.
+
+    `loss` is the Loss block (its constructor arguments in ``loss._config``),
+    `F` is mx.nd or mx.sym, `inputs` maps call-signature names to the inputs
+    that were passed (labels already reshaped like pred, weights cast to
+    pred's dtype), `info` has ``.shapes``, ``.dtypes`` and ``.ctx``. The result
+    is the mean (KLDivLoss: sum) over the non-batch axes of the weighted
+    elementwise loss, before the global ``weight``, in pred's dtype.
+    """
+    builder = _BUILDERS.get(type(loss).__name__)
+    if builder is None:
+        return None
+    cfg = getattr(loss, "_config", {}) or {}
+    if cfg.get("batch_axis", 0) != 0:
+        return None
+    ctx = getattr(info, "ctx", None)
+    if ctx is not None and getattr(ctx, "device_type", "cpu") != "cpu":
+        _warn_once("gpu", "gluonx: fused loss kernels are CPU-only; on %s the stock "
+                   "operators are used (MXNet fuses pointwise operators on GPU)." % ctx)
+        return None
+    first = "pred" if "pred" in inputs else next(iter(inputs), None)
+    if first is None or info.dtypes.get(first) not in _FLOAT_DTYPES:
+        return None
+    shape = info.shapes.get(first)
+    if not shape or any(int(d) == 0 for d in shape):
+        return None
+    if not available():
+        return None
+    return builder(loss, F, _Call(inputs, info), cfg)

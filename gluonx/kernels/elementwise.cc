@@ -1,0 +1,471 @@
+// Elementwise-plus-reduce losses: loss_i = mean_j f(pred_ij, label_ij) * w_ij
+// (KLDiv: sum_j). One pass forward, one pass backward, OpenMP over rows.
+//
+// A loss is a small policy struct: value(p, l, pw) and both(p, l, pw, dp, dl,
+// dpw) (value plus partial derivatives); the loops below do the rest.
+#include "common.h"
+
+namespace gluonx {
+namespace {
+
+// ----------------------------------------------------------------- losses --
+
+struct L2 {
+  static constexpr bool kSum = false;
+  explicit L2(const Attrs&) {}
+  template <typename A> A value(A p, A l, A) const {
+    const A d = l - p;
+    return A(0.5) * d * d;
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A d = p - l;
+    dp = d; dl = -d; dpw = 0;
+    return A(0.5) * d * d;
+  }
+};
+
+struct L1 {
+  static constexpr bool kSum = false;
+  explicit L1(const Attrs&) {}
+  template <typename A> A value(A p, A l, A) const { return std::abs(l - p); }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A d = l - p;
+    dl = sign_of(d); dp = -dl; dpw = 0;
+    return std::abs(d);
+  }
+};
+
+struct Huber {
+  static constexpr bool kSum = false;
+  double rho;
+  explicit Huber(const Attrs& a) : rho(attr_double(a, "rho", 1.0)) {}
+  template <typename A> A value(A p, A l, A) const {
+    const A r = A(rho), d = std::abs(l - p);
+    return d > r ? d - A(0.5) * r : (A(0.5) / r) * d * d;
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A r = A(rho), diff = p - l, d = std::abs(diff);
+    const bool lin = d > r;
+    dp = lin ? sign_of(diff) : diff / r;
+    dl = -dp; dpw = 0;
+    return lin ? d - A(0.5) * r : (A(0.5) / r) * d * d;
+  }
+};
+
+struct Hinge {
+  static constexpr bool kSum = false;
+  double margin;
+  explicit Hinge(const Attrs& a) : margin(attr_double(a, "margin", 1.0)) {}
+  template <typename A> A value(A p, A l, A) const {
+    return std::max(A(margin) - p * l, A(0));
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A z = A(margin) - p * l;
+    const bool on = z > A(0);
+    dp = on ? -l : A(0); dl = on ? -p : A(0); dpw = 0;
+    return on ? z : A(0);
+  }
+};
+
+struct SquaredHinge {
+  static constexpr bool kSum = false;
+  double margin;
+  explicit SquaredHinge(const Attrs& a) : margin(attr_double(a, "margin", 1.0)) {}
+  template <typename A> A value(A p, A l, A) const {
+    const A z = std::max(A(margin) - p * l, A(0));
+    return z * z;
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A z = std::max(A(margin) - p * l, A(0));
+    dp = -A(2) * z * l; dl = -A(2) * z * p; dpw = 0;
+    return z * z;
+  }
+};
+
+// Logistic loss on logits; label 0/1, or -1/1 when `signed` (mapped to
+// t = 0.5 l + 0.5). f = softplus(p) - p t, df/dp = sigmoid(p) - t, also at
+// p == 0 (the stock abs/relu form gives -t there).
+struct Logistic {
+  static constexpr bool kSum = false;
+  float scale, shift;  // t = scale * l + shift: no branch in the inner loop
+  explicit Logistic(const Attrs& a)
+      : scale(attr_flag(a, "signed") ? 0.5f : 1.0f), shift(attr_flag(a, "signed") ? 0.5f : 0.0f) {}
+  template <typename A> A value(A p, A l, A) const {
+    const A t = A(scale) * l + A(shift);
+    return std::max(p, A(0)) - p * t + softplus_tail(p);
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A t = A(scale) * l + A(shift);
+    const A e = exp_nonpos(-std::abs(p));
+    const A inv = A(1) / (A(1) + e);
+    dp = (p >= A(0) ? inv : e * inv) - t;
+    dl = -A(scale) * p;
+    dpw = 0;
+    return std::max(p, A(0)) - p * t + log1p_unit(e);
+  }
+};
+
+// Sigmoid binary cross-entropy with pos_weight (the weight of the positive
+// term, 1 when absent). On logits: f = p - p t + (1 + (pw - 1) t) softplus(-p).
+// On probabilities: f = -(pw t log(p + eps) + (1 - t) log(1 - p + eps)).
+template <bool FromSigmoid> struct SigmoidBCE {
+  static constexpr bool kSum = false;
+  static constexpr double kEps = 1e-12;
+  explicit SigmoidBCE(const Attrs&) {}
+  template <typename A> A value(A p, A l, A pw) const {
+    if (FromSigmoid) {
+      return -(fast_log(p + A(kEps)) * l * pw + fast_log(A(1) - p + A(kEps)) * (A(1) - l));
+    }
+    const A sp_neg = std::max(-p, A(0)) + softplus_tail(p);  // softplus(-p)
+    return p - p * l + (A(1) + (pw - A(1)) * l) * sp_neg;
+  }
+  template <typename A> A both(A p, A l, A pw, A& dp, A& dl, A& dpw) const {
+    if (FromSigmoid) {
+      const A a = p + A(kEps), b = A(1) - p + A(kEps);
+      const A la = fast_log(a), lb = fast_log(b);
+      dp = -(l * pw / a - (A(1) - l) / b);
+      dl = -(la * pw - lb);
+      dpw = -la * l;
+      return -(la * l * pw + lb * (A(1) - l));
+    }
+    const A e = exp_nonpos(-std::abs(p));
+    const A inv = A(1) / (A(1) + e);
+    const A sig = p >= A(0) ? inv : e * inv;           // sigmoid(p)
+    const A sp_neg = std::max(-p, A(0)) + log1p_unit(e);
+    const A lw = A(1) + (pw - A(1)) * l;
+    dp = A(1) - l - lw * (A(1) - sig);
+    dl = -p + (pw - A(1)) * sp_neg;
+    dpw = l * sp_neg;
+    return p - p * l + lw * sp_neg;
+  }
+};
+
+// Poisson negative log-likelihood. FromLogits: f = exp(p) - t p, else
+// f = p - t log(p + eps); Full adds Stirling's term where t > 1 (0 elsewhere,
+// finite at t == 0).
+template <bool FromLogits, bool Full> struct PoissonNLL {
+  static constexpr bool kSum = false;
+  double eps;
+  explicit PoissonNLL(const Attrs& a) : eps(attr_double(a, "epsilon", 1e-8)) {}
+  template <typename A> static A stirling(A t) {
+    const A ts = t > A(1) ? t : A(2);  // keep the untaken branch finite
+    const A s = ts * fast_log(ts) - ts + A(0.5) * fast_log(A(2 * M_PI) * ts);
+    return t > A(1) ? s : A(0);
+  }
+  template <typename A> A value(A p, A t, A) const {
+    A f = FromLogits ? fast_exp(p) - t * p : p - t * fast_log(p + A(eps));
+    if (Full) f += stirling(t);
+    return f;
+  }
+  template <typename A> A both(A p, A t, A, A& dp, A& dt, A& dpw) const {
+    A f;
+    if (FromLogits) {
+      const A e = fast_exp(p);
+      f = e - t * p; dp = e - t; dt = -p;
+    } else {
+      const A lp = fast_log(p + A(eps));
+      f = p - t * lp; dp = A(1) - t / (p + A(eps)); dt = -lp;
+    }
+    if (Full) {
+      f += stirling(t);
+      const A ts = t > A(1) ? t : A(2);
+      dt += t > A(1) ? fast_log(ts) + A(0.5) / ts : A(0);
+    }
+    dpw = 0;
+    return f;
+  }
+};
+
+// KL divergence with pred already log-probabilities; summed, not averaged.
+struct KLDivLogits {
+  static constexpr bool kSum = true;
+  static constexpr double kEps = 1e-12;
+  explicit KLDivLogits(const Attrs&) {}
+  template <typename A> A value(A p, A l, A) const {
+    return l * (fast_log(l + A(kEps)) - p);
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A ll = fast_log(l + A(kEps));
+    dp = -l; dl = ll - p + l / (l + A(kEps)); dpw = 0;
+    return l * (ll - p);
+  }
+};
+
+// ------------------------------------------------------------------ loops --
+
+// How a weight is read inside a row: absent, one value per row (row or
+// scalar broadcast), or one value per element (column or full broadcast).
+enum WMode { kAbsent = 0, kPerRow = 1, kPerElem = 2 };
+
+template <typename T> inline int mode_of(const Weight<T>& w) {
+  return w.ptr == nullptr ? kAbsent : (w.per_col ? kPerElem : kPerRow);
+}
+
+template <class L, typename T, int SW, int PW>
+void forward_rows(const L& loss, const T* pred, const T* label, const Weight<T>& sw,
+                  const Weight<T>& pw, int64_t rows, int64_t cols, T* out) {
+  using A = Acc<T>;
+  const A scale = L::kSum ? A(1) : A(1) / A(cols);
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinWork)
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* p = pred + i * cols;
+    const T* l = label + i * cols;
+    const T* w = SW == kAbsent ? nullptr : sw.row(i);
+    const T* q = PW == kAbsent ? nullptr : pw.row(i);
+    const A q0 = PW == kPerRow ? load(q, 0) : A(1);
+    A s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < cols; ++j) {
+      const A qj = PW == kPerElem ? load(q, j) : q0;
+      A f = loss.value(load(p, j), load(l, j), qj);
+      if (SW == kPerElem) f *= load(w, j);
+      s += f;
+    }
+    if (SW == kPerRow) s *= load(w, 0);
+    store(out, i, s * scale);
+  }
+}
+
+// Stores the summed gradient of a weight that is constant along row i.
+template <typename T>
+inline void finish_row_grad(WeightGrad<T>& g, int64_t i, Acc<T> row_sum) {
+  if (g.kind == Bcast::kRow) {
+    store(g.ptr, i, row_sum);
+  } else if (g.kind == Bcast::kScalar) {
+    g.partial[thread_id()][0] += row_sum;
+  }
+}
+
+template <class L, typename T, int SW, int PW>
+void backward_rows(const L& loss, const T* ograd, const T* pred, const T* label,
+                   const Weight<T>& sw, const Weight<T>& pw, int64_t rows, int64_t cols,
+                   T* dpred, T* dlabel, WeightGrad<T>& dsw, WeightGrad<T>& dpw) {
+  using A = Acc<T>;
+  const A scale = L::kSum ? A(1) : A(1) / A(cols);
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinWork)
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* p = pred + i * cols;
+    const T* l = label + i * cols;
+    T* gp = dpred + i * cols;
+    T* gl = dlabel + i * cols;
+    const T* w = SW == kAbsent ? nullptr : sw.row(i);
+    const T* q = PW == kAbsent ? nullptr : pw.row(i);
+    const A gi = load(ograd, i) * scale;              // d(out_i)/d(mean term)
+    const A w0 = SW == kPerRow ? load(w, 0) : A(1);
+    const A q0 = PW == kPerRow ? load(q, 0) : A(1);
+    const A gw = gi * w0;
+    // per-element weight gradients: full broadcast writes, column sums add
+    const bool sw_full = SW == kPerElem && dsw.kind == Bcast::kFull;
+    const bool pw_full = PW == kPerElem && dpw.kind == Bcast::kFull;
+    T* gsw = sw_full ? dsw.ptr + i * cols : nullptr;
+    T* gpw = pw_full ? dpw.ptr + i * cols : nullptr;
+    A* csw = (SW == kPerElem && !sw_full) ? dsw.partial[thread_id()].data() : nullptr;
+    A* cpw = (PW == kPerElem && !pw_full) ? dpw.partial[thread_id()].data() : nullptr;
+    A fsum = 0, qsum = 0;
+#pragma omp simd reduction(+ : fsum, qsum)
+    for (int64_t j = 0; j < cols; ++j) {
+      const A qj = PW == kPerElem ? load(q, j) : q0;
+      const A wj = SW == kPerElem ? load(w, j) : A(1);
+      A dp, dl, dq;
+      const A f = loss.both(load(p, j), load(l, j), qj, dp, dl, dq);
+      const A c = gw * wj;
+      store(gp, j, c * dp);
+      store(gl, j, c * dl);
+      if (SW == kPerRow) fsum += f;
+      if (SW == kPerElem) {
+        if (sw_full) store(gsw, j, gi * f); else csw[j] += gi * f;
+      }
+      if (PW == kPerRow) qsum += c * dq;
+      if (PW == kPerElem) {
+        if (pw_full) store(gpw, j, c * dq); else cpw[j] += c * dq;
+      }
+    }
+    if (SW == kPerRow) finish_row_grad(dsw, i, gi * fsum);
+    if (PW == kPerRow) finish_row_grad(dpw, i, qsum);
+  }
+}
+
+// ------------------------------------------------------------- operators --
+// An operator descriptor: its name, whether it takes pos_weight, and with()
+// that turns the boolean attributes into template arguments, so that no
+// option is tested inside an inner loop (GCC will not vectorise it then).
+
+template <class L> struct Plain {
+  template <class F> static void with(const Attrs& a, F&& f) { f(L(a)); }
+};
+
+struct L2Op : Plain<L2> { static constexpr const char* kName = "gluonx_l2_loss"; static constexpr bool kPosWeight = false; };
+struct L1Op : Plain<L1> { static constexpr const char* kName = "gluonx_l1_loss"; static constexpr bool kPosWeight = false; };
+struct HuberOp : Plain<Huber> { static constexpr const char* kName = "gluonx_huber_loss"; static constexpr bool kPosWeight = false; };
+struct HingeOp : Plain<Hinge> { static constexpr const char* kName = "gluonx_hinge_loss"; static constexpr bool kPosWeight = false; };
+struct SquaredHingeOp : Plain<SquaredHinge> {
+  static constexpr const char* kName = "gluonx_squared_hinge_loss"; static constexpr bool kPosWeight = false;
+};
+struct LogisticOp : Plain<Logistic> { static constexpr const char* kName = "gluonx_logistic_loss"; static constexpr bool kPosWeight = false; };
+struct KLDivOp : Plain<KLDivLogits> { static constexpr const char* kName = "gluonx_kldiv_loss"; static constexpr bool kPosWeight = false; };
+
+struct SigmoidBCEOp {
+  static constexpr const char* kName = "gluonx_sigmoid_bce_loss";
+  static constexpr bool kPosWeight = true;
+  template <class F> static void with(const Attrs& a, F&& f) {
+    if (attr_flag(a, "from_sigmoid")) f(SigmoidBCE<true>(a)); else f(SigmoidBCE<false>(a));
+  }
+};
+
+struct PoissonNLLOp {
+  static constexpr const char* kName = "gluonx_poisson_nll_loss";
+  static constexpr bool kPosWeight = false;
+  template <class F> static void with(const Attrs& a, F&& f) {
+    const bool logits = attr_flag(a, "from_logits"), full = attr_flag(a, "compute_full");
+    if (logits && full) f(PoissonNLL<true, true>(a));
+    else if (logits) f(PoissonNLL<true, false>(a));
+    else if (full) f(PoissonNLL<false, true>(a));
+    else f(PoissonNLL<false, false>(a));
+  }
+};
+
+template <class Op>
+MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
+  *num_in = 2 + (attr_flag(attrs, "has_sw") ? 1 : 0) +
+            (Op::kPosWeight && attr_flag(attrs, "has_pw") ? 1 : 0);
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+// Weights come after pred and label: sample_weight first, then pos_weight.
+template <class Op>
+void weight_slots(const Attrs& attrs, int* sw_slot, int* pw_slot) {
+  int next = 2;
+  *sw_slot = attr_flag(attrs, "has_sw") ? next++ : -1;
+  *pw_slot = (Op::kPosWeight && attr_flag(attrs, "has_pw")) ? next++ : -1;
+}
+
+template <bool PosWeight, class L, typename T>
+void run_forward(const L& loss, std::vector<MXTensor>& in, MXTensor& out, int sw_slot,
+                 int pw_slot) {
+  const std::vector<int64_t>& shape = in[0].shape;
+  const int64_t rows = shape[0];
+  const int64_t cols = rows == 0 ? 0 : in[0].size() / rows;
+  const Weight<T> sw = make_weight<T>(sw_slot >= 0 ? &in[sw_slot] : nullptr, shape, cols);
+  const Weight<T> pw = make_weight<T>(pw_slot >= 0 ? &in[pw_slot] : nullptr, shape, cols);
+  const T* p = in[0].data<T>();
+  const T* l = in[1].data<T>();
+  T* o = out.data<T>();
+  const int swm = mode_of(sw), pwm = mode_of(pw);
+#define GLUONX_FWD(S, P) \
+  if (swm == S && pwm == P) { forward_rows<L, T, S, P>(loss, p, l, sw, pw, rows, cols, o); return; }
+  GLUONX_FWD(kAbsent, kAbsent) GLUONX_FWD(kPerRow, kAbsent) GLUONX_FWD(kPerElem, kAbsent)
+  if constexpr (PosWeight) {
+    GLUONX_FWD(kAbsent, kPerRow) GLUONX_FWD(kPerRow, kPerRow) GLUONX_FWD(kPerElem, kPerRow)
+    GLUONX_FWD(kAbsent, kPerElem) GLUONX_FWD(kPerRow, kPerElem) GLUONX_FWD(kPerElem, kPerElem)
+  }
+#undef GLUONX_FWD
+}
+
+template <bool PosWeight, class L, typename T>
+void run_backward(const L& loss, std::vector<MXTensor>& in, std::vector<MXTensor>& out,
+                  int sw_slot, int pw_slot) {
+  // in: ograd, pred, label, [sw], [pw], output ; out: one gradient per input
+  std::vector<MXTensor> fwd_in(in.begin() + 1, in.end() - 1);
+  const std::vector<int64_t>& shape = fwd_in[0].shape;
+  const int64_t rows = shape[0];
+  const int64_t cols = rows == 0 ? 0 : fwd_in[0].size() / rows;
+  const Weight<T> sw = make_weight<T>(sw_slot >= 0 ? &fwd_in[sw_slot] : nullptr, shape, cols);
+  const Weight<T> pw = make_weight<T>(pw_slot >= 0 ? &fwd_in[pw_slot] : nullptr, shape, cols);
+  const int threads = max_threads();
+  WeightGrad<T> dsw, dpw;
+  if (sw_slot >= 0) dsw.init(out[sw_slot].data<T>(), sw.kind, rows, cols, threads);
+  if (pw_slot >= 0) dpw.init(out[pw_slot].data<T>(), pw.kind, rows, cols, threads);
+  const T* g = in[0].data<T>();
+  const T* p = fwd_in[0].data<T>();
+  const T* l = fwd_in[1].data<T>();
+  T* gp = out[0].data<T>();
+  T* gl = out[1].data<T>();
+  const int swm = mode_of(sw), pwm = mode_of(pw);
+  bool done = false;
+#define GLUONX_BWD(S, P)                                                              \
+  if (!done && swm == S && pwm == P) {                                                \
+    backward_rows<L, T, S, P>(loss, g, p, l, sw, pw, rows, cols, gp, gl, dsw, dpw); \
+    done = true;                                                                      \
+  }
+  GLUONX_BWD(kAbsent, kAbsent) GLUONX_BWD(kPerRow, kAbsent) GLUONX_BWD(kPerElem, kAbsent)
+  if constexpr (PosWeight) {
+    GLUONX_BWD(kAbsent, kPerRow) GLUONX_BWD(kPerRow, kPerRow) GLUONX_BWD(kPerElem, kPerRow)
+    GLUONX_BWD(kAbsent, kPerElem) GLUONX_BWD(kPerRow, kPerElem) GLUONX_BWD(kPerElem, kPerElem)
+  }
+#undef GLUONX_BWD
+  if (sw_slot >= 0) dsw.finish();
+  if (pw_slot >= 0) dpw.finish();
+}
+
+// Inputs must share pred's dtype, label pred's size, weights must broadcast.
+inline bool check_inputs(const std::vector<MXTensor>& in, int sw_slot, int pw_slot) {
+  if (in[0].shape.empty() || in[1].size() != in[0].size()) return false;
+  for (const auto& t : in) {
+    if (t.dtype != in[0].dtype) return false;
+  }
+  Bcast kind;
+  if (sw_slot >= 0 && !classify_bcast(in[0].shape, in[sw_slot].shape, &kind)) return false;
+  if (pw_slot >= 0 && !classify_bcast(in[0].shape, in[pw_slot].shape, &kind)) return false;
+  return true;
+}
+
+template <class Op>
+MXReturnValue forward(const Attrs& attrs, std::vector<MXTensor>* in,
+                      std::vector<MXTensor>* out, const OpResource&) {
+  int sw_slot, pw_slot;
+  weight_slots<Op>(attrs, &sw_slot, &pw_slot);
+  if (!check_inputs(*in, sw_slot, pw_slot)) {
+    return fail(Op::kName, "inputs must share pred's dtype and size; weights must broadcast");
+  }
+  bool ok = false;
+  Op::with(attrs, [&](auto loss) {
+    ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+      run_forward<Op::kPosWeight, decltype(loss), decltype(t)>(loss, *in, (*out)[0], sw_slot,
+                                                                pw_slot);
+    });
+  });
+  return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
+}
+
+template <class Op>
+MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
+                       std::vector<MXTensor>* out, const OpResource&) {
+  int sw_slot, pw_slot;
+  weight_slots<Op>(attrs, &sw_slot, &pw_slot);
+  bool ok = false;
+  Op::with(attrs, [&](auto loss) {
+    ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+      run_backward<Op::kPosWeight, decltype(loss), decltype(t)>(loss, *in, *out, sw_slot,
+                                                                 pw_slot);
+    });
+  });
+  return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
+}
+
+template <class Op> void register_loss() {
+  mxnet::ext::Registry<mxnet::ext::CustomOp>::get()
+      ->add(Op::kName)
+      .setParseAttrs(parse_attrs<Op>)
+      .setInferType(infer_type_like_pred)
+      .setInferShape(infer_shape_per_sample)
+      .setForward(forward<Op>, "cpu")
+      .setBackward(backward<Op>, "cpu");
+}
+
+struct Registration {
+  Registration() {
+    register_loss<L2Op>();
+    register_loss<L1Op>();
+    register_loss<HuberOp>();
+    register_loss<HingeOp>();
+    register_loss<SquaredHingeOp>();
+    register_loss<LogisticOp>();
+    register_loss<SigmoidBCEOp>();
+    register_loss<PoissonNLLOp>();
+    register_loss<KLDivOp>();
+  }
+} registration;
+
+}  // namespace
+}  // namespace gluonx
