@@ -267,3 +267,23 @@ def test_every_option_has_a_case():
     assert OPTIONS - used == set()
     # pos_weight is an input, not an option
     assert any(c.cls.startswith("SigmoidB") and len(c.inputs()) > 3 for c in CASES)
+
+
+# ---------------------------------------------------------------- contexts
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_runs_on_the_inputs_context(hybridize):
+    """A loss runs where its inputs are (here a second CPU context)."""
+    ctx = mx.cpu(1)
+    loss = L.SoftmaxCELoss()
+    if hybridize:
+        loss.hybridize()
+    pred = mx.nd.array(np.random.RandomState(0).standard_normal((3, 4)), ctx=ctx)
+    out = loss(pred, mx.nd.array([0, 3, 1], ctx=ctx), mx.nd.ones((3, 1), ctx=ctx))
+    assert out.context == ctx
+    np.testing.assert_allclose(out.asnumpy(), R.ref_softmax_ce(pred.asnumpy(), [0, 3, 1])[1],
+                               rtol=1e-5)
+
+
+def test_inputs_on_different_contexts_are_an_error():
+    with pytest.raises(L.LossInputError, match="L2Loss(?s:.*)label"):
+        L.L2Loss()(mx.nd.ones((2, 3), ctx=mx.cpu(0)), mx.nd.ones((2, 3), ctx=mx.cpu(1)))

@@ -38,3 +38,113 @@ REDUCED = [c for c in CASES if c.id in (
 @pytest.mark.parametrize("case", REDUCED, ids=ids(REDUCED))
 def test_reductions_in_every_mode(case, reduction, ctx, tmp_path):
     run_and_check_modes(case, "float32", ctx, tmp_path, reduction=reduction)
+
+
+# ---------------------------------------------------------------- graphs in user code
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import gluonx.loss as L
+import mxnet as mx
+from mxnet import autograd, gluon
+
+import reference as R
+
+
+class _Net(gluon.HybridBlock):
+    """A user model whose hybrid_forward calls a gluonx loss on F (NDArray or Symbol)."""
+
+    def __init__(self, loss, **kwargs):
+        super(_Net, self).__init__(**kwargs)
+        with self.name_scope():
+            self.dense = gluon.nn.Dense(4, in_units=3)
+        self.loss = loss
+
+    def hybrid_forward(self, F, x, y):
+        return self.loss(self.dense(x), y)
+
+
+@pytest.mark.parametrize("loss", [lambda: L.SoftmaxCELoss(), lambda: L.L2Loss(),
+                                  lambda: L.SigmoidBCELoss(), lambda: L.HuberLoss(rho=0.5)],
+                         ids=["SoftmaxCE", "L2", "SigmoidBCE", "Huber"])
+def test_loss_inside_a_hybridized_model_trains_and_exports(loss, tmp_path):
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.standard_normal((8, 3)))
+    y = mx.nd.array(rng.randint(0, 4, size=8)) if isinstance(loss(), L.SoftmaxCELoss) else \
+        mx.nd.array(rng.uniform(0, 1, size=(8, 4)))
+    net = _Net(loss())
+    net.initialize(mx.init.Xavier())
+    imperative = net(x, y).asnumpy()
+    net.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+    np.testing.assert_allclose(net(x, y).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
+    first = None
+    for _ in range(5):
+        with autograd.record():
+            out = net(x, y)
+        out.backward()
+        trainer.step(8)
+        first = out.mean().asscalar() if first is None else first
+    last = net(x, y).mean().asscalar()
+    assert last < first
+    path = str(tmp_path / "net")
+    net.export(path)
+    back = gluon.SymbolBlock.imports(path + "-symbol.json", ["data0", "data1"],
+                                     path + "-0000.params")
+    np.testing.assert_allclose(back(x, y).asnumpy(), net(x, y).asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_hybridized_loss_serves_changing_batch_sizes(static):
+    loss = L.SoftmaxCELoss()
+    loss.hybridize(static_alloc=static, static_shape=static)
+    rng = np.random.RandomState(1)
+    for n in (4, 7, 4, 2):
+        pred, label = rng.standard_normal((n, 5)), rng.randint(0, 5, size=n)
+        out = loss(mx.nd.array(pred), mx.nd.array(label)).asnumpy()
+        np.testing.assert_allclose(out, R.ref_softmax_ce(pred, label)[1], rtol=1e-5)
+
+
+PORTABLE_CHECK = r"""
+import json, sys
+import numpy as np
+import mxnet as mx
+assert "gluonx" not in sys.modules
+path, n = sys.argv[1], int(sys.argv[2])
+inputs = [mx.nd.array(np.load(path + "-in%d.npy" % i)) for i in range(n)]
+blk = mx.gluon.SymbolBlock.imports(path + "-symbol.json", ["data%d" % i for i in range(n)],
+                                   path + "-0000.params")
+print(json.dumps(blk(*inputs).asnumpy().tolist()))
+"""
+
+
+@pytest.mark.parametrize("case_id", ["SoftmaxCE-sw-weight", "SigmoidBCE-from_sigmoid-pos_weight",
+                                     "CTC-lengths",
+                                     "CosineEmbedding", "PoissonNLL-full"])
+def test_portable_export_loads_without_gluonx(case_id, tmp_path):
+    """export(path, portable=True) is a stock-operator graph: a process that never
+    imports gluonx loads it and gets the same numbers."""
+    from cases import CASE_BY_ID
+    case = CASE_BY_ID[case_id]
+    inputs = [a for a in as_dtype(case.inputs(), "float32")]
+    present = [a for a in inputs if a is not None]
+    assert all(a is not None for a in inputs[:len(present)]), "case must pass inputs in order"
+    loss = case.factory()()
+    loss.hybridize()
+    nds = [mx.nd.array(a) for a in present]
+    expected_out = loss(*nds).asnumpy()
+    path = str(tmp_path / "portable")
+    loss.export(path, portable=True)
+    for i, a in enumerate(present):
+        np.save(path + "-in%d.npy" % i, a)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ""
+    res = subprocess.run([sys.executable, "-c", PORTABLE_CHECK, path, str(len(present))],
+                         capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    np.testing.assert_allclose(np.array(json.loads(res.stdout.strip().splitlines()[-1])),
+                               expected_out, rtol=1e-5)
