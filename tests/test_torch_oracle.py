@@ -42,6 +42,9 @@ def torch_loss(case, x):
     """The per-sample loss of ``case`` on torch tensors ``x`` (call order)."""
     kw, name = case.kwargs, case.cls
     x = list(x) + [None] * (5 - len(x))
+    if name not in ("SoftmaxCELoss", "SoftmaxCrossEntropyLoss", "CTCLoss", "CosineEmbeddingLoss",
+                    "SDMLLoss") and x[1].numel() == x[0].numel():
+        x[1] = x[1].reshape(x[0].shape)   # mxnet: label reshaped like pred
     w = kw.get("weight")
     ba = kw.get("batch_axis", 0)
     if name == "L2Loss":
@@ -70,6 +73,8 @@ def torch_loss(case, x):
     if name in ("SoftmaxCELoss", "SoftmaxCrossEntropyLoss"):
         axis = kw.get("axis", -1) % x[0].dim()
         pred = torch.movedim(x[0], axis, 1)
+        if kw.get("sparse_label", True):   # label: pred's shape without the class axis
+            x[1] = x[1].reshape(x[0].shape[:axis] + x[0].shape[axis + 1:])
         if not kw.get("sparse_label", True):
             target = torch.movedim(x[1], axis, 1)
             e = TF.cross_entropy(pred, target, reduction="none")
