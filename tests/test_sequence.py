@@ -123,3 +123,38 @@ def test_layouts_agree():
                                 mx.nd.array(label)).asnumpy()
     np.testing.assert_allclose(a, b, rtol=1e-6)
     np.testing.assert_allclose(a, c, rtol=1e-6)
+
+
+@pytest.mark.parametrize("all_empty", [False, True], ids=["one-empty", "all-empty"])
+@pytest.mark.parametrize("via", ["padding", "label_lengths"])
+def test_empty_label_is_exact_and_deterministic(via, all_empty):
+    """An empty label (all padding, or label_lengths 0) is feasible: the loss is
+    -sum_t log p_t(blank) and the gradient softmax - onehot(blank), on every run
+    (1.9.1's op reads uninitialised memory here: values up to 1e36, any sign)."""
+    rng = np.random.RandomState(0)
+    pred = rng.standard_normal((2, 4, 3))
+    label = np.array([[-1.0, -1.0], [-1.0, -1.0] if all_empty else [0.0, 1.0]])
+    lengths = (label >= 0).sum(axis=1).astype(np.float64)
+    args = [pred, label] if via == "padding" else [pred, np.where(label < 0, 0, label), None,
+                                                   lengths]
+    ref = R.ref_ctc(pred, label)[1]
+    head = np.ones(2)
+    fd = R.numeric_grad(lambda *xs: R.ref_ctc(*xs)[1], [pred, label], [0], head)[0]
+    for _ in range(30):
+        junk = mx.nd.array(rng.standard_normal((64, 64)) * 1e6)   # dirty the allocator
+        (junk * 3).wait_to_read()
+        value, grads = run_mode("imperative", lambda: L.CTCLoss(), args, grad=(0,))
+        np.testing.assert_allclose(value, ref, rtol=1e-4)
+        np.testing.assert_allclose(grads[0], fd, rtol=1e-3, atol=1e-5)
+
+
+def test_all_samples_infeasible():
+    rng = np.random.RandomState(1)
+    pred = rng.standard_normal((2, 3, 4))
+    label = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 2.0]])   # need 5 and 4 frames > 3
+    for _ in range(10):
+        junk = mx.nd.array(rng.standard_normal((64, 64)) * 1e6)
+        (junk * 3).wait_to_read()
+        value, grads = run_mode("imperative", lambda: L.CTCLoss(), [pred, label], grad=(0,))
+        assert np.all(value == np.inf)
+        assert np.all(grads[0] == 0)
