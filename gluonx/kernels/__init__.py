@@ -184,95 +184,194 @@ def _num(value):
 
 
 class _Call:
-    """The pieces of one kernel call, checked against `info`."""
+    """One kernel call: the inputs as the loss base class hands them over, with
+    the shapes and dtypes they have *at that point* (labels already aligned to
+    pred, float inputs cast to the compute dtype, sample_weight aligned)."""
 
-    def __init__(self, inputs, info):
-        self.inputs = inputs
-        self.shapes = info.shapes
-        self.dtypes = info.dtypes
-        self.pred_shape = tuple(info.shapes["pred"]) if "pred" in info.shapes else None
+    def __init__(self, loss, inputs, info):
+        self.inputs = {k: v for k, v in inputs.items() if v is not None}
+        self.shapes, self.dtypes = _effective(loss, self.inputs, info)
 
-    def same_as_pred(self, name, shape_key="pred"):
-        """`name` is present, has pred's dtype and the same shape as `shape_key`."""
-        return (name in self.inputs and self.dtypes.get(name) == self.dtypes.get(shape_key)
-                and tuple(self.shapes[name]) == tuple(self.shapes[shape_key]))
+    def has(self, name):
+        return name in self.inputs
 
-    def weight(self, name, ref="pred"):
-        """(present, supported) for an optional weight broadcast against `ref`."""
-        if self.inputs.get(name) is None:
-            return False, True
-        ok = (self.dtypes.get(name) == self.dtypes.get(ref)
-              and _bcast_kind(self.shapes[ref], self.shapes[name]) is not None)
-        return True, ok
+    def like(self, name, ref="pred"):
+        """`name` is present with `ref`'s shape and dtype."""
+        return (name in self.inputs and self.dtypes[name] == self.dtypes[ref]
+                and self.shapes[name] == self.shapes[ref])
+
+    def weight_ok(self, name, against, ref="pred"):
+        """An optional weight is absent, or has ref's dtype and broadcasts onto
+        the shape `against` in a pattern the kernels support."""
+        if name not in self.inputs:
+            return True
+        return (self.dtypes[name] == self.dtypes[ref]
+                and _bcast_kind(against, self.shapes[name]) is not None)
 
 
-def _elementwise(op, target, loss, F, call, attrs, pos_weight=False):
-    if not call.same_as_pred(target):
+def _effective(loss, inputs, info):
+    """Shapes and dtypes of `inputs` as the base class passes them to the kernel."""
+    compute_dtype = None
+    hook = getattr(loss, "_compute_dtype", None)
+    if hook is not None:
+        try:
+            compute_dtype = hook(info)
+        except Exception:  # pylint: disable=broad-except
+            compute_dtype = None
+    casts = getattr(loss, "_casts", lambda name: True)
+    like_pred = tuple(getattr(loss, "_like_pred", ()))
+    align = getattr(info, "align", {}) or {}
+    names = list(info.shapes)
+    pred_shape = tuple(info.shapes[names[0]]) if names else ()
+    shapes, dtypes = {}, {}
+    for name in inputs:
+        shape = tuple(int(d) for d in info.shapes[name])
+        dtype = np.dtype(info.dtypes[name])
+        if compute_dtype is not None and dtype in _FLOAT_DTYPES and casts(name):
+            dtype = np.dtype(compute_dtype)
+        if name in like_pred and align.get(name, ("same",))[0] in ("same", "reshape",
+                                                                   "broadcast"):
+            shape = pred_shape
+        if name == "sample_weight":
+            mode, arg = align.get(name, ("same", None))
+            if mode == "flat":
+                shape = (int(np.prod(shape)),)
+            elif mode == "reshape":
+                batch = int(np.prod(shape))
+                shape = tuple(batch if d == -1 else int(d) for d in arg)
+        shapes[name] = shape
+        dtypes[name] = dtype
+    return shapes, dtypes
+
+
+def _elementwise(op, target, F, call, attrs, pos_weight=False):
+    """Losses whose elementwise value is averaged (summed) over non-batch axes."""
+    pred_shape = call.shapes["pred"]
+    if not call.like(target) or not call.weight_ok("sample_weight", pred_shape):
         return None
     args = [call.inputs["pred"], call.inputs[target]]
-    has_sw, ok = call.weight("sample_weight")
-    if not ok:
-        return None
-    if has_sw:
+    attrs = dict(attrs, has_sw=_flag(call.has("sample_weight")))
+    if call.has("sample_weight"):
         args.append(call.inputs["sample_weight"])
-    attrs = dict(attrs, has_sw=_flag(has_sw))
     if pos_weight:
-        has_pw, ok = call.weight("pos_weight")
-        if not ok:
+        if not call.weight_ok("pos_weight", pred_shape):
             return None
-        if has_pw:
+        attrs["has_pw"] = _flag(call.has("pos_weight"))
+        if call.has("pos_weight"):
             args.append(call.inputs["pos_weight"])
-        attrs["has_pw"] = _flag(has_pw)
+    elif call.has("pos_weight"):
+        return None
     return getattr(F, op)(*args, **attrs)
 
 
+def _only(call, *names):
+    """True when the call has no inputs other than `names` (e.g. loss parameters)."""
+    return set(call.inputs) <= set(names)
+
+
 def _l2(loss, F, call, cfg):
-    return _elementwise("gluonx_l2_loss", "label", loss, F, call, {})
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None
+    return _elementwise("gluonx_l2_loss", "label", F, call, {})
 
 
 def _l1(loss, F, call, cfg):
-    return _elementwise("gluonx_l1_loss", "label", loss, F, call, {})
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None
+    return _elementwise("gluonx_l1_loss", "label", F, call, {})
 
 
 def _huber(loss, F, call, cfg):
-    return _elementwise("gluonx_huber_loss", "label", loss, F, call, {"rho": _num(cfg["rho"])})
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None
+    return _elementwise("gluonx_huber_loss", "label", F, call, {"rho": _num(cfg["rho"])})
 
 
 def _hinge(loss, F, call, cfg):
-    return _elementwise("gluonx_hinge_loss", "label", loss, F, call,
-                        {"margin": _num(cfg["margin"])})
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None
+    return _elementwise("gluonx_hinge_loss", "label", F, call, {"margin": _num(cfg["margin"])})
 
 
 def _squared_hinge(loss, F, call, cfg):
-    return _elementwise("gluonx_squared_hinge_loss", "label", loss, F, call,
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None
+    return _elementwise("gluonx_squared_hinge_loss", "label", F, call,
                         {"margin": _num(cfg["margin"])})
 
 
 def _logistic(loss, F, call, cfg):
     fmt = cfg.get("label_format", "signed")
-    if fmt not in ("signed", "binary"):
+    if fmt not in ("signed", "binary") or not _only(call, "pred", "label", "sample_weight"):
         return None
-    return _elementwise("gluonx_logistic_loss", "label", loss, F, call,
+    return _elementwise("gluonx_logistic_loss", "label", F, call,
                         {"signed": _flag(fmt == "signed")})
 
 
 def _sigmoid_bce(loss, F, call, cfg):
-    return _elementwise("gluonx_sigmoid_bce_loss", "label", loss, F, call,
+    if not _only(call, "pred", "label", "sample_weight", "pos_weight"):
+        return None
+    return _elementwise("gluonx_sigmoid_bce_loss", "label", F, call,
                         {"from_sigmoid": _flag(cfg.get("from_sigmoid", False))},
                         pos_weight=True)
 
 
 def _poisson_nll(loss, F, call, cfg):
-    return _elementwise("gluonx_poisson_nll_loss", "target", loss, F, call,
+    epsilon = call.inputs.get("epsilon", cfg.get("epsilon", 1e-8))
+    if not isinstance(epsilon, (int, float, np.number)):
+        return None
+    call.inputs.pop("epsilon", None)
+    if not _only(call, "pred", "target", "sample_weight"):
+        return None
+    return _elementwise("gluonx_poisson_nll_loss", "target", F, call,
                         {"from_logits": _flag(cfg.get("from_logits", True)),
                          "compute_full": _flag(cfg.get("compute_full", False)),
-                         "epsilon": _num(cfg.get("epsilon", 1e-8))})
+                         "epsilon": _num(epsilon)})
+
+
+def _last_axis(axis, ndim):
+    return ndim >= 1 and int(axis) % ndim == ndim - 1
 
 
 def _kldiv(loss, F, call, cfg):
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None
     if cfg.get("from_logits", True):
-        return _elementwise("gluonx_kldiv_loss", "label", loss, F, call, {})
-    return None
+        return _elementwise("gluonx_kldiv_loss", "label", F, call, {})
+    pred_shape = call.shapes["pred"]
+    if (len(pred_shape) < 2 or not _last_axis(cfg.get("axis", -1), len(pred_shape))
+            or not call.like("label") or not call.weight_ok("sample_weight", pred_shape)):
+        return None
+    args = [call.inputs["pred"], call.inputs["label"]]
+    if call.has("sample_weight"):
+        args.append(call.inputs["sample_weight"])
+    return F.gluonx_kldiv_softmax_loss(*args, has_sw=_flag(call.has("sample_weight")))
+
+
+def _softmax_ce(loss, F, call, cfg):
+    if not _only(call, "pred", "label", "sample_weight"):
+        return None  # class_weight (a parameter input) is not fused
+    if (cfg.get("label_smoothing", 0) or cfg.get("class_weight") is not None
+            or cfg.get("ignore_index") is not None):
+        return None
+    pred_shape = call.shapes["pred"]
+    if len(pred_shape) < 2 or not _last_axis(cfg.get("axis", -1), len(pred_shape)):
+        return None
+    sparse = bool(cfg.get("sparse_label", True))
+    if sparse:
+        positions = int(np.prod(pred_shape[:-1]))
+        if int(np.prod(call.shapes["label"])) != positions:
+            return None
+    elif not call.like("label"):
+        return None
+    if not call.weight_ok("sample_weight", pred_shape[:-1] + (1,)):
+        return None
+    args = [call.inputs["pred"], call.inputs["label"]]
+    if call.has("sample_weight"):
+        args.append(call.inputs["sample_weight"])
+    return F.gluonx_softmax_ce_loss(*args, has_sw=_flag(call.has("sample_weight")),
+                                    sparse_label=_flag(sparse),
+                                    from_logits=_flag(cfg.get("from_logits", False)))
 
 
 _BUILDERS = {
@@ -285,7 +384,11 @@ _BUILDERS = {
     "SigmoidBinaryCrossEntropyLoss": _sigmoid_bce,
     "PoissonNLLLoss": _poisson_nll,
     "KLDivLoss": _kldiv,
+    "SoftmaxCrossEntropyLoss": _softmax_ce,
 }
+
+#: losses whose batch axis the kernel handles itself (not required to be 0)
+_OWN_BATCH_AXIS = ("CTCLoss",)
 
 
 def fused_sample_loss(loss, F, inputs, info):
@@ -294,28 +397,33 @@ def fused_sample_loss(loss, F, inputs, info):
 
     `loss` is the Loss block (its constructor arguments in ``loss._config``),
     `F` is mx.nd or mx.sym, `inputs` maps call-signature names to the inputs
-    that were passed (labels already reshaped like pred, weights cast to
-    pred's dtype), `info` has ``.shapes``, ``.dtypes`` and ``.ctx``. The result
-    is the mean (KLDivLoss: sum) over the non-batch axes of the weighted
-    elementwise loss, before the global ``weight``, in pred's dtype.
+    as the base class passes them (labels aligned to pred, float inputs cast
+    to the compute dtype, sample_weight aligned), `info` is the call's plan
+    (``.shapes``, ``.dtypes`` of the inputs as given by the caller, ``.ctx``,
+    ``.align``). The result is the mean (KLDivLoss: sum) over the non-batch
+    axes of the weighted elementwise loss, before the global ``weight``.
     """
-    builder = _BUILDERS.get(type(loss).__name__)
-    if builder is None:
+    name = type(loss).__name__
+    builder = _BUILDERS.get(name)
+    if builder is None or getattr(loss, "_legacy_signature", None) is not None:
         return None
-    cfg = getattr(loss, "_config", {}) or {}
-    if cfg.get("batch_axis", 0) != 0:
+    if type(loss).__module__.split(".")[0] != "gluonx":
+        return None  # a user subclass may change the math: not ours to fuse
+    if getattr(info, "shapes", None) is None:
         return None
     ctx = getattr(info, "ctx", None)
     if ctx is not None and getattr(ctx, "device_type", "cpu") != "cpu":
         _warn_once("gpu", "gluonx: fused loss kernels are CPU-only; on %s the stock "
                    "operators are used (MXNet fuses pointwise operators on GPU)." % ctx)
         return None
-    first = "pred" if "pred" in inputs else next(iter(inputs), None)
-    if first is None or info.dtypes.get(first) not in _FLOAT_DTYPES:
+    cfg = getattr(loss, "_config", {}) or {}
+    call = _Call(loss, inputs, info)
+    first = next(iter(info.shapes))
+    shape = call.shapes.get(first)
+    if not shape or any(d == 0 for d in shape) or call.dtypes[first] not in _FLOAT_DTYPES:
         return None
-    shape = info.shapes.get(first)
-    if not shape or any(int(d) == 0 for d in shape):
+    if name not in _OWN_BATCH_AXIS and int(getattr(loss, "_batch_axis", 0)) % len(shape) != 0:
         return None
     if not available():
         return None
-    return builder(loss, F, _Call(inputs, info), cfg)
+    return builder(loss, F, call, cfg)

@@ -341,6 +341,19 @@ template <typename T> struct WeightGrad {
   }
 };
 
+inline int thread_id();
+
+// Stores the summed gradient of a weight that is constant along row i
+// (row broadcast), or adds it to the thread's total (scalar broadcast).
+template <typename T>
+inline void finish_weight_row(WeightGrad<T>& g, int64_t i, Acc<T> row_sum) {
+  if (g.kind == Bcast::kRow) {
+    store(g.ptr, i, row_sum);
+  } else if (g.kind == Bcast::kScalar) {
+    g.partial[thread_id()][0] += row_sum;
+  }
+}
+
 inline int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -366,6 +379,11 @@ template <typename F> inline bool dispatch_float(int dtype, F&& f) {
     case mxnet::ext::kFloat16: f(half_t()); return true;
     default: return false;
   }
+}
+
+// Read-only typed view of a tensor's data.
+template <typename T> inline const T* cdata(const MXTensor& t) {
+  return static_cast<const T*>(t.data_ptr);
 }
 
 // Read element i of an index-like tensor (any numeric dtype) as int64.

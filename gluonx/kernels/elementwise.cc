@@ -226,16 +226,6 @@ void forward_rows(const L& loss, const T* pred, const T* label, const Weight<T>&
   }
 }
 
-// Stores the summed gradient of a weight that is constant along row i.
-template <typename T>
-inline void finish_row_grad(WeightGrad<T>& g, int64_t i, Acc<T> row_sum) {
-  if (g.kind == Bcast::kRow) {
-    store(g.ptr, i, row_sum);
-  } else if (g.kind == Bcast::kScalar) {
-    g.partial[thread_id()][0] += row_sum;
-  }
-}
-
 template <class L, typename T, int SW, int PW>
 void backward_rows(const L& loss, const T* ograd, const T* pred, const T* label,
                    const Weight<T>& sw, const Weight<T>& pw, int64_t rows, int64_t cols,
@@ -280,8 +270,8 @@ void backward_rows(const L& loss, const T* ograd, const T* pred, const T* label,
         if (pw_full) store(gpw, j, c * dq); else cpw[j] += c * dq;
       }
     }
-    if (SW == kPerRow) finish_row_grad(dsw, i, gi * fsum);
-    if (PW == kPerRow) finish_row_grad(dpw, i, qsum);
+    if (SW == kPerRow) finish_weight_row(dsw, i, gi * fsum);
+    if (PW == kPerRow) finish_weight_row(dpw, i, qsum);
   }
 }
 
