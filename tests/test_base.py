@@ -287,3 +287,18 @@ def test_runs_on_the_inputs_context(hybridize):
 def test_inputs_on_different_contexts_are_an_error():
     with pytest.raises(L.LossInputError, match="L2Loss(?s:.*)label"):
         L.L2Loss()(mx.nd.ones((2, 3), ctx=mx.cpu(0)), mx.nd.ones((2, 3), ctx=mx.cpu(1)))
+
+
+def _switch(loss_module):
+    loss = loss_module.L2Loss()
+    loss.hybridize()
+    x, y = mx.nd.ones((2, 3)), mx.nd.zeros((2, 3))
+    a = loss(x, y).asnumpy()
+    b = loss(x, y, mx.nd.ones((2, 1)) * 2).asnumpy()
+    np.testing.assert_allclose(b, 2 * a)
+
+
+def test_switching_optional_inputs_works_here_and_fails_on_mxnet_1_9_1():
+    _switch(L)
+    with pytest.raises(Exception):
+        _switch(mx.gluon.loss)
