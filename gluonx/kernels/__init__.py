@@ -374,6 +374,39 @@ def _softmax_ce(loss, F, call, cfg):
                                     from_logits=_flag(cfg.get("from_logits", False)))
 
 
+def _triplet(loss, F, call, cfg):
+    if not _only(call, "pred", "positive", "negative", "sample_weight"):
+        return None
+    if not (call.like("positive") and call.like("negative")):
+        return None
+    args = [call.inputs["pred"], call.inputs["positive"], call.inputs["negative"]]
+    if call.has("sample_weight"):
+        sw = call.shapes["sample_weight"]
+        if call.dtypes["sample_weight"] != call.dtypes["pred"] or \
+                int(np.prod(sw)) not in (1, call.shapes["pred"][0]):
+            return None
+        args.append(call.inputs["sample_weight"])
+    return F.gluonx_triplet_loss(*args, has_sw=_flag(call.has("sample_weight")),
+                                 margin=_num(cfg.get("margin", 1)))
+
+
+def _cosine(loss, F, call, cfg):
+    if not _only(call, "input1", "input2", "label", "sample_weight"):
+        return None
+    shape = call.shapes["input1"]
+    if len(shape) < 2 or not call.like("input2", "input1"):
+        return None
+    if int(np.prod(call.shapes["label"])) != int(np.prod(shape[:-1])):
+        return None
+    if not call.weight_ok("sample_weight", shape[:-1] + (1,), "input1"):
+        return None
+    args = [call.inputs["input1"], call.inputs["input2"], call.inputs["label"]]
+    if call.has("sample_weight"):
+        args.append(call.inputs["sample_weight"])
+    return F.gluonx_cosine_loss(*args, has_sw=_flag(call.has("sample_weight")),
+                                margin=_num(cfg.get("margin", 0)))
+
+
 _BUILDERS = {
     "L2Loss": _l2,
     "L1Loss": _l1,
@@ -385,6 +418,8 @@ _BUILDERS = {
     "PoissonNLLLoss": _poisson_nll,
     "KLDivLoss": _kldiv,
     "SoftmaxCrossEntropyLoss": _softmax_ce,
+    "TripletLoss": _triplet,
+    "CosineEmbeddingLoss": _cosine,
 }
 
 #: losses whose batch axis the kernel handles itself (not required to be 0)
