@@ -194,6 +194,9 @@ CASES = [
     Case("SoftmaxCE", "SoftmaxCELoss", {},
          lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
          family="classification", f16=True),
+    Case("SoftmaxCE-int32-labels", "SoftmaxCELoss", {},
+         lambda r: [_n(r, B, 6), r.randint(0, 6, size=B).astype(np.int32)], R.ref_softmax_ce,
+         (0,), family="classification"),
     Case("SoftmaxCE-large-logits", "SoftmaxCELoss", {},
          lambda r: [_n(r, B, 6, scale=300), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
          family="classification"),
@@ -302,6 +305,10 @@ CASES = [
     Case("CTC-TNC-TN-sw", "CTCLoss", {"layout": "TNC", "label_layout": "TN", "weight": 0.5},
          lambda r: _ctc_inputs(r, layout="TNC", label_layout="TN", sw=True), R.ref_ctc, (0,),
          family="sequence", tol64=(2e-4, 2e-5)),
+    Case("CTC-int32-labels-lengths", "CTCLoss", {},
+         lambda r: [a if a is None or k == 0 else a.astype(np.int32)
+                    for k, a in enumerate(_ctc_inputs(r, T=10, lengths=True))],
+         R.ref_ctc, (0,), family="sequence", tol64=(2e-4, 2e-5)),
     Case("CTC-infeasible", "CTCLoss", {}, lambda r: _ctc_inputs(r, infeasible=True), R.ref_ctc,
          (0,), family="sequence", tol64=(2e-4, 2e-5)),
 ]

@@ -19,6 +19,7 @@ MXNET_WRONG = {
     "Triplet-margin-sw",              # no sample_weight in mxnet
     "SDML-smoothing-sw",
     "CTC-infeasible",                 # uninitialised gradients in mxnet
+    "CTC-int32-labels-lengths",       # mxnet's CTC op rejects int32 lengths with float data
 }
 PARITY = [c for c in CASES if c.id not in MXNET_WRONG and not GLUONX_ONLY & set(c.kwargs)
           and c.cls != "PoissonNLLLoss"]
