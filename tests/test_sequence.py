@@ -158,3 +158,26 @@ def test_all_samples_infeasible():
         value, grads = run_mode("imperative", lambda: L.CTCLoss(), [pred, label], grad=(0,))
         assert np.all(value == np.inf)
         assert np.all(grads[0] == 0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ctc_after_torch_ran_in_the_same_process(dtype):
+    """A differential test runs torch and gluonx side by side: a torch CTC call
+    must not make a later gluonx CTC call fail (an 'inf' scalar in the graph is
+    parsed by MXNet and rejected when errno is left at ERANGE)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(0)
+    pred = rng.standard_normal((2, 6, 4))
+    label = np.array([[0.0, 1.0], [1.0, 1.0]])
+    ref = R.ref_ctc(pred, label)[1]
+    L.CTCLoss()(mx.nd.array(pred, dtype=dtype), mx.nd.array(label)).asnumpy()
+    lp = torch.tensor(R.log_softmax(pred, -1)).permute(1, 0, 2).requires_grad_()
+    t = torch.nn.functional.ctc_loss(lp, torch.tensor(label).long(), torch.tensor([6, 6]),
+                                     torch.tensor([2, 2]), blank=3, reduction="none")
+    t.sum().backward()
+    for hybridize in (False, True):
+        loss = L.CTCLoss()
+        if hybridize:
+            loss.hybridize()
+        out = loss(mx.nd.array(pred, dtype=dtype), mx.nd.array(label)).asnumpy()
+        np.testing.assert_allclose(out, ref, rtol=1e-4)
