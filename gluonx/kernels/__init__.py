@@ -407,6 +407,36 @@ def _cosine(loss, F, call, cfg):
                                 margin=_num(cfg.get("margin", 0)))
 
 
+def _ctc(loss, F, call, cfg):
+    if not _only(call, "pred", "label", "pred_lengths", "label_lengths", "sample_weight"):
+        return None
+    layout, label_layout = cfg.get("layout", "NTC"), cfg.get("label_layout", "NT")
+    pred, label = call.shapes["pred"], call.shapes["label"]
+    if layout not in ("NTC", "TNC") or label_layout not in ("NT", "TN"):
+        return None
+    if len(pred) != 3 or len(label) != 2:
+        return None
+    batch = pred[0] if layout == "NTC" else pred[1]
+    if label[label_layout.find("N")] != batch:
+        return None
+    args = [call.inputs["pred"], call.inputs["label"]]
+    for name in ("pred_lengths", "label_lengths"):
+        if call.has(name):
+            if int(np.prod(call.shapes[name])) != batch:
+                return None
+            args.append(call.inputs[name])
+    if call.has("sample_weight"):
+        if call.dtypes["sample_weight"] != call.dtypes["pred"] or \
+                int(np.prod(call.shapes["sample_weight"])) not in (1, batch):
+            return None
+        args.append(call.inputs["sample_weight"])
+    return F.gluonx_ctc_loss(*args, layout_ntc=_flag(layout == "NTC"),
+                             label_nt=_flag(label_layout == "NT"),
+                             has_pred_lengths=_flag(call.has("pred_lengths")),
+                             has_label_lengths=_flag(call.has("label_lengths")),
+                             has_sw=_flag(call.has("sample_weight")))
+
+
 _BUILDERS = {
     "L2Loss": _l2,
     "L1Loss": _l1,
@@ -420,6 +450,7 @@ _BUILDERS = {
     "SoftmaxCrossEntropyLoss": _softmax_ce,
     "TripletLoss": _triplet,
     "CosineEmbeddingLoss": _cosine,
+    "CTCLoss": _ctc,
 }
 
 #: losses whose batch axis the kernel handles itself (not required to be 0)

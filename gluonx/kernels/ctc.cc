@@ -1,0 +1,310 @@
+// gluonx_ctc_loss: connectionist temporal classification, blank = last class.
+//
+// Inputs: pred (activations, softmax taken here; layout NTC or TNC), label
+// (class indices, -1 pads; layout NT or TN; any dtype), then optionally
+// pred_lengths, label_lengths (any dtype), sample_weight (one per sample, or
+// one value). Output: -log p(label | pred) per sample, times its weight.
+//
+// Log-space alpha (forward) and beta (backward) recursions, parallel over the
+// batch. A label that cannot fit (length plus the blanks needed between
+// repeated symbols exceeds the frames) has loss +inf and gradient exactly 0.
+#include "common.h"
+
+namespace gluonx {
+namespace {
+
+struct CtcOptions {
+  bool ntc, label_nt, has_pred_len, has_label_len, has_sw;
+  explicit CtcOptions(const Attrs& a)
+      : ntc(attr_double(a, "layout_ntc", 1.0) != 0.0),
+        label_nt(attr_double(a, "label_nt", 1.0) != 0.0),
+        has_pred_len(attr_flag(a, "has_pred_lengths")),
+        has_label_len(attr_flag(a, "has_label_lengths")),
+        has_sw(attr_flag(a, "has_sw")) {}
+  int num_inputs() const { return 2 + has_pred_len + has_label_len + has_sw; }
+  int slot_pred_len() const { return has_pred_len ? 2 : -1; }
+  int slot_label_len() const { return has_label_len ? 2 + has_pred_len : -1; }
+  int slot_sw() const { return has_sw ? 2 + has_pred_len + has_label_len : -1; }
+};
+
+template <typename A> GLUONX_INLINE A log_add(A a, A b) {
+  const A m = std::max(a, b);
+  if (m == -std::numeric_limits<A>::infinity()) return m;
+  return m + std::log1p(std::exp(-std::abs(a - b)));
+}
+
+// One sample's view of the inputs.
+struct Sample {
+  int64_t frames;               // T_n
+  std::vector<int64_t> label;   // the used labels (no padding)
+  bool feasible;
+};
+
+struct CtcShapes {
+  int64_t N, T, C, L;
+};
+
+inline CtcShapes ctc_shapes(const MXTensor& pred, const MXTensor& label, const CtcOptions& o) {
+  CtcShapes s;
+  s.N = o.ntc ? pred.shape[0] : pred.shape[1];
+  s.T = o.ntc ? pred.shape[1] : pred.shape[0];
+  s.C = pred.shape[2];
+  s.L = o.label_nt ? label.shape[1] : label.shape[0];
+  return s;
+}
+
+// Labels of sample n: the first label_lengths[n] entries, or (without
+// lengths) as many entries as are not -1; frames from pred_lengths or T.
+inline Sample sample_of(int64_t n, const std::vector<MXTensor>& in, const CtcOptions& o,
+                        const CtcShapes& s) {
+  Sample out;
+  const MXTensor& label = in[1];
+  auto at = [&](int64_t j) { return load_index(label, o.label_nt ? n * s.L + j : j * s.N + n); };
+  int64_t len = 0;
+  if (o.has_label_len) {
+    len = load_index(in[o.slot_label_len()], n);
+  } else {
+    for (int64_t j = 0; j < s.L; ++j) len += at(j) != -1;
+  }
+  len = std::max<int64_t>(0, std::min(len, s.L));
+  out.frames = o.has_pred_len ? load_index(in[o.slot_pred_len()], n) : s.T;
+  out.frames = std::max<int64_t>(0, std::min(out.frames, s.T));
+  out.label.resize(len);
+  int64_t repeats = 0;
+  for (int64_t j = 0; j < len; ++j) {
+    out.label[j] = std::max<int64_t>(0, std::min(at(j), s.C - 1));
+    if (j > 0 && out.label[j] == out.label[j - 1]) ++repeats;
+  }
+  out.feasible = len + repeats <= out.frames;
+  return out;
+}
+
+// Log-softmax of every frame of sample n into lp[t * C + k].
+template <typename T>
+void frame_log_softmax(const T* pred, int64_t n, const CtcOptions& o, const CtcShapes& s,
+                       int64_t frames, Acc<T>* lp) {
+  using A = Acc<T>;
+  for (int64_t t = 0; t < frames; ++t) {
+    const T* x = pred + (o.ntc ? (n * s.T + t) : (t * s.N + n)) * s.C;
+    A m = -std::numeric_limits<A>::infinity();
+    for (int64_t k = 0; k < s.C; ++k) m = std::max(m, load(x, k));
+    A sum = 0;
+    for (int64_t k = 0; k < s.C; ++k) sum += std::exp(load(x, k) - m);
+    const A lse = m + std::log(sum);
+    for (int64_t k = 0; k < s.C; ++k) lp[t * s.C + k] = load(x, k) - lse;
+  }
+}
+
+// Extended label: blank, l1, blank, l2, ..., blank.
+inline int64_t ext(const Sample& smp, int64_t s, int64_t blank) {
+  return (s & 1) ? smp.label[s >> 1] : blank;
+}
+
+// alpha[t * S + s] for t < frames; returns log p(label).
+template <typename A>
+A ctc_alpha(const Sample& smp, const A* lp, int64_t C, A* alpha) {
+  const A kNegInf = -std::numeric_limits<A>::infinity();
+  const int64_t S = 2 * static_cast<int64_t>(smp.label.size()) + 1;
+  const int64_t blank = C - 1;
+  const int64_t T = smp.frames;
+  if (T == 0) return S == 1 ? A(0) : kNegInf;
+  for (int64_t s = 0; s < S; ++s) alpha[s] = kNegInf;
+  alpha[0] = lp[blank];
+  if (S > 1) alpha[1] = lp[ext(smp, 1, blank)];
+  for (int64_t t = 1; t < T; ++t) {
+    const A* prev = alpha + (t - 1) * S;
+    A* cur = alpha + t * S;
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t k = ext(smp, s, blank);
+      A a = prev[s];
+      if (s >= 1) a = log_add(a, prev[s - 1]);
+      if (s >= 2 && k != blank && k != ext(smp, s - 2, blank)) a = log_add(a, prev[s - 2]);
+      cur[s] = a + lp[t * C + k];
+    }
+  }
+  const A* last = alpha + (T - 1) * S;
+  return S > 1 ? log_add(last[S - 1], last[S - 2]) : last[0];
+}
+
+template <typename T>
+void ctc_forward(std::vector<MXTensor>& in, const CtcOptions& o, T* out) {
+  using A = Acc<T>;
+  const CtcShapes s = ctc_shapes(in[0], in[1], o);
+  const T* pred = in[0].data<T>();
+  const int threads = max_threads();
+  std::vector<std::vector<A>> lp_buf(threads), alpha_buf(threads);
+  const MXTensor* sw = o.has_sw ? &in[o.slot_sw()] : nullptr;
+#pragma omp parallel for schedule(dynamic, 1) if (s.N * s.T * s.C >= kParallelMinWork / 8)
+  for (int64_t n = 0; n < s.N; ++n) {
+    const Sample smp = sample_of(n, in, o, s);
+    A loss = std::numeric_limits<A>::infinity();
+    if (smp.feasible) {
+      std::vector<A>& lp = lp_buf[thread_id()];
+      std::vector<A>& alpha = alpha_buf[thread_id()];
+      lp.resize(s.T * s.C);
+      alpha.resize(s.T * (2 * smp.label.size() + 1));
+      frame_log_softmax(pred, n, o, s, smp.frames, lp.data());
+      loss = -ctc_alpha(smp, lp.data(), s.C, alpha.data());
+    }
+    if (sw != nullptr) loss *= load(cdata<T>(*sw), sw->size() == 1 ? 0 : n);
+    store(out, n, loss);
+  }
+}
+
+template <typename T>
+void ctc_backward(std::vector<MXTensor>& in_all, std::vector<MXTensor>& out,
+                  const CtcOptions& o) {
+  using A = Acc<T>;
+  const A kNegInf = -std::numeric_limits<A>::infinity();
+  // in_all: ograd, inputs..., output
+  std::vector<MXTensor> in(in_all.begin() + 1, in_all.end() - 1);
+  const CtcShapes s = ctc_shapes(in[0], in[1], o);
+  const T* pred = in[0].data<T>();
+  const T* g = in_all[0].data<T>();
+  T* dpred = out[0].data<T>();
+  for (size_t k = 1; k < out.size(); ++k) zero_tensor(&out[k]);  // labels, lengths
+  const MXTensor* sw = o.has_sw ? &in[o.slot_sw()] : nullptr;
+  T* dsw = o.has_sw ? out[o.slot_sw()].data<T>() : nullptr;
+  const bool sw_scalar = sw != nullptr && sw->size() == 1 && s.N != 1;
+  const int threads = max_threads();
+  std::vector<A> dsw_total(threads, A(0));
+  std::vector<std::vector<A>> lp_buf(threads), alpha_buf(threads), beta_buf(threads),
+      occ_buf(threads);
+#pragma omp parallel for schedule(dynamic, 1) if (s.N * s.T * s.C >= kParallelMinWork / 8)
+  for (int64_t n = 0; n < s.N; ++n) {
+    const Sample smp = sample_of(n, in, o, s);
+    auto frame_grad = [&](int64_t t) {
+      return dpred + (o.ntc ? (n * s.T + t) : (t * s.N + n)) * s.C;
+    };
+    const A w = sw != nullptr ? load(cdata<T>(*sw), sw->size() == 1 ? 0 : n) : A(1);
+    const A gn = load(g, n);
+    A loss = std::numeric_limits<A>::infinity();
+    if (smp.feasible) {
+      const int64_t S = 2 * static_cast<int64_t>(smp.label.size()) + 1;
+      const int64_t blank = s.C - 1;
+      std::vector<A>& lp = lp_buf[thread_id()];
+      std::vector<A>& alpha = alpha_buf[thread_id()];
+      std::vector<A>& beta = beta_buf[thread_id()];
+      std::vector<A>& occ = occ_buf[thread_id()];
+      lp.resize(s.T * s.C);
+      alpha.resize(s.T * S);
+      beta.assign(2 * S, kNegInf);
+      occ.resize(s.C);
+      frame_log_softmax(pred, n, o, s, smp.frames, lp.data());
+      const A logz = ctc_alpha(smp, lp.data(), s.C, alpha.data());
+      loss = -logz;
+      const A c = gn * w;
+      // beta_t(s): log p(frames t+1.. | state s at t), emission at t excluded
+      A* bcur = beta.data();
+      A* bnext = beta.data() + S;
+      for (int64_t t = smp.frames - 1; t >= 0; --t) {
+        if (t == smp.frames - 1) {
+          for (int64_t q = 0; q < S; ++q) bcur[q] = kNegInf;
+          bcur[S - 1] = 0;
+          if (S > 1) bcur[S - 2] = 0;
+        } else {
+          for (int64_t q = 0; q < S; ++q) {
+            const int64_t k = ext(smp, q, blank);
+            A b = bnext[q] + lp[(t + 1) * s.C + k];
+            if (q + 1 < S) b = log_add(b, bnext[q + 1] + lp[(t + 1) * s.C + ext(smp, q + 1, blank)]);
+            if (q + 2 < S) {
+              const int64_t k2 = ext(smp, q + 2, blank);
+              if (k2 != blank && k2 != k) b = log_add(b, bnext[q + 2] + lp[(t + 1) * s.C + k2]);
+            }
+            bcur[q] = b;
+          }
+        }
+        // d loss / d x_tk = softmax_tk - sum_{s: ext(s) = k} exp(alpha + beta - logz)
+        for (int64_t k = 0; k < s.C; ++k) occ[k] = 0;
+        for (int64_t q = 0; q < S; ++q) {
+          const A v = alpha[t * S + q] + bcur[q] - logz;
+          if (v > kNegInf) occ[ext(smp, q, blank)] += std::exp(v);
+        }
+        T* gr = frame_grad(t);
+        for (int64_t k = 0; k < s.C; ++k) {
+          store(gr, k, c * (std::exp(lp[t * s.C + k]) - occ[k]));
+        }
+        std::swap(bcur, bnext);
+      }
+      for (int64_t t = smp.frames; t < s.T; ++t) {
+        T* gr = frame_grad(t);
+        for (int64_t k = 0; k < s.C; ++k) store(gr, k, A(0));
+      }
+    } else {
+      for (int64_t t = 0; t < s.T; ++t) {
+        T* gr = frame_grad(t);
+        for (int64_t k = 0; k < s.C; ++k) store(gr, k, A(0));
+      }
+    }
+    if (dsw != nullptr) {
+      const A v = gn * loss;
+      if (sw_scalar) dsw_total[thread_id()] += v; else store(dsw, n, v);
+    }
+  }
+  if (sw_scalar) {
+    A total = 0;
+    for (A v : dsw_total) total += v;
+    store(dsw, 0, total);
+  }
+}
+
+MXReturnValue ctc_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  *num_in = CtcOptions(attrs).num_inputs();
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+MXReturnValue ctc_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
+  const CtcOptions o(attrs);
+  if ((*in)[0].size() != 3) return fail("gluonx_ctc_loss", "pred needs 3 axes");
+  (*out)[0] = {o.ntc ? (*in)[0][0] : (*in)[0][1]};
+  return MX_SUCCESS;
+}
+
+bool ctc_ok(const std::vector<MXTensor>& in, const CtcOptions& o) {
+  if (in[0].shape.size() != 3 || in[1].shape.size() != 2) return false;
+  const CtcShapes s = ctc_shapes(in[0], in[1], o);
+  if ((o.label_nt ? in[1].shape[0] : in[1].shape[1]) != s.N || s.C < 1) return false;
+  if (o.has_pred_len && in[o.slot_pred_len()].size() != s.N) return false;
+  if (o.has_label_len && in[o.slot_label_len()].size() != s.N) return false;
+  if (o.has_sw) {
+    const MXTensor& w = in[o.slot_sw()];
+    if (w.dtype != in[0].dtype || (w.size() != s.N && w.size() != 1)) return false;
+  }
+  return true;
+}
+
+MXReturnValue ctc_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
+                      std::vector<MXTensor>* out, const OpResource&) {
+  const CtcOptions o(attrs);
+  if (!ctc_ok(*in, o)) return fail("gluonx_ctc_loss", "inputs do not fit pred");
+  const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+    using T = decltype(t);
+    ctc_forward<T>(*in, o, (*out)[0].data<T>());
+  });
+  return ok ? MX_SUCCESS : fail("gluonx_ctc_loss", "pred must be a float type");
+}
+
+MXReturnValue ctc_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
+                      std::vector<MXTensor>* out, const OpResource&) {
+  const CtcOptions o(attrs);
+  const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+    ctc_backward<decltype(t)>(*in, *out, o);
+  });
+  return ok ? MX_SUCCESS : fail("gluonx_ctc_loss", "pred must be a float type");
+}
+
+struct Registration {
+  Registration() {
+    mxnet::ext::Registry<mxnet::ext::CustomOp>::get()
+        ->add("gluonx_ctc_loss")
+        .setParseAttrs(ctc_parse)
+        .setInferType(infer_type_like_pred)
+        .setInferShape(ctc_shape)
+        .setForward(ctc_fwd, "cpu")
+        .setBackward(ctc_bwd, "cpu");
+  }
+} registration;
+
+}  // namespace
+}  // namespace gluonx
