@@ -351,8 +351,8 @@ class Loss(HybridBlock):
         for name in ("sample_weight",):
             if name in shapes:
                 plan.align[name] = self._align_weight(name, shapes[name], self._loss_shape(plan))
-        plan.use_kernels = (config.use_kernels and self._reduction != "none"
-                            and ctx.device_type == "cpu")
+        # gluonx.kernels decides per call (CPU only; it warns once elsewhere)
+        plan.use_kernels = config.use_kernels and self._reduction != "none"
         return plan
 
     def _align_like(self, name, shape, target, what=None):
