@@ -54,7 +54,7 @@ def test_infeasible_fix_fails_on_mxnet_1_9_1():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_infeasible_in_every_mode_is_deterministic(mode, tmp_path):
+def test_infeasible_in_every_mode_is_deterministic(mode, tmp_path, kernels):
     inputs = [a.astype(np.float32) for a in _infeasible_inputs()[:2]]
     runs = [run_mode(mode, lambda: L.CTCLoss(), inputs, grad=(0,), tmpdir=tmp_path)
             for _ in range(2)]
@@ -66,7 +66,7 @@ def test_infeasible_in_every_mode_is_deterministic(mode, tmp_path):
 
 
 @pytest.mark.parametrize("lengths", [False, True])
-def test_infeasible_through_lengths(lengths):
+def test_infeasible_through_lengths(lengths, kernels):
     """Feasibility counts the frames in pred_lengths and the labels in label_lengths."""
     rng = np.random.RandomState(0)
     pred = rng.standard_normal((2, 6, 4))
@@ -86,7 +86,7 @@ def test_infeasible_through_lengths(lengths):
 
 @pytest.mark.parametrize("dtype", ["float16", "float64"])
 @pytest.mark.parametrize("mode", ["imperative", "hybrid"])
-def test_float16_and_float64_activations(dtype, mode):
+def test_float16_and_float64_activations(dtype, mode, kernels):
     """1.9.1 fails asynchronously on these dtypes; gluonx computes them (float32 inside)."""
     case = CASE_BY_ID["CTC"]
     inputs = case.inputs()
@@ -101,7 +101,7 @@ def test_float16_and_float64_activations(dtype, mode):
     np.testing.assert_allclose(out, [0.5, 0.5])
 
 
-def test_blank_is_the_last_class():
+def test_blank_is_the_last_class(kernels):
     """With C = 3 the blank is 2: an all-blank input has loss ~0 for the empty label
     and labels 0 and 1 are real symbols."""
     pred = np.zeros((1, 4, 3))
@@ -112,7 +112,7 @@ def test_blank_is_the_last_class():
     assert value[0] > 10
 
 
-def test_layouts_agree():
+def test_layouts_agree(kernels):
     """TNC/TN inputs are the transposes of NTC/NT ones."""
     case = CASE_BY_ID["CTC"]
     pred, label = case.inputs()[:2]
@@ -127,7 +127,7 @@ def test_layouts_agree():
 
 @pytest.mark.parametrize("all_empty", [False, True], ids=["one-empty", "all-empty"])
 @pytest.mark.parametrize("via", ["padding", "label_lengths"])
-def test_empty_label_is_exact_and_deterministic(via, all_empty):
+def test_empty_label_is_exact_and_deterministic(via, all_empty, kernels):
     """An empty label (all padding, or label_lengths 0) is feasible: the loss is
     -sum_t log p_t(blank) and the gradient softmax - onehot(blank), on every run
     (1.9.1's op reads uninitialised memory here: values up to 1e36, any sign)."""
@@ -148,7 +148,7 @@ def test_empty_label_is_exact_and_deterministic(via, all_empty):
         np.testing.assert_allclose(grads[0], fd, rtol=1e-3, atol=1e-5)
 
 
-def test_all_samples_infeasible():
+def test_all_samples_infeasible(kernels):
     rng = np.random.RandomState(1)
     pred = rng.standard_normal((2, 3, 4))
     label = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 2.0]])   # need 5 and 4 frames > 3
@@ -161,7 +161,7 @@ def test_all_samples_infeasible():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_ctc_after_torch_ran_in_the_same_process(dtype):
+def test_ctc_after_torch_ran_in_the_same_process(dtype, kernels):
     """A differential test runs torch and gluonx side by side: a torch CTC call
     must not make a later gluonx CTC call fail (an 'inf' scalar in the graph is
     parsed by MXNet and rejected when errno is left at ERANGE)."""
