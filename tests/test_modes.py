@@ -112,6 +112,15 @@ def test_hybridized_loss_serves_changing_batch_sizes(static):
 PORTABLE_CHECK = r"""
 import json, sys
 import numpy as np
+# what any mxnet 1.9 process needs on newer numpy/Python (gluonx is NOT imported)
+for name, typ in (("bool", bool), ("int", int), ("float", float), ("complex", complex),
+                  ("object", object), ("str", str)):
+    if name not in np.__dict__:
+        setattr(np, name, typ)
+try:
+    import setuptools  # noqa: F401  (provides distutils on Python >= 3.12)
+except ImportError:
+    pass
 import mxnet as mx
 assert "gluonx" not in sys.modules
 path, n = sys.argv[1], int(sys.argv[2])
