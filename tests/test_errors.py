@@ -122,13 +122,11 @@ def test_bad_call_raises(loss, args, kwargs, cls, arg, value_check):
     _unrelated_call_is_fine()
 
 
-SHAPE_CALLS = [p for p in BAD_CALLS if not p.values[5]]
-
-
-@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check", SHAPE_CALLS)
-def test_bad_shape_raises_when_hybridized(loss, args, kwargs, cls, arg, value_check):
+@pytest.mark.parametrize("static", [False, True], ids=["hybrid", "static"])
+@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check", BAD_CALLS)
+def test_bad_call_raises_when_hybridized(loss, args, kwargs, cls, arg, value_check, static):
     block = loss()
-    block.hybridize()
+    block.hybridize(static_alloc=static, static_shape=static)
     with pytest.raises(L.LossInputError, match=_pattern(cls, arg)):
         _call(block, args, kwargs)
     _unrelated_call_is_fine()
@@ -208,4 +206,26 @@ def test_ctc_other_dtypes_do_not_poison_later_calls(dtype):
     """1.9.1 fails asynchronously on float16/float64 CTC, inside a later call."""
     out = L.CTCLoss()(mx.nd.array(CTC_PRED, dtype=dtype), nd([[0.0, 1.0], [2.0, -1.0]]))
     assert np.all(np.isfinite(out.asnumpy()))
+    _unrelated_call_is_fine()
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["hybrid", "static"])
+def test_bad_call_after_a_cached_graph(static):
+    """A graph cached by a good call does not swallow a later bad call."""
+    import reference as R
+    loss = L.CTCLoss()
+    loss.hybridize(static_alloc=static, static_shape=static)
+    good = [nd(CTC_PRED), nd([[0.0, 1.0], [1.0, 2.0]])]
+    ref = R.ref_ctc(CTC_PRED, np.array([[0.0, 1.0], [1.0, 2.0]]))[1]
+    np.testing.assert_allclose(loss(*good).asnumpy(), ref, rtol=1e-4)
+    with pytest.raises(L.LossInputError, match="CTCLoss(?s:.*)label"):
+        loss(nd(CTC_PRED), nd([[0.0, 3.0], [1.0, 2.0]])).asnumpy()
+    with pytest.raises(L.LossInputError, match="CTCLoss(?s:.*)label"):
+        loss(nd(CTC_PRED), nd(np.zeros((3, 2)))).asnumpy()
+    np.testing.assert_allclose(loss(*good).asnumpy(), ref, rtol=1e-4)
+    l2 = L.L2Loss()
+    l2.hybridize(static_alloc=static, static_shape=static)
+    l2(nd(P45), nd(P45)).asnumpy()
+    with pytest.raises(L.LossInputError, match="L2Loss(?s:.*)label"):
+        l2(nd(P45), nd(P46)).asnumpy()
     _unrelated_call_is_fine()
