@@ -156,7 +156,7 @@ def test_reference_agrees_with_torch(case):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", ORACLE, ids=[c.id for c in ORACLE])
-def test_gluonx_agrees_with_torch(case, mode, tmp_path):
+def test_gluonx_agrees_with_torch(case, mode, kernels, tmp_path):
     inputs, _, head, _ = expected(case.id, "float64")
     value, tgrads = _torch_result(case, inputs, head)
     ours, ograds = run_mode(mode, case.factory(), as_dtype(inputs, "float64"), case.grad,
