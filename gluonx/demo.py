@@ -315,7 +315,7 @@ def summary_table(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gluonx.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="out/demo", help="folder for the PNG and exported graphs")
     parser.add_argument("--scale", type=float, default=1.0, help="epochs multiplier (0.25 = quick run)")
     parser.add_argument("--seed", type=int, default=0)
