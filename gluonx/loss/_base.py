@@ -437,7 +437,10 @@ class Loss(HybridBlock):
         if per_sample is None:
             loss = self._loss(F, **x)
             if sample_weight is not None:
-                loss = F.broadcast_mul(loss, self._aligned_weight(F, sample_weight, plan))
+                weighted = F.broadcast_mul(loss, self._aligned_weight(F, sample_weight, plan))
+                # shapes unknown (mx.sym): a weight that would enlarge the loss
+                # fails shape inference here instead of giving wrong numbers
+                loss = weighted if plan.known else F.reshape_like(weighted, loss)
             if self._reduction == "none":
                 return self._finish(F, self._unreduced(F, loss), plan)
             per_sample = self._per_sample(F, loss)

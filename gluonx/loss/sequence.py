@@ -82,8 +82,9 @@ class CTCLoss(Loss):
         pred, label = plan.shapes["pred"], plan.shapes["label"]
         if len(pred) != 3:
             _fail(self, "pred", "has shape %s, expected 3 axes (%s)" % (pred, self._layout))
-        if len(label) != 2:
-            _fail(self, "label", "has shape %s, expected 2 axes (%s)" % (label, self._label_layout))
+        if len(label) != 2 or 0 in label:
+            _fail(self, "label", "has shape %s, expected 2 non-empty axes (%s)"
+                  % (label, self._label_layout))
         n = self._sizes(plan)[0]
         label_n = label[self._label_layout.find("N")]
         if label_n != n:
@@ -140,10 +141,21 @@ class CTCLoss(Loss):
             frames = pred_lengths
         feasible = F.broadcast_lesser_equal(label_lengths + self._repeats(F, label, label_lengths),
                                             frames)
-        loss = F.CTCLoss(pred, label, pred_lengths, label_lengths * feasible,
+        # An infeasible sample is computed with an empty label (finite, and its
+        # gradient is then zeroed by the where below). MXNet's CTC operator reads
+        # uninitialised memory when *every* label of a batch is empty, so one
+        # dummy sample (one frame, one symbol) rides along and is sliced off.
+        pred = F.concat(pred, F.zeros_like(F.slice_axis(pred, axis=1, begin=0, end=1)), dim=1)
+        label = F.concat(label, F.zeros_like(F.slice_axis(label, axis=0, begin=0, end=1)), dim=0)
+        label_lengths = _append_one(F, label_lengths * feasible)
+        if pred_lengths is not None:
+            pred_lengths = _append_one(F, pred_lengths)
+        loss = F.CTCLoss(pred, label, pred_lengths, label_lengths,
                          use_data_lengths=pred_lengths is not None, use_label_lengths=True,
                          blank_label="last")
-        return F.where(feasible, loss, F.zeros_like(loss) + np.inf)
+        loss = F.slice_axis(loss, axis=0, begin=0, end=-1)
+        infinity = F.ones_like(loss) / F.zeros_like(loss)  # no 'inf' literal in the graph
+        return F.where(feasible, loss, infinity)
 
     @staticmethod
     def _repeats(F, label, label_lengths):
@@ -153,3 +165,8 @@ class CTCLoss(Loss):
         tail = F.slice_axis(label, axis=1, begin=1, end=None)
         head = F.slice_axis(label, axis=1, begin=0, end=-1)
         return F.sum((tail == head) * F.slice_axis(used, axis=1, begin=1, end=None), axis=1)
+
+
+def _append_one(F, lengths):
+    """``lengths`` (N,) with a trailing 1 (the dummy sample's length)."""
+    return F.concat(lengths, F.ones_like(F.slice_axis(lengths, axis=0, begin=0, end=1)), dim=0)
