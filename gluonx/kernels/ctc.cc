@@ -82,16 +82,16 @@ inline Sample sample_of(int64_t n, const std::vector<MXTensor>& in, const CtcOpt
 // Log-softmax of every frame of sample n into lp[t * C + k].
 template <typename T>
 void frame_log_softmax(const T* pred, int64_t n, const CtcOptions& o, const CtcShapes& s,
-                       int64_t frames, Acc<T>* lp) {
-  using A = Acc<T>;
+                       int64_t frames, double* lp) {
+  using A = double;
   for (int64_t t = 0; t < frames; ++t) {
     const T* x = pred + (o.ntc ? (n * s.T + t) : (t * s.N + n)) * s.C;
     A m = -std::numeric_limits<A>::infinity();
-    for (int64_t k = 0; k < s.C; ++k) m = std::max(m, load(x, k));
+    for (int64_t k = 0; k < s.C; ++k) m = std::max(m, A(load(x, k)));
     A sum = 0;
-    for (int64_t k = 0; k < s.C; ++k) sum += std::exp(load(x, k) - m);
+    for (int64_t k = 0; k < s.C; ++k) sum += std::exp(A(load(x, k)) - m);
     const A lse = m + std::log(sum);
-    for (int64_t k = 0; k < s.C; ++k) lp[t * s.C + k] = load(x, k) - lse;
+    for (int64_t k = 0; k < s.C; ++k) lp[t * s.C + k] = A(load(x, k)) - lse;
   }
 }
 
@@ -126,28 +126,196 @@ A ctc_alpha(const Sample& smp, const A* lp, int64_t C, A* alpha) {
   return S > 1 ? log_add(last[S - 1], last[S - 2]) : last[0];
 }
 
+// ---- probability space with per-frame rescaling (fast path) --------------
+// alpha and beta are kept in linear space, each frame normalised to sum 1,
+// in double. Far cheaper than log space (no exp/log per state); if a frame
+// underflows to all zeros, the sample is redone in log space.
+
+struct Buffers {
+  std::vector<double> y, alpha, beta, occ;
+  std::vector<double> lp, lalpha;  // log-space fallback
+};
+
+template <typename T>
+void frame_softmax(const T* pred, int64_t n, const CtcOptions& o, const CtcShapes& s,
+                   int64_t frames, double* y) {
+  for (int64_t t = 0; t < frames; ++t) {
+    const T* x = pred + (o.ntc ? (n * s.T + t) : (t * s.N + n)) * s.C;
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < s.C; ++k) m = std::max(m, static_cast<double>(load(x, k)));
+    double sum = 0;
+    double* yt = y + t * s.C;
+    for (int64_t k = 0; k < s.C; ++k) {
+      yt[k] = std::exp(static_cast<double>(load(x, k)) - m);
+      sum += yt[k];
+    }
+    const double inv = 1.0 / sum;
+    for (int64_t k = 0; k < s.C; ++k) yt[k] *= inv;
+  }
+}
+
+// Scaled alpha; false when a frame underflows. *logp = log p(label).
+inline bool alpha_linear(const Sample& smp, const double* y, int64_t C, double* alpha,
+                         double* logp) {
+  const int64_t S = 2 * static_cast<int64_t>(smp.label.size()) + 1;
+  const int64_t blank = C - 1, T = smp.frames;
+  if (T == 0) {
+    *logp = S == 1 ? 0.0 : -std::numeric_limits<double>::infinity();
+    return true;
+  }
+  double logsum = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    double* cur = alpha + t * S;
+    const double* yt = y + t * C;
+    if (t == 0) {
+      for (int64_t q = 0; q < S; ++q) cur[q] = 0;
+      cur[0] = yt[blank];
+      if (S > 1) cur[1] = yt[ext(smp, 1, blank)];
+    } else {
+      const double* prev = alpha + (t - 1) * S;
+      for (int64_t q = 0; q < S; ++q) {
+        const int64_t k = ext(smp, q, blank);
+        double a = prev[q];
+        if (q >= 1) a += prev[q - 1];
+        if (q >= 2 && k != blank && k != ext(smp, q - 2, blank)) a += prev[q - 2];
+        cur[q] = a * yt[k];
+      }
+    }
+    double c = 0;
+    for (int64_t q = 0; q < S; ++q) c += cur[q];
+    if (!(c > 0) || !std::isfinite(c)) return false;
+    const double inv = 1.0 / c;
+    for (int64_t q = 0; q < S; ++q) cur[q] *= inv;
+    logsum += std::log(c);
+  }
+  const double* last = alpha + (T - 1) * S;
+  const double tail = S > 1 ? last[S - 1] + last[S - 2] : last[0];
+  if (!(tail > 0)) return false;
+  *logp = logsum + std::log(tail);
+  return true;
+}
+
+// Gradient of one sample into occupancy-based frames; false on underflow.
+// grad(t, k) = c * (y_tk - sum_{s: ext(s) = k} gamma_t(s)).
+template <typename T, typename G>
+bool grad_linear(const Sample& smp, Buffers& b, int64_t C, double c, G&& frame_grad) {
+  const int64_t S = 2 * static_cast<int64_t>(smp.label.size()) + 1;
+  const int64_t blank = C - 1, frames = smp.frames;
+  b.beta.assign(2 * S, 0.0);
+  double* bcur = b.beta.data();
+  double* bnext = b.beta.data() + S;
+  for (int64_t t = frames - 1; t >= 0; --t) {
+    if (t == frames - 1) {
+      for (int64_t q = 0; q < S; ++q) bcur[q] = q >= S - 2 ? 1.0 : 0.0;
+    } else {
+      const double* yn = b.y.data() + (t + 1) * C;
+      double d = 0;
+      for (int64_t q = 0; q < S; ++q) {
+        const int64_t k = ext(smp, q, blank);
+        double v = bnext[q] * yn[k];
+        if (q + 1 < S) v += bnext[q + 1] * yn[ext(smp, q + 1, blank)];
+        if (q + 2 < S) {
+          const int64_t k2 = ext(smp, q + 2, blank);
+          if (k2 != blank && k2 != k) v += bnext[q + 2] * yn[k2];
+        }
+        bcur[q] = v;
+        d += v;
+      }
+      if (!(d > 0) || !std::isfinite(d)) return false;
+      const double inv = 1.0 / d;
+      for (int64_t q = 0; q < S; ++q) bcur[q] *= inv;
+    }
+    const double* at = b.alpha.data() + t * S;
+    double total = 0;
+    for (int64_t q = 0; q < S; ++q) total += at[q] * bcur[q];
+    if (!(total > 0) || !std::isfinite(total)) return false;
+    const double inv = 1.0 / total;
+    for (int64_t k = 0; k < C; ++k) b.occ[k] = 0;
+    for (int64_t q = 0; q < S; ++q) b.occ[ext(smp, q, blank)] += at[q] * bcur[q] * inv;
+    T* gr = frame_grad(t);
+    const double* yt = b.y.data() + t * C;
+    for (int64_t k = 0; k < C; ++k) store(gr, k, static_cast<Acc<T>>(c * (yt[k] - b.occ[k])));
+    std::swap(bcur, bnext);
+  }
+  return true;
+}
+
+// ---- log space (fallback) ----------------------------------------------------
+
+template <typename T>
+double loss_log(const T* pred, int64_t n, const Sample& smp, const CtcOptions& o,
+                const CtcShapes& s, Buffers& b) {
+  b.lp.resize(s.T * s.C);
+  b.lalpha.resize(s.T * (2 * smp.label.size() + 1));
+  frame_log_softmax(pred, n, o, s, smp.frames, b.lp.data());
+  return -ctc_alpha(smp, b.lp.data(), s.C, b.lalpha.data());
+}
+
+template <typename T, typename G>
+void grad_log(const T* pred, int64_t n, const Sample& smp, const CtcOptions& o,
+              const CtcShapes& s, Buffers& b, double c, G&& frame_grad) {
+  const double kNegInf = -std::numeric_limits<double>::infinity();
+  const int64_t S = 2 * static_cast<int64_t>(smp.label.size()) + 1;
+  const int64_t blank = s.C - 1;
+  const double logz = -loss_log(pred, n, smp, o, s, b);
+  const double* lp = b.lp.data();
+  const double* alpha = b.lalpha.data();
+  b.beta.assign(2 * S, kNegInf);
+  double* bcur = b.beta.data();
+  double* bnext = b.beta.data() + S;
+  for (int64_t t = smp.frames - 1; t >= 0; --t) {
+    if (t == smp.frames - 1) {
+      for (int64_t q = 0; q < S; ++q) bcur[q] = q >= S - 2 ? 0.0 : kNegInf;
+    } else {
+      for (int64_t q = 0; q < S; ++q) {
+        const int64_t k = ext(smp, q, blank);
+        double v = bnext[q] + lp[(t + 1) * s.C + k];
+        if (q + 1 < S) v = log_add(v, bnext[q + 1] + lp[(t + 1) * s.C + ext(smp, q + 1, blank)]);
+        if (q + 2 < S) {
+          const int64_t k2 = ext(smp, q + 2, blank);
+          if (k2 != blank && k2 != k) v = log_add(v, bnext[q + 2] + lp[(t + 1) * s.C + k2]);
+        }
+        bcur[q] = v;
+      }
+    }
+    for (int64_t k = 0; k < s.C; ++k) b.occ[k] = 0;
+    for (int64_t q = 0; q < S; ++q) {
+      const double v = alpha[t * S + q] + bcur[q] - logz;
+      if (v > kNegInf) b.occ[ext(smp, q, blank)] += std::exp(v);
+    }
+    T* gr = frame_grad(t);
+    for (int64_t k = 0; k < s.C; ++k) {
+      store(gr, k, static_cast<Acc<T>>(c * (std::exp(lp[t * s.C + k]) - b.occ[k])));
+    }
+    std::swap(bcur, bnext);
+  }
+}
+
+// ---- operators ---------------------------------------------------------------
+
 template <typename T>
 void ctc_forward(std::vector<MXTensor>& in, const CtcOptions& o, T* out) {
   using A = Acc<T>;
   const CtcShapes s = ctc_shapes(in[0], in[1], o);
   const T* pred = in[0].data<T>();
-  const int threads = max_threads();
-  std::vector<std::vector<A>> lp_buf(threads), alpha_buf(threads);
+  std::vector<Buffers> buffers(max_threads());
   const MXTensor* sw = o.has_sw ? &in[o.slot_sw()] : nullptr;
 #pragma omp parallel for schedule(dynamic, 1) if (s.N * s.T * s.C >= kParallelMinWork / 8)
   for (int64_t n = 0; n < s.N; ++n) {
     const Sample smp = sample_of(n, in, o, s);
-    A loss = std::numeric_limits<A>::infinity();
+    double loss = std::numeric_limits<double>::infinity();
     if (smp.feasible) {
-      std::vector<A>& lp = lp_buf[thread_id()];
-      std::vector<A>& alpha = alpha_buf[thread_id()];
-      lp.resize(s.T * s.C);
-      alpha.resize(s.T * (2 * smp.label.size() + 1));
-      frame_log_softmax(pred, n, o, s, smp.frames, lp.data());
-      loss = -ctc_alpha(smp, lp.data(), s.C, alpha.data());
+      Buffers& b = buffers[thread_id()];
+      b.y.resize(s.T * s.C);
+      b.alpha.resize(s.T * (2 * smp.label.size() + 1));
+      frame_softmax(pred, n, o, s, smp.frames, b.y.data());
+      double logp;
+      loss = alpha_linear(smp, b.y.data(), s.C, b.alpha.data(), &logp)
+                 ? -logp : loss_log(pred, n, smp, o, s, b);
     }
-    if (sw != nullptr) loss *= load(cdata<T>(*sw), sw->size() == 1 ? 0 : n);
-    store(out, n, loss);
+    A value = static_cast<A>(loss);
+    if (sw != nullptr) value *= load(cdata<T>(*sw), sw->size() == 1 ? 0 : n);
+    store(out, n, value);
   }
 }
 
@@ -155,7 +323,6 @@ template <typename T>
 void ctc_backward(std::vector<MXTensor>& in_all, std::vector<MXTensor>& out,
                   const CtcOptions& o) {
   using A = Acc<T>;
-  const A kNegInf = -std::numeric_limits<A>::infinity();
   // in_all: ograd, inputs..., output
   std::vector<MXTensor> in(in_all.begin() + 1, in_all.end() - 1);
   const CtcShapes s = ctc_shapes(in[0], in[1], o);
@@ -168,8 +335,7 @@ void ctc_backward(std::vector<MXTensor>& in_all, std::vector<MXTensor>& out,
   const bool sw_scalar = sw != nullptr && sw->size() == 1 && s.N != 1;
   const int threads = max_threads();
   std::vector<A> dsw_total(threads, A(0));
-  std::vector<std::vector<A>> lp_buf(threads), alpha_buf(threads), beta_buf(threads),
-      occ_buf(threads);
+  std::vector<Buffers> buffers(threads);
 #pragma omp parallel for schedule(dynamic, 1) if (s.N * s.T * s.C >= kParallelMinWork / 8)
   for (int64_t n = 0; n < s.N; ++n) {
     const Sample smp = sample_of(n, in, o, s);
@@ -178,66 +344,32 @@ void ctc_backward(std::vector<MXTensor>& in_all, std::vector<MXTensor>& out,
     };
     const A w = sw != nullptr ? load(cdata<T>(*sw), sw->size() == 1 ? 0 : n) : A(1);
     const A gn = load(g, n);
-    A loss = std::numeric_limits<A>::infinity();
+    double loss = std::numeric_limits<double>::infinity();
+    int64_t zero_from = 0;  // frames from here on get gradient 0
     if (smp.feasible) {
+      Buffers& b = buffers[thread_id()];
       const int64_t S = 2 * static_cast<int64_t>(smp.label.size()) + 1;
-      const int64_t blank = s.C - 1;
-      std::vector<A>& lp = lp_buf[thread_id()];
-      std::vector<A>& alpha = alpha_buf[thread_id()];
-      std::vector<A>& beta = beta_buf[thread_id()];
-      std::vector<A>& occ = occ_buf[thread_id()];
-      lp.resize(s.T * s.C);
-      alpha.resize(s.T * S);
-      beta.assign(2 * S, kNegInf);
-      occ.resize(s.C);
-      frame_log_softmax(pred, n, o, s, smp.frames, lp.data());
-      const A logz = ctc_alpha(smp, lp.data(), s.C, alpha.data());
-      loss = -logz;
-      const A c = gn * w;
-      // beta_t(s): log p(frames t+1.. | state s at t), emission at t excluded
-      A* bcur = beta.data();
-      A* bnext = beta.data() + S;
-      for (int64_t t = smp.frames - 1; t >= 0; --t) {
-        if (t == smp.frames - 1) {
-          for (int64_t q = 0; q < S; ++q) bcur[q] = kNegInf;
-          bcur[S - 1] = 0;
-          if (S > 1) bcur[S - 2] = 0;
-        } else {
-          for (int64_t q = 0; q < S; ++q) {
-            const int64_t k = ext(smp, q, blank);
-            A b = bnext[q] + lp[(t + 1) * s.C + k];
-            if (q + 1 < S) b = log_add(b, bnext[q + 1] + lp[(t + 1) * s.C + ext(smp, q + 1, blank)]);
-            if (q + 2 < S) {
-              const int64_t k2 = ext(smp, q + 2, blank);
-              if (k2 != blank && k2 != k) b = log_add(b, bnext[q + 2] + lp[(t + 1) * s.C + k2]);
-            }
-            bcur[q] = b;
-          }
-        }
-        // d loss / d x_tk = softmax_tk - sum_{s: ext(s) = k} exp(alpha + beta - logz)
-        for (int64_t k = 0; k < s.C; ++k) occ[k] = 0;
-        for (int64_t q = 0; q < S; ++q) {
-          const A v = alpha[t * S + q] + bcur[q] - logz;
-          if (v > kNegInf) occ[ext(smp, q, blank)] += std::exp(v);
-        }
-        T* gr = frame_grad(t);
-        for (int64_t k = 0; k < s.C; ++k) {
-          store(gr, k, c * (std::exp(lp[t * s.C + k]) - occ[k]));
-        }
-        std::swap(bcur, bnext);
+      b.y.resize(s.T * s.C);
+      b.alpha.resize(s.T * S);
+      b.occ.resize(s.C);
+      frame_softmax(pred, n, o, s, smp.frames, b.y.data());
+      const double c = static_cast<double>(gn) * static_cast<double>(w);
+      double logp;
+      if (alpha_linear(smp, b.y.data(), s.C, b.alpha.data(), &logp) &&
+          grad_linear<T>(smp, b, s.C, c, frame_grad)) {
+        loss = -logp;
+      } else {
+        grad_log<T>(pred, n, smp, o, s, b, c, frame_grad);
+        loss = loss_log(pred, n, smp, o, s, b);
       }
-      for (int64_t t = smp.frames; t < s.T; ++t) {
-        T* gr = frame_grad(t);
-        for (int64_t k = 0; k < s.C; ++k) store(gr, k, A(0));
-      }
-    } else {
-      for (int64_t t = 0; t < s.T; ++t) {
-        T* gr = frame_grad(t);
-        for (int64_t k = 0; k < s.C; ++k) store(gr, k, A(0));
-      }
+      zero_from = smp.frames;
+    }
+    for (int64_t t = zero_from; t < s.T; ++t) {
+      T* gr = frame_grad(t);
+      for (int64_t k = 0; k < s.C; ++k) store(gr, k, A(0));
     }
     if (dsw != nullptr) {
-      const A v = gn * loss;
+      const A v = gn * static_cast<A>(loss);
       if (sw_scalar) dsw_total[thread_id()] += v; else store(dsw, n, v);
     }
   }
