@@ -1,0 +1,410 @@
+"""Speed of gluonx losses against mxnet.gluon.loss and torch.nn.functional.
+
+One command::
+
+    python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick    # smoke test (well under a minute)
+
+For every loss gluonx shares with ``mxnet.gluon.loss`` it times forward and
+forward+backward, imperative and hybridized (``static_alloc=True,
+static_shape=True``), float32, at 64x10, 1024x1000 and 16384x1000 (CTC:
+T=50, alphabet 30, label length 10, N=16 and 128), for gluonx (fused kernels
+on), mxnet and torch (when installed; eager). In the same run it measures
+the memory bandwidth (a large copy) and a no-op hybridized block, and reports
+each loss against those limits.
+
+Method: every timed sample ends with a synchronisation (``mx.nd.waitall()``;
+torch on CPU is synchronous), each callable is warmed up first, samples are
+repeated and the median is reported, and the libraries are interleaved
+sample by sample (in rotating order) so that machine drift affects them
+alike. Value checks are off (``gluonx.config.check_values = False``): they
+synchronise with the device and are not part of a loss's cost.
+
+Writes ``benchmarks/results/latest.md`` and ``benchmarks/results/latest.json``
+(``--out`` to change the directory).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import gluonx  # noqa: E402
+from gluonx import config, kernels  # noqa: E402
+from gluonx import loss as gloss  # noqa: E402
+import mxnet as mx  # noqa: E402
+from mxnet.gluon import loss as mloss  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+except ImportError:  # torch is optional
+    torch = None
+
+config.check_values = False
+warnings.filterwarnings("ignore", message=".*not used by any computation.*")
+
+FULL_SIZES = [(64, 10), (1024, 1000), (16384, 1000)]
+QUICK_SIZES = [(64, 10), (256, 100)]
+CTC_FULL = [16, 128]
+CTC_QUICK = [16]
+CTC_T, CTC_C, CTC_L = 50, 30, 10
+F32 = 4  # bytes
+
+
+# ------------------------------------------------------------------ cases ---
+
+class Case:
+    """One loss: its inputs, its three implementations, and its byte counts.
+
+    `inputs(rng, size)` returns a list of numpy arrays (the first gets the
+    gradient); `gluonx`/`mxnet` build the loss block; `torch(*tensors)`
+    returns the per-sample loss.
+    """
+
+    def __init__(self, name, inputs, gluonx_block, mxnet_block, torch_fn=None,
+                 ctc=False, sizes=None):
+        self.name = name
+        self.inputs = inputs
+        self.gluonx_block = gluonx_block
+        self.mxnet_block = mxnet_block
+        self.torch_fn = torch_fn
+        self.ctc = ctc
+        self.sizes = sizes  # None: the default sizes
+
+    def floor_bytes(self, arrays, backward):
+        """Bytes a loss must move: read every input once, write the per-sample
+        output, and with backward also write the gradient of the first input."""
+        read = sum(a.nbytes for a in arrays)
+        written = arrays[0].shape[0] * F32 + (arrays[0].nbytes if backward else 0)
+        return read + written
+
+
+def _probs(rng, shape):
+    p = rng.rand(*shape).astype(np.float32)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def make_cases():
+    def pred_label(label_fn):
+        return lambda rng, s: [rng.randn(*s).astype(np.float32), label_fn(rng, s)]
+
+    normal = lambda rng, s: rng.randn(*s).astype(np.float32)  # noqa: E731
+    signs = lambda rng, s: np.sign(rng.randn(*s)).astype(np.float32)  # noqa: E731
+    bits = lambda rng, s: (rng.rand(*s) > 0.5).astype(np.float32)  # noqa: E731
+    counts = lambda rng, s: rng.poisson(2.0, s).astype(np.float32)  # noqa: E731
+    classes = lambda rng, s: rng.randint(0, s[1], s[0]).astype(np.float32)  # noqa: E731
+
+    def t_mean(x):
+        return x.reshape(x.shape[0], -1).mean(dim=1)
+
+    cases = [
+        Case("L2Loss", pred_label(normal), gloss.L2Loss, mloss.L2Loss,
+             lambda p, l: t_mean(TF.mse_loss(p, l, reduction="none")) * 0.5),
+        Case("L1Loss", pred_label(normal), gloss.L1Loss, mloss.L1Loss,
+             lambda p, l: t_mean(TF.l1_loss(p, l, reduction="none"))),
+        Case("SigmoidBCELoss", pred_label(bits), gloss.SigmoidBCELoss, mloss.SigmoidBCELoss,
+             lambda p, l: t_mean(TF.binary_cross_entropy_with_logits(p, l, reduction="none"))),
+        Case("SoftmaxCELoss", pred_label(classes), gloss.SoftmaxCELoss, mloss.SoftmaxCELoss,
+             lambda p, l: TF.cross_entropy(p, l.long(), reduction="none")),
+        Case("KLDivLoss", lambda rng, s: [np.log(_probs(rng, s)), _probs(rng, s)],
+             gloss.KLDivLoss, mloss.KLDivLoss,
+             lambda p, l: TF.kl_div(p, l, reduction="none").sum(dim=1)),
+        Case("HuberLoss", pred_label(normal), gloss.HuberLoss, mloss.HuberLoss,
+             lambda p, l: t_mean(TF.huber_loss(p, l, reduction="none", delta=1.0))),
+        Case("HingeLoss", pred_label(signs), gloss.HingeLoss, mloss.HingeLoss,
+             lambda p, l: t_mean(TF.relu(1 - p * l))),
+        Case("SquaredHingeLoss", pred_label(signs), gloss.SquaredHingeLoss,
+             mloss.SquaredHingeLoss, lambda p, l: t_mean(TF.relu(1 - p * l).square())),
+        Case("LogisticLoss", pred_label(signs), gloss.LogisticLoss, mloss.LogisticLoss,
+             lambda p, l: t_mean(TF.soft_margin_loss(p, l, reduction="none"))),
+        Case("TripletLoss", lambda rng, s: [normal(rng, s), normal(rng, s), normal(rng, s)],
+             gloss.TripletLoss, mloss.TripletLoss,
+             lambda p, a, b: TF.relu(((a - p).square() - (b - p).square()).sum(dim=1) + 1)),
+        Case("PoissonNLLLoss", pred_label(counts), gloss.PoissonNLLLoss, mloss.PoissonNLLLoss,
+             lambda p, t: t_mean(TF.poisson_nll_loss(p, t, log_input=True, reduction="none"))),
+        Case("CosineEmbeddingLoss",
+             lambda rng, s: [normal(rng, s), normal(rng, s), signs(rng, (s[0],))],
+             gloss.CosineEmbeddingLoss, mloss.CosineEmbeddingLoss,
+             lambda a, b, y: TF.cosine_embedding_loss(a, b, y, reduction="none")),
+        # SDML builds batch x batch matrices: 16384^2 floats would be 1 GiB each
+        Case("SDMLLoss", lambda rng, s: [normal(rng, s), normal(rng, s)],
+             gloss.SDMLLoss, mloss.SDMLLoss, None, sizes=[(64, 10), (1024, 1000)]),
+        Case("CTCLoss", _ctc_inputs, gloss.CTCLoss, mloss.CTCLoss, _torch_ctc, ctc=True),
+    ]
+    return cases
+
+
+def _ctc_inputs(rng, size):
+    n = size[0]
+    pred = rng.randn(n, CTC_T, CTC_C).astype(np.float32)  # NTC, as gluon's default
+    label = rng.randint(0, CTC_C - 1, (n, CTC_L)).astype(np.float32)
+    return [pred, label]
+
+
+def _torch_ctc(pred, label):
+    n = pred.shape[0]
+    log_probs = TF.log_softmax(pred.transpose(0, 1), dim=2)  # (T, N, C)
+    return TF.ctc_loss(log_probs, label.long(), torch.full((n,), CTC_T, dtype=torch.long),
+                       torch.full((n,), CTC_L, dtype=torch.long), blank=CTC_C - 1,
+                       reduction="none", zero_infinity=False)
+
+
+# ---------------------------------------------------------------- runners ---
+
+def sync():
+    mx.nd.waitall()
+
+
+def mx_runner(block_cls, arrays, backward, hybrid):
+    block = block_cls()
+    if hybrid:
+        block.hybridize(static_alloc=True, static_shape=True)
+    nd = [mx.nd.array(a) for a in arrays]
+    if backward:
+        nd[0].attach_grad()
+
+        def run():
+            with mx.autograd.record():
+                out = block(*nd)
+            out.backward()
+    else:
+        def run():
+            block(*nd)
+    return run
+
+
+def torch_runner(fn, arrays, backward):
+    ts = [torch.from_numpy(a.copy()) for a in arrays]
+    if backward:
+        ts[0].requires_grad_(True)
+
+        def run():
+            out = fn(*ts)
+            out.backward(torch.ones_like(out))
+            ts[0].grad = None
+    else:
+        def run():
+            with torch.no_grad():
+                fn(*ts)
+    return run
+
+
+class _NoOp(mx.gluon.HybridBlock):
+    def hybrid_forward(self, F, pred):  # pylint: disable=arguments-differ
+        return F.identity(pred)
+
+
+def noop_runner(arrays, backward):
+    return mx_runner(_NoOp, arrays[:1], backward, hybrid=True)
+
+
+def measure(runners, reps, min_sample_s):
+    """Median seconds per call of each runner, interleaved sample by sample."""
+    names = list(runners)
+    inner = {}
+    for name, run in runners.items():
+        run()
+        run()
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        once = max(time.perf_counter() - start, 1e-7)
+        inner[name] = max(1, min(1000, int(min_sample_s / once)))
+    samples = {name: [] for name in names}
+    for rep in range(reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for name in order:
+            run, n = runners[name], inner[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                run()
+            sync()
+            samples[name].append((time.perf_counter() - start) / n)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def copy_bandwidth(reps):
+    """Bytes per second of a large copy (read + write counted), best of numpy,
+    mxnet and torch (torch's copy is multi-threaded)."""
+    n = 16384 * 1000
+    src = np.random.rand(n).astype(np.float32)
+    dst = np.empty_like(src)
+    runners = {"numpy": lambda: np.copyto(dst, src)}
+    msrc, mdst = mx.nd.array(src), mx.nd.zeros(n)
+    runners["mxnet"] = lambda: msrc.copyto(mdst)
+    if torch is not None:
+        tsrc, tdst = torch.from_numpy(src), torch.empty(n)
+        runners["torch"] = lambda: tdst.copy_(tsrc)
+    times = measure(runners, reps, 0.05)
+    rates = {k: 2 * src.nbytes / t for k, t in times.items()}
+    return max(rates.values()), rates
+
+
+# ------------------------------------------------------------------- main ---
+
+def run(args):
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    ctc_sizes = CTC_QUICK if args.quick else CTC_FULL
+    reps = args.reps or (3 if args.quick else 7)
+    min_sample = 0.003 if args.quick else 0.02
+    if not kernels.available():
+        print("warning: gluonx kernels unavailable, timing the stock path", file=sys.stderr)
+    rng = np.random.RandomState(0)
+    bandwidth, rates = copy_bandwidth(reps)
+    print("copy bandwidth: %.1f GB/s (%s)" % (bandwidth / 1e9, ", ".join(
+        "%s %.1f" % (k, v / 1e9) for k, v in rates.items())), flush=True)
+    noop = {}
+    small = [np.random.rand(*sizes[0]).astype(np.float32)]
+    for backward in (False, True):
+        noop[backward] = measure({"noop": noop_runner(small, backward)}, reps, min_sample)["noop"]
+    print("no-op hybridized block: fwd %.1f us, fwd+bwd %.1f us"
+          % (noop[False] * 1e6, noop[True] * 1e6), flush=True)
+    rows = []
+    for case in make_cases():
+        if args.only and case.name not in args.only:
+            continue
+        case_sizes = [(n, CTC_T) for n in ctc_sizes] if case.ctc else (case.sizes or sizes)
+        if args.quick:
+            case_sizes = [s for s in case_sizes if s in sizes or case.ctc]
+        for size in case_sizes:
+            arrays = case.inputs(rng, size)
+            for hybrid in (False, True):
+                for backward in (False, True):
+                    runners = {
+                        "gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid),
+                        "mxnet": mx_runner(case.mxnet_block, arrays, backward, hybrid),
+                    }
+                    if torch is not None and case.torch_fn is not None:
+                        runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
+                    errors = {}
+                    for name, runner in list(runners.items()):
+                        try:
+                            runner()
+                            sync()
+                        except Exception as err:  # pylint: disable=broad-except
+                            errors[name] = str(err).strip().splitlines()[0][:200]
+                            del runners[name]
+                    times = measure(runners, reps, min_sample)
+                    floor = case.floor_bytes(arrays, backward) / bandwidth
+                    row = {
+                        "loss": case.name,
+                        "size": "N=%d" % size[0] if case.ctc else "%dx%d" % size,
+                        "mode": "hybridized" if hybrid else "imperative",
+                        "pass": "fwd+bwd" if backward else "fwd",
+                        "ms": {k: v * 1e3 for k, v in times.items()},
+                        "floor_ms": floor * 1e3,
+                        "noop_ms": noop[backward] * 1e3,
+                        "errors": errors,
+                    }
+                    rows.append(row)
+                    print(format_row(row), flush=True)
+    return {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "mxnet": mx.__version__, "torch": torch.__version__ if torch else None,
+                    "gluonx": gluonx.__version__, "kernels": kernels.status()["loaded"]},
+        "bandwidth_gbps": bandwidth / 1e9,
+        "bandwidth_by_method_gbps": {k: v / 1e9 for k, v in rates.items()},
+        "noop_us": {"fwd": noop[False] * 1e6, "fwd+bwd": noop[True] * 1e6},
+        "reps": reps, "quick": bool(args.quick),
+        "rows": rows,
+    }
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def format_row(row):
+    ms = row["ms"]
+    g, m, t = ms.get("gluonx"), ms.get("mxnet"), ms.get("torch")
+    parts = ["%-20s %-10s %-10s %-7s" % (row["loss"], row["size"], row["mode"], row["pass"])]
+    for name, value in (("gluonx", g), ("mxnet", m), ("torch", t)):
+        parts.append("%s %9s ms" % (name, _fmt(value)))
+    parts += ["x/mx %5s" % _fmt(_ratio(g, m), 2), "x/torch %5s" % _fmt(_ratio(g, t), 2),
+              "x/floor %6s" % _fmt(_ratio(g, row["floor_ms"]), 1)]
+    if row["errors"]:
+        parts.append("errors: %s" % row["errors"])
+    return "  ".join(parts)
+
+
+def _fmt(value, digits=3):
+    return "—" if value is None else ("%.*f" % (digits, value))
+
+
+def markdown(result):
+    lines = ["# gluonx loss benchmark", ""]
+    mach = result["machine"]
+    lines.append("Machine: %s, %s CPUs; mxnet %s, torch %s; %s; medians of %d interleaved "
+                 "samples, float32." % (mach["platform"], mach["cpus"], mach["mxnet"],
+                                         mach["torch"] or "not installed",
+                                         "quick run" if result["quick"] else "full run",
+                                         result["reps"]))
+    lines.append("")
+    lines.append("Copy bandwidth %.1f GB/s (read + write; best of %s). No-op hybridized block: "
+                 "forward %.1f µs, forward+backward %.1f µs."
+                 % (result["bandwidth_gbps"], ", ".join(
+                     "%s %.1f" % kv for kv in result["bandwidth_by_method_gbps"].items()),
+                    result["noop_us"]["fwd"], result["noop_us"]["fwd+bwd"]))
+    lines.append("")
+    lines.append("Times in ms. `/mx`, `/torch`: gluonx time over mxnet's / torch's (below 1 "
+                 "is faster). `/floor`: gluonx time over the bandwidth floor (bytes the loss "
+                 "must move: its inputs read once, its output and, with backward, pred's "
+                 "gradient written; divided by the copy bandwidth). `/no-op`: gluonx time "
+                 "over the no-op hybridized block. torch runs eagerly in both modes.")
+    for mode in ("hybridized", "imperative"):
+        lines += ["", "## %s" % ("Hybridized (static_alloc=True, static_shape=True)"
+                                 if mode == "hybridized" else "Imperative"), ""]
+        lines.append("| loss | size | pass | gluonx | mxnet | torch | /mx | /torch | /floor "
+                     "| /no-op |")
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for row in result["rows"]:
+            if row["mode"] != mode:
+                continue
+            ms = row["ms"]
+            g, m, t = ms.get("gluonx"), ms.get("mxnet"), ms.get("torch")
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                row["loss"], row["size"], row["pass"], _fmt(g), _fmt(m), _fmt(t),
+                _fmt(_ratio(g, m), 2), _fmt(_ratio(g, t), 2),
+                _fmt(_ratio(g, row["floor_ms"]), 1), _fmt(_ratio(g, row["noop_ms"]), 2)))
+    failed = [(r["loss"], r["size"], r["mode"], r["pass"], k, v) for r in result["rows"]
+              for k, v in r["errors"].items()]
+    if failed:
+        lines += ["", "## Failures (shown as —)", ""]
+        lines += ["- %s %s %s %s, %s: %s" % f for f in failed]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--reps", type=int, default=0, help="samples per measurement")
+    parser.add_argument("--only", nargs="*", help="loss class names to run")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "results"))
+    args = parser.parse_args(argv)
+    start = time.time()
+    result = run(args)
+    result["seconds"] = time.time() - start
+    os.makedirs(args.out, exist_ok=True)
+    stem = "quick" if args.quick else "latest"
+    with open(os.path.join(args.out, stem + ".json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
+        f.write(markdown(result))
+    print("wrote %s.{md,json} in %s (%.0f s)" % (stem, args.out, result["seconds"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
