@@ -225,6 +225,9 @@ def _effective(loss, inputs, info):
     pred_shape = tuple(info.shapes[names[0]]) if names else ()
     shapes, dtypes = {}, {}
     for name in inputs:
+        if name not in info.shapes:  # a loss parameter or call option, not a tensor input
+            shapes[name], dtypes[name] = None, None
+            continue
         shape = tuple(int(d) for d in info.shapes[name])
         dtype = np.dtype(info.dtypes[name])
         if compute_dtype is not None and dtype in _FLOAT_DTYPES and casts(name):
