@@ -389,10 +389,9 @@ template <typename T> inline const T* cdata(const MXTensor& t) {
 // Read element i of an index-like tensor (any numeric dtype) as int64.
 inline int64_t load_index(const MXTensor& t, int64_t i) {
   switch (t.dtype) {
-    case mxnet::ext::kFloat32: return static_cast<int64_t>(static_cast<const float*>(t.data_ptr)[i]);
-    case mxnet::ext::kFloat64: return static_cast<int64_t>(static_cast<const double*>(t.data_ptr)[i]);
-    case mxnet::ext::kFloat16:
-      return static_cast<int64_t>(half_to_float(static_cast<const half_t*>(t.data_ptr)[i].bits));
+    case mxnet::ext::kFloat32: return static_cast<int64_t>(cdata<float>(t)[i]);
+    case mxnet::ext::kFloat64: return static_cast<int64_t>(cdata<double>(t)[i]);
+    case mxnet::ext::kFloat16: return static_cast<int64_t>(half_to_float(cdata<half_t>(t)[i].bits));
     case mxnet::ext::kUint8: return static_cast<const uint8_t*>(t.data_ptr)[i];
     case mxnet::ext::kInt8: return static_cast<const int8_t*>(t.data_ptr)[i];
     case mxnet::ext::kInt32: return static_cast<const int32_t*>(t.data_ptr)[i];

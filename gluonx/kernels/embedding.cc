@@ -252,7 +252,8 @@ bool cosine_ok(const std::vector<MXTensor>& in, bool has_sw) {
   const CosineLayout lay = cosine_layout(in[0]);
   if (in[2].size() != lay.batch * lay.positions) return false;
   Bcast kind;
-  return !has_sw || (in[3].dtype == in[0].dtype && classify_bcast(lay.loss_shape, in[3].shape, &kind));
+  return !has_sw || (in[3].dtype == in[0].dtype &&
+                     classify_bcast(lay.loss_shape, in[3].shape, &kind));
 }
 
 MXReturnValue cosine_fwd(const Attrs& attrs, std::vector<MXTensor>* in,

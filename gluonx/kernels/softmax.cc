@@ -242,8 +242,8 @@ void kldiv_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
       for (int64_t k = 0; k < K; ++k) {
         gsum += load(lr, k) * (wr != nullptr ? load(wr, k * ws) : A(1));
       }
-      A* csw = (sw.ptr != nullptr && dsw.kind == Bcast::kCol) ? dsw.partial[thread_id()].data() + r * K
-                                                              : nullptr;
+      A* csw = (sw.ptr != nullptr && dsw.kind == Bcast::kCol)
+                   ? dsw.partial[thread_id()].data() + r * K : nullptr;
       T* fsw = (sw.ptr != nullptr && dsw.kind == Bcast::kFull) ? dsw_ptr + row * K : nullptr;
       for (int64_t k = 0; k < K; ++k) {
         const A l = load(lr, k);
@@ -282,7 +282,8 @@ bool softmax_ce_ok(const std::vector<MXTensor>& in, bool sparse, bool has_sw) {
     return false;
   }
   Bcast kind;
-  return !has_sw || (in[2].dtype == in[0].dtype && classify_bcast(lay.loss_shape, in[2].shape, &kind));
+  return !has_sw || (in[2].dtype == in[0].dtype &&
+                     classify_bcast(lay.loss_shape, in[2].shape, &kind));
 }
 
 template <class F> void with_ce_options(const Attrs& a, F&& f) {

@@ -2,11 +2,16 @@
 // (KLDiv: sum_j). One pass forward, one pass backward, OpenMP over rows.
 //
 // A loss is a small policy struct: value(p, l, pw) and both(p, l, pw, dp, dl,
-// dpw) (value plus partial derivatives); the loops below do the rest.
+// dpw) (value plus partial derivatives); the loops below do the rest. The
+// operators are registered by elementwise_*.cc, two files so that they
+// compile in parallel.
+#ifndef GLUONX_KERNELS_ELEMENTWISE_H_
+#define GLUONX_KERNELS_ELEMENTWISE_H_
+
 #include "common.h"
 
 namespace gluonx {
-namespace {
+namespace elementwise {
 
 // ----------------------------------------------------------------- losses --
 
@@ -284,15 +289,34 @@ template <class L> struct Plain {
   template <class F> static void with(const Attrs& a, F&& f) { f(L(a)); }
 };
 
-struct L2Op : Plain<L2> { static constexpr const char* kName = "gluonx_l2_loss"; static constexpr bool kPosWeight = false; };
-struct L1Op : Plain<L1> { static constexpr const char* kName = "gluonx_l1_loss"; static constexpr bool kPosWeight = false; };
-struct HuberOp : Plain<Huber> { static constexpr const char* kName = "gluonx_huber_loss"; static constexpr bool kPosWeight = false; };
-struct HingeOp : Plain<Hinge> { static constexpr const char* kName = "gluonx_hinge_loss"; static constexpr bool kPosWeight = false; };
-struct SquaredHingeOp : Plain<SquaredHinge> {
-  static constexpr const char* kName = "gluonx_squared_hinge_loss"; static constexpr bool kPosWeight = false;
+struct L2Op : Plain<L2> {
+  static constexpr const char* kName = "gluonx_l2_loss";
+  static constexpr bool kPosWeight = false;
 };
-struct LogisticOp : Plain<Logistic> { static constexpr const char* kName = "gluonx_logistic_loss"; static constexpr bool kPosWeight = false; };
-struct KLDivOp : Plain<KLDivLogits> { static constexpr const char* kName = "gluonx_kldiv_loss"; static constexpr bool kPosWeight = false; };
+struct L1Op : Plain<L1> {
+  static constexpr const char* kName = "gluonx_l1_loss";
+  static constexpr bool kPosWeight = false;
+};
+struct HuberOp : Plain<Huber> {
+  static constexpr const char* kName = "gluonx_huber_loss";
+  static constexpr bool kPosWeight = false;
+};
+struct HingeOp : Plain<Hinge> {
+  static constexpr const char* kName = "gluonx_hinge_loss";
+  static constexpr bool kPosWeight = false;
+};
+struct SquaredHingeOp : Plain<SquaredHinge> {
+  static constexpr const char* kName = "gluonx_squared_hinge_loss";
+  static constexpr bool kPosWeight = false;
+};
+struct LogisticOp : Plain<Logistic> {
+  static constexpr const char* kName = "gluonx_logistic_loss";
+  static constexpr bool kPosWeight = false;
+};
+struct KLDivOp : Plain<KLDivLogits> {
+  static constexpr const char* kName = "gluonx_kldiv_loss";
+  static constexpr bool kPosWeight = false;
+};
 
 struct SigmoidBCEOp {
   static constexpr const char* kName = "gluonx_sigmoid_bce_loss";
@@ -443,19 +467,7 @@ template <class Op> void register_loss() {
       .setBackward(backward<Op>, "cpu");
 }
 
-struct Registration {
-  Registration() {
-    register_loss<L2Op>();
-    register_loss<L1Op>();
-    register_loss<HuberOp>();
-    register_loss<HingeOp>();
-    register_loss<SquaredHingeOp>();
-    register_loss<LogisticOp>();
-    register_loss<SigmoidBCEOp>();
-    register_loss<PoissonNLLOp>();
-    register_loss<KLDivOp>();
-  }
-} registration;
-
-}  // namespace
+}  // namespace elementwise
 }  // namespace gluonx
+
+#endif  // GLUONX_KERNELS_ELEMENTWISE_H_
