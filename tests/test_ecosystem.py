@@ -139,3 +139,34 @@ def test_pip_install_keeps_users_mxnet_build(wheel, tmp_path):
                           f"import sys; sys.path.append({str(site)!r}); import mxnet; print(mxnet.BUILD)"],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "mxnet-cu112", out.stdout + out.stderr
+
+
+def test_readme_commands_and_links_exist():
+    """The README's set-up commands, modules and links point at things that exist."""
+    import re
+
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    scripts = re.findall(r"^bash (\S+)", readme, re.M)
+    assert scripts[:2] == [".ci/demo", ".ci/run"], scripts
+    for script in scripts:
+        path = os.path.join(REPO, script)
+        assert os.path.isfile(path), script
+        proc = subprocess.run(["bash", "-n", path], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    for module in set(re.findall(r"python -m (gluonx\.\w+)", readme)):
+        assert importlib_util_find(module), module
+    for target in re.findall(r"\]\(([^)#:]+)\)", readme):
+        assert os.path.exists(os.path.join(REPO, target)), target
+    for path in re.findall(r"python (\S+\.py)", readme):
+        assert os.path.isfile(os.path.join(REPO, path)), path
+
+
+def importlib_util_find(name):
+    import importlib.util
+
+    sys.path.insert(0, REPO)
+    try:
+        return importlib.util.find_spec(name) is not None
+    finally:
+        sys.path.remove(REPO)
