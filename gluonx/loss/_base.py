@@ -102,6 +102,32 @@ class Plan(object):
                 tuple(sorted(self.align.items())), self.options)
 
 
+class LossConstant(mx.gluon.Constant):
+    """A constant tensor of a loss (for example class weights).
+
+    It needs no ``initialize()`` call and is ready on whatever context it is
+    read on, also when the loss sits inside a user's hybridized network.
+    """
+
+    def _ensure(self, ctx):
+        ctx = ctx if ctx is not None else mx.context.current_context()
+        if self._data is None:
+            super(LossConstant, self).initialize(ctx=ctx)
+        elif ctx not in self.list_ctx():
+            self.reset_ctx(self.list_ctx() + [ctx])
+
+    def data(self, ctx=None):
+        self._ensure(ctx)
+        return super(LossConstant, self).data(ctx)
+
+    def initialize(self, init=None, ctx=None, default_init=None, force_reinit=False):
+        if self._data is not None and not force_reinit:
+            for c in (ctx if isinstance(ctx, (list, tuple)) else [ctx]):
+                self._ensure(c)
+            return
+        super(LossConstant, self).initialize(ctx=ctx, force_reinit=force_reinit)
+
+
 class _Graph(HybridBlock):
     """One cached graph of a hybridized loss, for one ``Plan.key``."""
 
@@ -317,14 +343,14 @@ class Loss(HybridBlock):
         return {name: p.var() for name, p in self._reg_params.items()}
 
     def _param_data(self, ctx):
-        out = {}
-        for name, p in self._reg_params.items():
-            if p._data is None:
-                p.initialize(ctx=ctx)
-            elif ctx not in p.list_ctx():
-                p.reset_ctx(p.list_ctx() + [ctx])
-            out[name] = p.data(ctx)
-        return out
+        return {name: p.data(ctx) for name, p in self._reg_params.items()}
+
+    def _constant(self, name, value):
+        """Register a :class:`LossConstant` ``name`` holding ``value``."""
+        param = LossConstant(self.prefix + name, value)
+        self.params.update({param.name: param})
+        setattr(self, name, param)
+        return param
 
     # ----------------------------------------------------------------- checks
     def _plan(self, names, tensors):

@@ -151,7 +151,7 @@ class SoftmaxCrossEntropyLoss(Loss):
             values = np.asarray(class_weight, dtype=np.float32).reshape(1, -1)
             self._num_weights = values.shape[1]
             self._config["class_weight"] = values.ravel().tolist()
-            self.class_weight = self.params.get_constant("class_weight", values)
+            self._constant("class_weight", values)
 
     def _classes(self, plan):
         shape = plan.shapes["pred"]
