@@ -146,7 +146,10 @@ def run_mode(mode, factory, inputs, grad=(), ctx=None, head=None, tmpdir=None):
 def _run_symbol(loss, nds, grad, head, ctx):
     present = [k for k, a in enumerate(nds) if a is not None]
     names = {k: "data%d" % i for i, k in enumerate(present)}
-    syms = [mx.sym.var(names[k]) if a is not None else None for k, a in enumerate(nds)]
+    # variables declare their dtype, as a user composing typed graphs does;
+    # test_dtypes covers undeclared ones (MXNet's rules: nothing is cast)
+    syms = [mx.sym.var(names[k], dtype=a.dtype) if a is not None else None
+            for k, a in enumerate(nds)]
     out = loss(*_trim(syms))
     if isinstance(out, (list, tuple)):
         out = out[0]

@@ -81,6 +81,22 @@ def test_softmax_ce_float16_many_classes(classes, mode, tmp_path):
     assert np.all(np.isfinite(grads[0]))
 
 
+def test_softmax_ce_float16_symbol_without_declared_dtype_follows_mxnet():
+    """mx.sym variables without a dtype: the graph cannot know it is float16,
+    so nothing is cast (MXNet's rule) and the output stays float16; with
+    ``mx.sym.var(..., dtype='float16')`` the loss is computed in float32."""
+    logits = (np.random.RandomState(0).standard_normal((3, 50)) * 3).astype(np.float16)
+    label = np.array([1, 7, 42], dtype=np.float32)
+    args = {"data0": mx.nd.array(logits, dtype="float16"), "data1": mx.nd.array(label)}
+    plain = L.SoftmaxCELoss()(mx.sym.var("data0"), mx.sym.var("data1"))
+    typed = L.SoftmaxCELoss()(mx.sym.var("data0", dtype="float16"), mx.sym.var("data1"))
+    assert plain.eval(ctx=mx.cpu(), **args)[0].dtype == np.float16
+    out = typed.eval(ctx=mx.cpu(), **args)[0]
+    assert out.dtype == np.float32
+    ref = R.ref_softmax_ce(logits.astype(np.float64), label)[1]
+    np.testing.assert_allclose(out.asnumpy(), ref, rtol=1e-5)
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_output_dtype_follows_pred(case):
     for dtype in ("float32", "float64"):

@@ -154,8 +154,14 @@ def test_reference_agrees_with_torch(case):
         assert_close(grads[k], tgrads[k], (1e-5, 1e-7), "%s grad[%d]" % (case.id, k))
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", ORACLE, ids=[c.id for c in ORACLE])
+# mx.sym follows MXNet's broadcasting rule where a case relies on more
+# (Case.symbol_differs); test_modes checks that it fails loudly there.
+ORACLE_RUNS = [pytest.param(case, mode, id="%s-%s" % (case.id, mode))
+               for case in ORACLE for mode in MODES
+               if not (mode == "symbol" and "float64" in case.symbol_differs)]
+
+
+@pytest.mark.parametrize("case, mode", ORACLE_RUNS)
 def test_gluonx_agrees_with_torch(case, mode, kernels, tmp_path):
     inputs, _, head, _ = expected(case.id, "float64")
     value, tgrads = _torch_result(case, inputs, head)

@@ -76,8 +76,19 @@ class Plan(object):
         self.graph = None        # the cached graph of a hybridized loss
 
     @classmethod
-    def symbolic(cls, names):
-        return cls(names)
+    def symbolic(cls, names, symbols):
+        """The plan of mx.sym composition: shapes unknown; a dtype known where
+        the input declares one (``mx.sym.var(..., dtype=...)``). Without a
+        declared dtype for the first input, nothing is cast (MXNet's rules)."""
+        dtypes = {}
+        for name, sym in zip(names, symbols):
+            try:
+                dtype = sym.infer_type_partial()[1][0]
+            except Exception:  # pylint: disable=broad-except
+                dtype = None
+            if dtype is not None:
+                dtypes[name] = np.dtype(dtype).type
+        return cls(names, dtypes=dtypes if names[0] in dtypes else None)
 
     @property
     def known(self):
@@ -86,7 +97,7 @@ class Plan(object):
     @property
     def dtype(self):
         """The dtype of ``pred`` (the first input); None when unknown."""
-        return self.dtypes[self.names[0]] if self.known else None
+        return self.dtypes.get(self.names[0]) if self.dtypes else None
 
     @property
     def compute_dtype(self):
@@ -270,7 +281,8 @@ class Loss(HybridBlock):
     def hybrid_forward(self, F, *args, **kwargs):
         values = self._bind(args, kwargs)
         tensors = {n: values[n] for n in self._tensor_names() if values.get(n) is not None}
-        plan = Plan.symbolic([n for n in self._tensor_names() if n in tensors])
+        plan = Plan.symbolic(list(tensors), list(tensors.values())) if F is mx.sym else \
+            Plan(list(tensors))
         return self._compute(F, tensors, plan, {})
 
     def _tensor_names(self):
@@ -300,7 +312,7 @@ class Loss(HybridBlock):
         arrays = [values[n] for n in names]
         options = tuple((k, values[k]) for k in self._call_options if values.get(k) is not None)
         if all(isinstance(a, mx.sym.Symbol) for a in arrays):
-            plan = Plan.symbolic(names)
+            plan = Plan.symbolic(names, arrays)
             plan.options = options
             return self._compute(mx.sym, dict(zip(names, arrays)), plan, self._param_vars())
         for name, value in zip(names, arrays):
@@ -435,7 +447,7 @@ class Loss(HybridBlock):
         for name in plan.names:
             if not self._casts(name) or compute_dtype is None:
                 continue
-            dt = plan.dtypes[name] if plan.known else None
+            dt = plan.dtypes.get(name) if plan.dtypes else None
             if dt is None or (dt in FLOAT_DTYPES and dt != compute_dtype):
                 x[name] = F.cast(x[name], dtype=np.dtype(compute_dtype).name)
         pred = x[pred_name]
@@ -446,7 +458,7 @@ class Loss(HybridBlock):
                     x[name] = F.reshape_like(x[name], pred)
                 elif mode == "broadcast":
                     x[name] = F.broadcast_like(x[name], pred)
-        if plan.known and compute_dtype != np.float32:
+        if compute_dtype is not None and compute_dtype != np.float32:
             params = {k: F.cast(v, dtype=np.dtype(compute_dtype).name) for k, v in params.items()}
         x.update(params)
         x.update({k: v for k, v in plan.options})
@@ -512,7 +524,7 @@ class Loss(HybridBlock):
     def _finish(self, F, out, plan):
         """float16 inputs give a float32 loss (like torch autocast); a loss
         computed in float32 for float64 inputs is returned as float64."""
-        if plan.known and plan.dtype == np.float64 and self._compute_dtype(plan) != np.float64:
+        if plan.dtype == np.float64 and self._compute_dtype(plan) != np.float64:
             out = F.cast(out, dtype="float64")
         return out
 
