@@ -24,6 +24,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 namespace gluonx {
 
 using mxnet::ext::MXReturnValue;
@@ -108,6 +112,88 @@ template <typename T> GLUONX_INLINE void store(T* p, int64_t i, Acc<T> v) { p[i]
 template <> GLUONX_INLINE void store<half_t>(half_t* p, int64_t i, float v) {
   p[i].bits = float_to_half(v);
 }
+
+// ------------------------------------------------------- streaming stores --
+// Gradients of large inputs are written once and not read back soon: storing
+// them with non-temporal (streaming) stores skips reading each destination
+// cache line first, which saves a third of a backward pass's memory traffic.
+
+// Arrays at least this large (elements) get streaming stores.
+constexpr int64_t kStreamMinElements = int64_t(1) << 22;
+
+template <typename T> struct Streamable { static constexpr bool value = false; };
+#if defined(__AVX512F__) || defined(__AVX__)
+template <> struct Streamable<float> { static constexpr bool value = true; };
+template <> struct Streamable<double> { static constexpr bool value = true; };
+#endif
+
+// Copy n values to dst with streaming stores where dst is vector-aligned.
+template <typename T> inline void stream_copy(T* dst, const T* src, int64_t n) {
+  std::memcpy(dst, src, sizeof(T) * n);
+}
+#if defined(__AVX512F__)
+template <> inline void stream_copy<float>(float* dst, const float* src, int64_t n) {
+  int64_t j = 0;
+  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 63); ++j) dst[j] = src[j];
+  for (; j + 16 <= n; j += 16) _mm512_stream_ps(dst + j, _mm512_loadu_ps(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+}
+template <> inline void stream_copy<double>(double* dst, const double* src, int64_t n) {
+  int64_t j = 0;
+  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 63); ++j) dst[j] = src[j];
+  for (; j + 8 <= n; j += 8) _mm512_stream_pd(dst + j, _mm512_loadu_pd(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+}
+#elif defined(__AVX__)
+template <> inline void stream_copy<float>(float* dst, const float* src, int64_t n) {
+  int64_t j = 0;
+  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 31); ++j) dst[j] = src[j];
+  for (; j + 8 <= n; j += 8) _mm256_stream_ps(dst + j, _mm256_loadu_ps(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+}
+template <> inline void stream_copy<double>(double* dst, const double* src, int64_t n) {
+  int64_t j = 0;
+  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 31); ++j) dst[j] = src[j];
+  for (; j + 4 <= n; j += 4) _mm256_stream_pd(dst + j, _mm256_loadu_pd(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+}
+#endif
+
+// Make a thread's streaming stores visible before its work is reported done.
+inline void stream_fence() {
+#if defined(__AVX512F__) || defined(__AVX__)
+  _mm_sfence();
+#endif
+}
+
+// Writes the rows of one large gradient through a per-thread buffer and
+// streaming stores; small gradients are written in place. One per thread:
+// construct inside the parallel region; the destructor fences.
+template <typename T> class RowWriter {
+ public:
+  RowWriter(T* base, int64_t total, int64_t row_len)
+      : base_(base),
+        stream_(Streamable<T>::value && total >= kStreamMinElements && row_len >= 64),
+        buffer_(stream_ ? row_len : 0) {}
+  ~RowWriter() {
+    if (stream_) stream_fence();
+  }
+  // Where to write the row that starts at element `offset` of the gradient.
+  T* row(int64_t offset) {
+    offset_ = offset;
+    return stream_ ? buffer_.data() : base_ + offset;
+  }
+  // Send the last row (n values) to memory.
+  void flush(int64_t n) {
+    if (stream_) stream_copy(base_ + offset_, buffer_.data(), n);
+  }
+
+ private:
+  T* base_;
+  bool stream_;
+  std::vector<T> buffer_;
+  int64_t offset_ = 0;
+};
 
 // ------------------------------------------------------------------- math --
 // float versions are branch-free polynomial forms so that loops under

@@ -237,46 +237,57 @@ void backward_rows(const L& loss, const T* ograd, const T* pred, const T* label,
                    T* dpred, T* dlabel, WeightGrad<T>& dsw, WeightGrad<T>& dpw) {
   using A = Acc<T>;
   const A scale = L::kSum ? A(1) : A(1) / A(cols);
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinWork)
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* p = pred + i * cols;
-    const T* l = label + i * cols;
-    T* gp = dpred + i * cols;
-    T* gl = dlabel + i * cols;
-    const T* w = SW == kAbsent ? nullptr : sw.row(i);
-    const T* q = PW == kAbsent ? nullptr : pw.row(i);
-    const A gi = load(ograd, i) * scale;              // d(out_i)/d(mean term)
-    const A w0 = SW == kPerRow ? load(w, 0) : A(1);
-    const A q0 = PW == kPerRow ? load(q, 0) : A(1);
-    const A gw = gi * w0;
-    // per-element weight gradients: full broadcast writes, column sums add
-    const bool sw_full = SW == kPerElem && dsw.kind == Bcast::kFull;
-    const bool pw_full = PW == kPerElem && dpw.kind == Bcast::kFull;
-    T* gsw = sw_full ? dsw.ptr + i * cols : nullptr;
-    T* gpw = pw_full ? dpw.ptr + i * cols : nullptr;
-    A* csw = (SW == kPerElem && !sw_full) ? dsw.partial[thread_id()].data() : nullptr;
-    A* cpw = (PW == kPerElem && !pw_full) ? dpw.partial[thread_id()].data() : nullptr;
-    A fsum = 0, qsum = 0;
+  // large gradients: compute a row into a buffer, then stream it out
+  const bool stream = Streamable<T>::value && rows * cols >= kStreamMinElements && cols >= 64;
+#pragma omp parallel if (rows * cols >= kParallelMinWork)
+  {
+    std::vector<T> row_buffer(stream ? 2 * cols : 0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* p = pred + i * cols;
+      const T* l = label + i * cols;
+      T* gp = stream ? row_buffer.data() : dpred + i * cols;
+      T* gl = stream ? row_buffer.data() + cols : dlabel + i * cols;
+      const T* w = SW == kAbsent ? nullptr : sw.row(i);
+      const T* q = PW == kAbsent ? nullptr : pw.row(i);
+      const A gi = load(ograd, i) * scale;              // d(out_i)/d(mean term)
+      const A w0 = SW == kPerRow ? load(w, 0) : A(1);
+      const A q0 = PW == kPerRow ? load(q, 0) : A(1);
+      const A gw = gi * w0;
+      // per-element weight gradients: full broadcast writes, column sums add
+      const bool sw_full = SW == kPerElem && dsw.kind == Bcast::kFull;
+      const bool pw_full = PW == kPerElem && dpw.kind == Bcast::kFull;
+      T* gsw = sw_full ? dsw.ptr + i * cols : nullptr;
+      T* gpw = pw_full ? dpw.ptr + i * cols : nullptr;
+      A* csw = (SW == kPerElem && !sw_full) ? dsw.partial[thread_id()].data() : nullptr;
+      A* cpw = (PW == kPerElem && !pw_full) ? dpw.partial[thread_id()].data() : nullptr;
+      A fsum = 0, qsum = 0;
 #pragma omp simd reduction(+ : fsum, qsum)
-    for (int64_t j = 0; j < cols; ++j) {
-      const A qj = PW == kPerElem ? load(q, j) : q0;
-      const A wj = SW == kPerElem ? load(w, j) : A(1);
-      A dp, dl, dq;
-      const A f = loss.both(load(p, j), load(l, j), qj, dp, dl, dq);
-      const A c = gw * wj;
-      store(gp, j, c * dp);
-      store(gl, j, c * dl);
-      if (SW == kPerRow) fsum += f;
-      if (SW == kPerElem) {
-        if (sw_full) store(gsw, j, gi * f); else csw[j] += gi * f;
+      for (int64_t j = 0; j < cols; ++j) {
+        const A qj = PW == kPerElem ? load(q, j) : q0;
+        const A wj = SW == kPerElem ? load(w, j) : A(1);
+        A dp, dl, dq;
+        const A f = loss.both(load(p, j), load(l, j), qj, dp, dl, dq);
+        const A c = gw * wj;
+        store(gp, j, c * dp);
+        store(gl, j, c * dl);
+        if (SW == kPerRow) fsum += f;
+        if (SW == kPerElem) {
+          if (sw_full) store(gsw, j, gi * f); else csw[j] += gi * f;
+        }
+        if (PW == kPerRow) qsum += c * dq;
+        if (PW == kPerElem) {
+          if (pw_full) store(gpw, j, c * dq); else cpw[j] += c * dq;
+        }
       }
-      if (PW == kPerRow) qsum += c * dq;
-      if (PW == kPerElem) {
-        if (pw_full) store(gpw, j, c * dq); else cpw[j] += c * dq;
+      if (stream) {
+        stream_copy(dpred + i * cols, gp, cols);
+        stream_copy(dlabel + i * cols, gl, cols);
       }
+      if (SW == kPerRow) finish_weight_row(dsw, i, gi * fsum);
+      if (PW == kPerRow) finish_weight_row(dpw, i, qsum);
     }
-    if (SW == kPerRow) finish_weight_row(dsw, i, gi * fsum);
-    if (PW == kPerRow) finish_weight_row(dpw, i, qsum);
+    if (stream) stream_fence();
   }
 }
 

@@ -67,24 +67,32 @@ void triplet_backward(std::vector<MXTensor>& in, std::vector<MXTensor>& out, boo
   T* dw = has_sw ? out[3].data<T>() : nullptr;
   const int threads = max_threads();
   std::vector<A> dw_total(threads, A(0));
-#pragma omp parallel for schedule(static) if (in[1].size() >= kParallelMinWork)
-  for (int64_t i = 0; i < rows; ++i) {
-    const T *ai = a + i * cols, *pi = p + i * cols, *ni = n + i * cols;
-    const A z = triplet_gap(ai, pi, ni, cols) + A(margin);
-    const A gi = load(g, i);
-    const A wi = w != nullptr ? load(w, w_row ? i : 0) : A(1);
-    const A c = z > A(0) ? A(2) * gi * wi : A(0);
-    T *dai = da + i * cols, *dpi = dp + i * cols, *dni = dn + i * cols;
+  const int64_t total = in[1].size();
+#pragma omp parallel if (total >= kParallelMinWork)
+  {
+    RowWriter<T> wa(da, total, cols), wp(dp, total, cols), wn(dn, total, cols);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      const T *ai = a + i * cols, *pi = p + i * cols, *ni = n + i * cols;
+      const A z = triplet_gap(ai, pi, ni, cols) + A(margin);
+      const A gi = load(g, i);
+      const A wi = w != nullptr ? load(w, w_row ? i : 0) : A(1);
+      const A c = z > A(0) ? A(2) * gi * wi : A(0);
+      T *dai = wa.row(i * cols), *dpi = wp.row(i * cols), *dni = wn.row(i * cols);
 #pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) {
-      const A x = load(ai, j), xp = load(pi, j), xn = load(ni, j);
-      store(dai, j, c * (xn - xp));
-      store(dpi, j, c * (xp - x));
-      store(dni, j, c * (x - xn));
-    }
-    if (dw != nullptr) {
-      const A v = gi * std::max(z, A(0));
-      if (w_row) store(dw, i, v); else dw_total[thread_id()] += v;
+      for (int64_t j = 0; j < cols; ++j) {
+        const A x = load(ai, j), xp = load(pi, j), xn = load(ni, j);
+        store(dai, j, c * (xn - xp));
+        store(dpi, j, c * (xp - x));
+        store(dni, j, c * (x - xn));
+      }
+      wa.flush(cols);
+      wp.flush(cols);
+      wn.flush(cols);
+      if (dw != nullptr) {
+        const A v = gi * std::max(z, A(0));
+        if (w_row) store(dw, i, v); else dw_total[thread_id()] += v;
+      }
     }
   }
   if (dw != nullptr && !w_row) {
@@ -211,37 +219,44 @@ void cosine_backward(std::vector<MXTensor>& in, std::vector<MXTensor>& out, bool
   const MXTensor& label = in[3];
   T *dx = out[0].data<T>(), *dy = out[1].data<T>();
   zero_tensor(&out[2]);  // comparisons with the label have no gradient
-#pragma omp parallel for schedule(static) if (in[1].size() >= kParallelMinWork)
-  for (int64_t i = 0; i < lay.batch; ++i) {
-    const A gi = load(g, i) / A(R);
-    A fsum = 0;
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t row = i * R + r;
-      const T *xr = x + row * D, *yr = y + row * D;
-      const CosineRow<A> cr = cosine_row(xr, yr, D);
-      const double lab = load_any(label, row);
-      const A w = sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : A(1);
-      const A c = gi * w * cosine_slope(cr.cosine, lab, margin);
-      // d cos / dx = y / den - cos * x / |x|^2 while |x||y| > eps, else y / eps
-      const bool clamped = cr.n1 * cr.n2 <= A(kCosineEps * kCosineEps);
-      const A inv_den = A(1) / cr.den;
-      const A kx = clamped ? A(0) : cr.cosine / cr.n1;
-      const A ky = clamped ? A(0) : cr.cosine / cr.n2;
-      T *dxr = dx + row * D, *dyr = dy + row * D;
+  const int64_t total = in[1].size();
+#pragma omp parallel if (total >= kParallelMinWork)
+  {
+    RowWriter<T> wx(dx, total, D), wy(dy, total, D);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < lay.batch; ++i) {
+      const A gi = load(g, i) / A(R);
+      A fsum = 0;
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t row = i * R + r;
+        const T *xr = x + row * D, *yr = y + row * D;
+        const CosineRow<A> cr = cosine_row(xr, yr, D);
+        const double lab = load_any(label, row);
+        const A w = sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : A(1);
+        const A c = gi * w * cosine_slope(cr.cosine, lab, margin);
+        // d cos / dx = y / den - cos * x / |x|^2 while |x||y| > eps, else y / eps
+        const bool clamped = cr.n1 * cr.n2 <= A(kCosineEps * kCosineEps);
+        const A inv_den = A(1) / cr.den;
+        const A kx = clamped ? A(0) : cr.cosine / cr.n1;
+        const A ky = clamped ? A(0) : cr.cosine / cr.n2;
+        T *dxr = wx.row(row * D), *dyr = wy.row(row * D);
 #pragma omp simd
-      for (int64_t k = 0; k < D; ++k) {
-        const A a = load(xr, k), b = load(yr, k);
-        store(dxr, k, c * (b * inv_den - kx * a));
-        store(dyr, k, c * (a * inv_den - ky * b));
+        for (int64_t k = 0; k < D; ++k) {
+          const A a = load(xr, k), b = load(yr, k);
+          store(dxr, k, c * (b * inv_den - kx * a));
+          store(dyr, k, c * (a * inv_den - ky * b));
+        }
+        wx.flush(D);
+        wy.flush(D);
+        if (sw.ptr != nullptr) {
+          const A v = gi * cosine_value(cr.cosine, lab, margin);
+          if (dsw.kind == Bcast::kFull) store(dsw.ptr, row, v);
+          else if (dsw.kind == Bcast::kCol) dsw.partial[thread_id()][r] += v;
+          else fsum += v;
+        }
       }
-      if (sw.ptr != nullptr) {
-        const A v = gi * cosine_value(cr.cosine, lab, margin);
-        if (dsw.kind == Bcast::kFull) store(dsw.ptr, row, v);
-        else if (dsw.kind == Bcast::kCol) dsw.partial[thread_id()][r] += v;
-        else fsum += v;
-      }
+      if (sw.ptr != nullptr) finish_weight_row(dsw, i, fsum);
     }
-    if (sw.ptr != nullptr) finish_weight_row(dsw, i, fsum);
   }
   if (has_sw) dsw.finish();
 }

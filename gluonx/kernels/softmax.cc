@@ -110,63 +110,70 @@ void softmax_ce_backward(const T* ograd, const MXTensor& pred, const MXTensor& l
   T* dl = Sparse ? nullptr : dlabel.data<T>();
   if (Sparse) zero_tensor(&dlabel);  // the class index gets no gradient
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(K));
-#pragma omp parallel for schedule(static) if (pred.size() >= kParallelMinWork)
-  for (int64_t i = 0; i < lay.batch; ++i) {
-    A* ex = scratch[thread_id()].data();
-    const A gi = load(ograd, i) / A(R);
-    A fsum = 0;  // for a per-sample weight's gradient
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t row = i * R + r;
-      const T* xr = x + row * K;
-      T* gr = dpred + row * K;
-      const A w = sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : A(1);
-      const A c = gi * w;
-      A lse = 0, inv_sum = 0;
-      if (!FromLogits) {
-        const RowStats<A> st = row_logsumexp(xr, K, ex);
-        lse = st.lse;
-        inv_sum = st.inv_sum;
-      }
-      A f;
-      if (Sparse) {
-        const int64_t y = clip_class(load_index(label, row), K);
-        f = lse - load(xr, y);
-        if (FromLogits) {
-#pragma omp simd
-          for (int64_t k = 0; k < K; ++k) store(gr, k, A(0));
+  const int64_t total = pred.size();
+#pragma omp parallel if (total >= kParallelMinWork)
+  {
+    RowWriter<T> wp(dpred, total, K), wl(dl, Sparse ? 0 : total, K);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < lay.batch; ++i) {
+      A* ex = scratch[thread_id()].data();
+      const A gi = load(ograd, i) / A(R);
+      A fsum = 0;  // for a per-sample weight's gradient
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t row = i * R + r;
+        const T* xr = x + row * K;
+        T* gr = wp.row(row * K);
+        const A w = sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : A(1);
+        const A c = gi * w;
+        A lse = 0, inv_sum = 0;
+        if (!FromLogits) {
+          const RowStats<A> st = row_logsumexp(xr, K, ex);
+          lse = st.lse;
+          inv_sum = st.inv_sum;
+        }
+        A f;
+        if (Sparse) {
+          const int64_t y = clip_class(load_index(label, row), K);
+          f = lse - load(xr, y);
+          if (FromLogits) {
+  #pragma omp simd
+            for (int64_t k = 0; k < K; ++k) store(gr, k, A(0));
+          } else {
+  #pragma omp simd
+            for (int64_t k = 0; k < K; ++k) store(gr, k, c * ex[k] * inv_sum);
+          }
+          store(gr, y, load(gr, y) - c);
         } else {
-#pragma omp simd
-          for (int64_t k = 0; k < K; ++k) store(gr, k, c * ex[k] * inv_sum);
+          const T* lr = dense + row * K;
+          T* dlr = wl.row(row * K);
+          A lsum = 0, lx = 0;
+  #pragma omp simd reduction(+ : lsum, lx)
+          for (int64_t k = 0; k < K; ++k) {
+            const A l = load(lr, k);
+            lsum += l;
+            lx += l * load(xr, k);
+          }
+          f = lse * lsum - lx;
+          const A cs = c * lsum * inv_sum;
+  #pragma omp simd
+          for (int64_t k = 0; k < K; ++k) {
+            const A xk = load(xr, k);
+            const A l = load(lr, k);
+            store(gr, k, FromLogits ? -c * l : cs * ex[k] - c * l);
+            store(dlr, k, FromLogits ? -c * xk : c * (lse - xk));
+          }
         }
-        store(gr, y, load(gr, y) - c);
-      } else {
-        const T* lr = dense + row * K;
-        T* dlr = dl + row * K;
-        A lsum = 0, lx = 0;
-#pragma omp simd reduction(+ : lsum, lx)
-        for (int64_t k = 0; k < K; ++k) {
-          const A l = load(lr, k);
-          lsum += l;
-          lx += l * load(xr, k);
-        }
-        f = lse * lsum - lx;
-        const A cs = c * lsum * inv_sum;
-#pragma omp simd
-        for (int64_t k = 0; k < K; ++k) {
-          const A xk = load(xr, k);
-          const A l = load(lr, k);
-          store(gr, k, FromLogits ? -c * l : cs * ex[k] - c * l);
-          store(dlr, k, FromLogits ? -c * xk : c * (lse - xk));
+        wp.flush(K);
+        if (!Sparse) wl.flush(K);
+        if (sw.ptr != nullptr) {
+          const A v = gi * f;  // d(out_i)/d(w) for this position
+          if (dsw.kind == Bcast::kFull) store(dsw.ptr, row, v);
+          else if (dsw.kind == Bcast::kCol) dsw.partial[thread_id()][r] += v;
+          else fsum += v;
         }
       }
-      if (sw.ptr != nullptr) {
-        const A v = gi * f;  // d(out_i)/d(w) for this position
-        if (dsw.kind == Bcast::kFull) store(dsw.ptr, row, v);
-        else if (dsw.kind == Bcast::kCol) dsw.partial[thread_id()][r] += v;
-        else fsum += v;
-      }
+      if (sw.ptr != nullptr) finish_weight_row(dsw, i, fsum);
     }
-    if (sw.ptr != nullptr) finish_weight_row(dsw, i, fsum);
   }
   if (sw_t != nullptr) dsw.finish();
 }
