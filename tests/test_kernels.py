@@ -536,5 +536,5 @@ def test_large_gradients_match_the_stock_path(name, options):
         results.append([out.asnumpy()] + [a.grad.asnumpy() for a in args])
     for k, (a, b) in enumerate(zip(*results)):
         # float32 sums of 2051 terms in another order: outputs near 0 differ by ~1e-4
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3 if k == 0 else 1e-7,
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3 if k == 0 else 1e-5,
                                    err_msg="output/grad %d" % k)
