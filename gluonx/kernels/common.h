@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -440,9 +441,17 @@ inline void finish_weight_row(WeightGrad<T>& g, int64_t i, Acc<T> row_sum) {
   }
 }
 
+// Threads for a kernel's parallel loops: $OMP_NUM_THREADS, else every core.
+// Asked for explicitly (num_threads) because MXNet runs operators on engine
+// worker threads whose own OpenMP default is a single thread.
 inline int max_threads() {
 #ifdef _OPENMP
-  return omp_get_max_threads();
+  static const int team = [] {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    const int n = env != nullptr ? std::atoi(env) : 0;
+    return std::max(1, n > 0 ? n : omp_get_num_procs());
+  }();
+  return team;
 #else
   return 1;
 #endif

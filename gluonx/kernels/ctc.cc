@@ -300,7 +300,8 @@ void ctc_forward(std::vector<MXTensor>& in, const CtcOptions& o, T* out) {
   const T* pred = in[0].data<T>();
   std::vector<Buffers> buffers(max_threads());
   const MXTensor* sw = o.has_sw ? &in[o.slot_sw()] : nullptr;
-#pragma omp parallel for schedule(dynamic, 1) if (s.N * s.T * s.C >= kParallelMinWork / 8)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(max_threads()) \
+    if (s.N * s.T * s.C >= kParallelMinWork / 8)
   for (int64_t n = 0; n < s.N; ++n) {
     const Sample smp = sample_of(n, in, o, s);
     double loss = std::numeric_limits<double>::infinity();
@@ -336,7 +337,8 @@ void ctc_backward(std::vector<MXTensor>& in_all, std::vector<MXTensor>& out,
   const int threads = max_threads();
   std::vector<A> dsw_total(threads, A(0));
   std::vector<Buffers> buffers(threads);
-#pragma omp parallel for schedule(dynamic, 1) if (s.N * s.T * s.C >= kParallelMinWork / 8)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(max_threads()) \
+    if (s.N * s.T * s.C >= kParallelMinWork / 8)
   for (int64_t n = 0; n < s.N; ++n) {
     const Sample smp = sample_of(n, in, o, s);
     auto frame_grad = [&](int64_t t) {

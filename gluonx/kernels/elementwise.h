@@ -211,7 +211,8 @@ void forward_rows(const L& loss, const T* pred, const T* label, const Weight<T>&
                   const Weight<T>& pw, int64_t rows, int64_t cols, T* out) {
   using A = Acc<T>;
   const A scale = L::kSum ? A(1) : A(1) / A(cols);
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinWork)
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (rows * cols >= kParallelMinWork)
   for (int64_t i = 0; i < rows; ++i) {
     const T* p = pred + i * cols;
     const T* l = label + i * cols;
@@ -239,7 +240,8 @@ void backward_rows(const L& loss, const T* ograd, const T* pred, const T* label,
   const A scale = L::kSum ? A(1) : A(1) / A(cols);
   // large gradients: compute a row into a buffer, then stream it out
   const bool stream = Streamable<T>::value && rows * cols >= kStreamMinElements && cols >= 64;
-#pragma omp parallel if (rows * cols >= kParallelMinWork)
+#pragma omp parallel num_threads(max_threads()) \
+    if (rows * cols >= kParallelMinWork)
   {
     std::vector<T> row_buffer(stream ? 2 * cols : 0);
 #pragma omp for schedule(static)

@@ -44,7 +44,8 @@ void triplet_forward(std::vector<MXTensor>& in, bool has_sw, double margin, T* o
   const T *a = in[0].data<T>(), *p = in[1].data<T>(), *n = in[2].data<T>();
   const T* w = has_sw ? in[3].data<T>() : nullptr;
   const bool w_row = has_sw && in[3].size() == rows && rows != 1;
-#pragma omp parallel for schedule(static) if (in[0].size() >= kParallelMinWork)
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (in[0].size() >= kParallelMinWork)
   for (int64_t i = 0; i < rows; ++i) {
     const A gap = triplet_gap(a + i * cols, p + i * cols, n + i * cols, cols);
     A f = std::max(gap + A(margin), A(0));
@@ -68,7 +69,8 @@ void triplet_backward(std::vector<MXTensor>& in, std::vector<MXTensor>& out, boo
   const int threads = max_threads();
   std::vector<A> dw_total(threads, A(0));
   const int64_t total = in[1].size();
-#pragma omp parallel if (total >= kParallelMinWork)
+#pragma omp parallel num_threads(max_threads()) \
+    if (total >= kParallelMinWork)
   {
     RowWriter<T> wa(da, total, cols), wp(dp, total, cols), wn(dn, total, cols);
 #pragma omp for schedule(static)
@@ -189,7 +191,8 @@ void cosine_forward(std::vector<MXTensor>& in, bool has_sw, double margin, T* ou
   const Weight<T> sw = make_weight<T>(has_sw ? &in[3] : nullptr, lay.loss_shape, R);
   const T *x = in[0].data<T>(), *y = in[1].data<T>();
   const MXTensor& label = in[2];
-#pragma omp parallel for schedule(static) if (in[0].size() >= kParallelMinWork)
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (in[0].size() >= kParallelMinWork)
   for (int64_t i = 0; i < lay.batch; ++i) {
     A total = 0;
     for (int64_t r = 0; r < R; ++r) {
@@ -220,7 +223,8 @@ void cosine_backward(std::vector<MXTensor>& in, std::vector<MXTensor>& out, bool
   T *dx = out[0].data<T>(), *dy = out[1].data<T>();
   zero_tensor(&out[2]);  // comparisons with the label have no gradient
   const int64_t total = in[1].size();
-#pragma omp parallel if (total >= kParallelMinWork)
+#pragma omp parallel num_threads(max_threads()) \
+    if (total >= kParallelMinWork)
   {
     RowWriter<T> wx(dx, total, D), wy(dy, total, D);
 #pragma omp for schedule(static)

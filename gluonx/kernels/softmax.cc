@@ -65,7 +65,8 @@ void softmax_ce_forward(const MXTensor& pred, const MXTensor& label, const MXTen
   const T* dense = Sparse ? nullptr : cdata<T>(label);
   const int threads = max_threads();
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(FromLogits ? 0 : K));
-#pragma omp parallel for schedule(static) if (pred.size() >= kParallelMinWork)
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (pred.size() >= kParallelMinWork)
   for (int64_t i = 0; i < lay.batch; ++i) {
     A* ex = FromLogits ? nullptr : scratch[thread_id()].data();
     A total = 0;
@@ -111,7 +112,8 @@ void softmax_ce_backward(const T* ograd, const MXTensor& pred, const MXTensor& l
   if (Sparse) zero_tensor(&dlabel);  // the class index gets no gradient
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(K));
   const int64_t total = pred.size();
-#pragma omp parallel if (total >= kParallelMinWork)
+#pragma omp parallel num_threads(max_threads()) \
+    if (total >= kParallelMinWork)
   {
     RowWriter<T> wp(dpred, total, K), wl(dl, Sparse ? 0 : total, K);
 #pragma omp for schedule(static)
@@ -195,7 +197,8 @@ void kldiv_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* 
   const T* lab = cdata<T>(label);
   const int threads = max_threads();
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(K));
-#pragma omp parallel for schedule(static) if (pred.size() >= kParallelMinWork)
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (pred.size() >= kParallelMinWork)
   for (int64_t i = 0; i < lay.batch; ++i) {
     A* ex = scratch[thread_id()].data();
     A total = 0;
@@ -233,7 +236,8 @@ void kldiv_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
   const T* x = cdata<T>(pred);
   const T* lab = cdata<T>(label);
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(K));
-#pragma omp parallel for schedule(static) if (pred.size() >= kParallelMinWork)
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (pred.size() >= kParallelMinWork)
   for (int64_t i = 0; i < lay.batch; ++i) {
     A* ex = scratch[thread_id()].data();
     const A gi = load(ograd, i);
