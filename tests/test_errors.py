@@ -229,3 +229,16 @@ def test_bad_call_after_a_cached_graph(static):
     with pytest.raises(L.LossInputError, match="L2Loss(?s:.*)label"):
         l2(nd(P45), nd(P46)).asnumpy()
     _unrelated_call_is_fine()
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_inputs_on_another_context_after_a_cached_call(hybridize):
+    """The check still runs once a call's signature (and graph) is cached."""
+    loss = L.L2Loss()
+    if hybridize:
+        loss.hybridize()
+    pred, label = mx.nd.ones((4, 3)), mx.nd.zeros((4, 3))
+    np.testing.assert_allclose(loss(pred, label).asnumpy(), 0.5)
+    with pytest.raises(L.LossInputError, match=r"L2Loss: argument 'label' is on cpu\(1\)"):
+        loss(pred, label.as_in_context(mx.cpu(1))).asnumpy()
+    np.testing.assert_allclose(loss(pred, label).asnumpy(), 0.5)

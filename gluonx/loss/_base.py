@@ -321,9 +321,12 @@ class Loss(HybridBlock):
                 _fail(self, name, "must be an mxnet NDArray (or all inputs Symbols), got %s"
                       % type(value).__name__)
         tensors = dict(zip(names, arrays))
-        # contexts of the other inputs are checked when a plan is made; a
-        # mix of contexts fails in the graph or operator call itself
-        signature = (names, options, config.use_kernels, arrays[0].context) + tuple(
+        # The plan of a signature is checked once. A hybridized call keys on
+        # the first input's context only (cheaper): a later mix of contexts
+        # fails in the CachedOp call, and is re-checked below to raise the
+        # usual LossInputError.
+        contexts = arrays[0].context if self._active else tuple(a.context for a in arrays)
+        signature = (names, options, config.use_kernels, contexts) + tuple(
             (a.shape, a.dtype) for a in arrays)
         plan = self._plans.get(signature)
         if plan is None:
@@ -335,6 +338,14 @@ class Loss(HybridBlock):
         if config.check_values:
             self._check_values(tensors, plan)
         self._last_plan = plan
+        try:
+            return self._run(plan, tensors, arrays)
+        except mx.base.MXNetError:
+            self._plan(names, tensors)  # raises LossInputError if the inputs explain it
+            raise
+
+    def _run(self, plan, tensors, arrays):
+        """Run one checked call, imperatively or through its cached graph."""
         if not self._active:
             with plan.ctx:
                 return self._compute(mx.nd, tensors, plan, self._param_data(plan.ctx))
