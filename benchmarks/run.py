@@ -347,6 +347,33 @@ def format_row(row):
     return "  ".join(parts)
 
 
+def target_report(result):
+    """The speed targets of the gluonx issue, checked against this run (hybridized
+    rows, 5% noise allowed on the comparisons)."""
+    rows = [r for r in result["rows"] if r["mode"] == "hybridized" and "gluonx" in r["ms"]]
+    fused = [c.name for c in make_cases() if c.name != "SDMLLoss"]  # SDML has no kernel
+    checks = [  # (target, applies to row, measured ratio, limit)
+        ("slower than mxnet", lambda r: "mxnet" in r["ms"],
+         lambda r: r["ms"]["gluonx"] / r["ms"]["mxnet"], 1.05),
+        ("slower than torch (1024x1000 and up, CTC N=128)",
+         lambda r: "torch" in r["ms"] and r["size"] in ("1024x1000", "16384x1000", "N=128"),
+         lambda r: r["ms"]["gluonx"] / r["ms"]["torch"], 1.05),
+        ("above 2x the bandwidth floor at 16384x1000",
+         lambda r: r["size"] == "16384x1000" and r["loss"] in fused,
+         lambda r: r["ms"]["gluonx"] / r["floor_ms"], 2.0),
+        ("64x10 forward+backward above 1.5x the no-op block",
+         lambda r: r["size"] == "64x10" and r["pass"] == "fwd+bwd" and r["loss"] in fused,
+         lambda r: r["ms"]["gluonx"] / r["noop_ms"], 1.5),
+    ]
+    lines = ["Speed targets (hybridized rows; the floor and no-op targets for the fused "
+             "losses):", ""]
+    for name, applies, ratio, limit in checks:
+        misses = ["%s %s %s (%.2f)" % (r["loss"], r["size"], r["pass"], ratio(r))
+                  for r in rows if applies(r) and ratio(r) > limit]
+        lines.append("- %s: %s" % (name, ", ".join(misses) if misses else "none"))
+    return lines
+
+
 def _fmt(value, digits=3):
     return "—" if value is None else ("%.*f" % (digits, value))
 
@@ -417,6 +444,8 @@ def markdown(result):
                  "must move: its inputs read once, its output and, with backward, pred's "
                  "gradient written; divided by the copy bandwidth). `/no-op`: gluonx time "
                  "over the no-op hybridized block. torch runs eagerly in both modes.")
+    lines.append("")
+    lines += target_report(result)
     for mode in ("hybridized", "imperative"):
         lines += ["", "## %s" % ("Hybridized (static_alloc=True, static_shape=True)"
                                  if mode == "hybridized" else "Imperative"), ""]
@@ -454,7 +483,7 @@ def main(argv=None):
     result = run(args)
     result["seconds"] = time.time() - start
     os.makedirs(args.out, exist_ok=True)
-    stem = "quick" if args.quick else "latest"
+    stem = "quick" if args.quick else ("partial" if args.only else "latest")
     with open(os.path.join(args.out, stem + ".json"), "w") as f:
         json.dump(result, f, indent=1)
     with open(os.path.join(args.out, stem + ".md"), "w") as f:
