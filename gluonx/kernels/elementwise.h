@@ -10,6 +10,8 @@
 
 #include "common.h"
 
+#include <type_traits>
+
 namespace gluonx {
 namespace elementwise {
 
@@ -331,13 +333,26 @@ struct KLDivOp : Plain<KLDivLogits> {
   static constexpr bool kPosWeight = false;
 };
 
+// On logits without pos_weight, sigmoid BCE is the binary logistic loss
+// (same value and gradient); its policy skips the pos_weight terms, which
+// the compiler cannot drop itself (0 * x is not 0 for x = inf).
 struct SigmoidBCEOp {
   static constexpr const char* kName = "gluonx_sigmoid_bce_loss";
   static constexpr bool kPosWeight = true;
   template <class F> static void with(const Attrs& a, F&& f) {
-    if (attr_flag(a, "from_sigmoid")) f(SigmoidBCE<true>(a)); else f(SigmoidBCE<false>(a));
+    if (attr_flag(a, "from_sigmoid")) {
+      f(SigmoidBCE<true>(a));
+    } else if (attr_flag(a, "has_pw")) {
+      f(SigmoidBCE<false>(a));
+    } else {
+      f(Logistic(a));  // no "signed" attribute: binary labels
+    }
   }
 };
+
+// Whether a policy reads pos_weight (instantiate the pos_weight loops only then).
+template <class L> struct UsesPosWeight : std::false_type {};
+template <bool FromSigmoid> struct UsesPosWeight<SigmoidBCE<FromSigmoid>> : std::true_type {};
 
 struct PoissonNLLOp {
   static constexpr const char* kName = "gluonx_poisson_nll_loss";
@@ -448,8 +463,9 @@ MXReturnValue forward(const Attrs& attrs, std::vector<MXTensor>* in,
   bool ok = false;
   Op::with(attrs, [&](auto loss) {
     ok = dispatch_float((*in)[0].dtype, [&](auto t) {
-      run_forward<Op::kPosWeight, decltype(loss), decltype(t)>(loss, *in, (*out)[0], sw_slot,
-                                                                pw_slot);
+      using L = decltype(loss);
+      constexpr bool kPw = Op::kPosWeight && UsesPosWeight<L>::value;
+      run_forward<kPw, L, decltype(t)>(loss, *in, (*out)[0], sw_slot, pw_slot);
     });
   });
   return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
@@ -463,8 +479,9 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
   bool ok = false;
   Op::with(attrs, [&](auto loss) {
     ok = dispatch_float((*in)[1].dtype, [&](auto t) {
-      run_backward<Op::kPosWeight, decltype(loss), decltype(t)>(loss, *in, *out, sw_slot,
-                                                                 pw_slot);
+      using L = decltype(loss);
+      constexpr bool kPw = Op::kPosWeight && UsesPosWeight<L>::value;
+      run_backward<kPw, L, decltype(t)>(loss, *in, *out, sw_slot, pw_slot);
     });
   });
   return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
