@@ -17,9 +17,9 @@ A loss subclass declares its inputs and writes its math once, on ``F``
 * ``export`` (optionally as a portable, stock-operator graph) and
   ``get_config``/``from_config``.
 """
+import copy
 import functools
 import inspect
-import warnings
 
 import numpy as np
 import mxnet as mx
@@ -569,7 +569,8 @@ class Loss(HybridBlock):
             raise RuntimeError("%s.export: call the loss on NDArrays at least once first, "
                                "so that its input structure is known" % type(self).__name__)
         if portable and plan.use_kernels:
-            plan = _copy_plan(plan, use_kernels=False)
+            plan = copy.copy(plan)
+            plan.use_kernels = False
         inputs = [mx.sym.var("data%d" % i) for i in range(len(plan.names))]
         out = self._compute(mx.sym, dict(zip(plan.names, inputs)), plan, self._param_vars())
         out.save("%s-symbol.json" % path, remove_amp_cast=remove_amp_cast)
@@ -577,20 +578,3 @@ class Loss(HybridBlock):
         params = {"arg:%s" % p.name: p._reduce() for p in self._reg_params.values()
                   if p.name in arg_names}
         mx.nd.save("%s-%04d.params" % (path, epoch), params)
-
-
-def _copy_plan(plan, **changes):
-    new = Plan(plan.names, plan.shapes, plan.dtypes, plan.ctx)
-    new.align = dict(plan.align)
-    new.use_kernels = plan.use_kernels
-    new.options = plan.options
-    for k, v in changes.items():
-        setattr(new, k, v)
-    return new
-
-
-def warn_once(message, _seen=set()):
-    """Warn about ``message`` once per process."""
-    if message not in _seen:
-        _seen.add(message)
-        warnings.warn(message, stacklevel=3)

@@ -10,10 +10,6 @@ __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntro
 PROBABILITY_EPSILON = 1e-12
 
 
-def _values(tensor):
-    return tensor.asnumpy()
-
-
 class SigmoidBinaryCrossEntropyLoss(Loss):
     r"""Binary cross-entropy of a sigmoid output against 0/1 labels.
 
@@ -65,7 +61,7 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 
     def _check_values(self, tensors, plan):
         if self._from_sigmoid:
-            pred = _values(tensors["pred"])
+            pred = tensors["pred"].asnumpy()
             if not ((pred >= 0) & (pred <= 1)).all():
                 _fail(self, "pred", "must hold probabilities in [0, 1] when from_sigmoid=True")
 
@@ -179,7 +175,7 @@ class SoftmaxCrossEntropyLoss(Loss):
     def _check_values(self, tensors, plan):
         if not self._sparse_label:
             return
-        label = _values(tensors["label"])
+        label = tensors["label"].asnumpy()
         classes = self._classes(plan)
         valid = (label >= 0) & (label < classes) & (label == np.floor(label))
         if self._ignore_index is not None:
