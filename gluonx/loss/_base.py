@@ -25,7 +25,7 @@ import numpy as np
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
-from .. import config
+from .. import config, kernels
 
 __all__ = ["Loss", "LossInputError"]
 
@@ -464,7 +464,6 @@ class Loss(HybridBlock):
         """The whole loss on F: alignment, the math, weighting, reductions."""
         x = dict(tensors)
         pred_name = plan.names[0]
-        pred = x[pred_name]
         compute_dtype = self._compute_dtype(plan)
         for name in plan.names:
             if not self._casts(name) or compute_dtype is None:
@@ -488,12 +487,10 @@ class Loss(HybridBlock):
 
         per_sample = None
         if plan.use_kernels and self._reduction != "none":
-            from .. import kernels
+            fused_inputs = dict(x)
             if sample_weight is not None:
-                x["sample_weight"] = self._aligned_weight(F, sample_weight, plan)
-            fused = getattr(kernels, "fused_sample_loss", None)
-            per_sample = fused(self, F, x, plan) if fused is not None else None
-            x.pop("sample_weight", None)
+                fused_inputs["sample_weight"] = self._aligned_weight(F, sample_weight, plan)
+            per_sample = kernels.fused_sample_loss(self, F, fused_inputs, plan)
         if per_sample is None:
             loss = self._loss(F, **x)
             if sample_weight is not None:
