@@ -513,7 +513,9 @@ def test_large_gradients_use_streaming_stores(dtype):
 
 @pytest.mark.parametrize("name,options", [("TripletLoss", {}), ("CosineEmbeddingLoss", {}),
                                           ("SoftmaxCELoss", {}),
-                                          ("SoftmaxCELoss", {"sparse_label": False})])
+                                          ("SoftmaxCELoss", {"sparse_label": False}),
+                                          ("KLDivLoss", {"from_logits": False}),
+                                          ("LogisticLoss", {})])
 def test_large_gradients_match_the_stock_path(name, options):
     gluonx.config.check_values = False
     rng = np.random.RandomState(11)
@@ -523,7 +525,9 @@ def test_large_gradients_match_the_stock_path(name, options):
               "CosineEmbeddingLoss": lambda: [rng.randn(*shape), np.sign(rng.randn(shape[0]))],
               "SoftmaxCELoss": lambda: [rng.randint(0, shape[1], shape[0]) * 1.0
                                         if options.get("sparse_label", True)
-                                        else rng.dirichlet(np.ones(shape[1]), shape[0])]}[name]()
+                                        else rng.dirichlet(np.ones(shape[1]), shape[0])],
+              "KLDivLoss": lambda: [rng.dirichlet(np.ones(shape[1]), shape[0])],
+              "LogisticLoss": lambda: [np.sign(rng.randn(*shape))]}[name]()
     results = []
     for use in (False, True):
         gluonx.config.use_kernels = use
@@ -538,3 +542,56 @@ def test_large_gradients_match_the_stock_path(name, options):
         # float32 sums of 2051 terms in another order: outputs near 0 differ by ~1e-4
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3 if k == 0 else 1e-5,
                                    err_msg="output/grad %d" % k)
+
+
+# ------------------------------------------- float32 math: range and specials --
+
+def _wide_logits():
+    """float32 logits over the whole range, the polynomial reduction boundaries
+    (|x| near log(1 + sqrt(2)) and multiples of ln 2), and inf/nan."""
+    grid = np.concatenate([np.linspace(-30, 30, 6001), np.linspace(-0.9, -0.85, 101),
+                           np.linspace(0.85, 0.9, 101), np.array([-1e4, -200, -89, -88, -87.5,
+                                                                  87.5, 88, 89, 200, 1e4])])
+    return grid.astype(np.float32).astype(np.float64)
+
+
+@pytest.mark.parametrize("name,attrs,labels", [
+    ("gluonx_logistic_loss", {"signed": "1"}, (-1.0, 1.0)),
+    ("gluonx_sigmoid_bce_loss", {"from_sigmoid": "0"}, (0.0, 1.0)),
+])
+def test_float32_softplus_accuracy(name, attrs, labels):
+    x = _wide_logits()
+    for label in labels:
+        p, l = x[:, None], np.full((x.size, 1), label)
+        out, grads = _run_op(name, [p, l], dict(attrs, has_sw="0"), "float32", np.ones(x.size))
+        t = 0.5 * label + 0.5 if attrs.get("signed") == "1" else label
+        want = np.logaddexp(0, x) - x * t
+        # max(x, 0) - x t cancels: an ulp of x is the float32 limit there
+        err = np.abs(out - want)
+        assert np.all(err <= 2e-6 * np.abs(want) + 1.2e-7 * np.abs(x)), x[np.argmax(
+            err - 2e-6 * np.abs(want) - 1.2e-7 * np.abs(x))]
+        sig = np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))),
+                       np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+        np.testing.assert_allclose(grads[0][:, 0], sig - t, rtol=2e-6, atol=1e-7)
+    specials = np.array([[np.inf], [-np.inf], [np.nan]])
+    out, grads = _run_op(name, [specials, np.full((3, 1), labels[1])], dict(attrs, has_sw="0"),
+                         "float32", np.ones(3))
+    # as the stock path: inf - inf is nan at +inf, nan propagates, exact gradients
+    assert np.isnan(out[0]) and out[1] == np.inf and np.isnan(out[2])
+    assert grads[0][0, 0] == 0 and grads[0][1, 0] == -1 and np.isnan(grads[0][2, 0])
+
+
+def test_float32_kldiv_log_accuracy():
+    rng = np.random.RandomState(12)
+    l = np.concatenate([10.0 ** rng.uniform(-38, 0, 3000), [0.0, 1.0, 0.5, 1e-45]])
+    l = l.astype(np.float32).astype(np.float64)[:, None]
+    p = rng.randn(l.size, 1).astype(np.float32).astype(np.float64)
+    out, grads = _run_op("gluonx_kldiv_loss", [p, l], {"has_sw": "0"}, "float32", np.ones(l.size))
+    want = l[:, 0] * (np.log(l[:, 0] + 1e-12) - p[:, 0])
+    np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-37)
+    np.testing.assert_allclose(grads[1][:, 0], np.log(l[:, 0] + 1e-12) - p[:, 0]
+                               + l[:, 0] / (l[:, 0] + 1e-12), rtol=2e-6, atol=1e-6)
+    specials = np.array([[np.inf], [np.nan], [-1.0]])
+    out, _ = _run_op("gluonx_kldiv_loss", [np.zeros((3, 1)), specials], {"has_sw": "0"},
+                     "float32", np.ones(3))
+    assert np.isinf(out[0]) and np.isnan(out[1]) and np.isnan(out[2])

@@ -221,6 +221,8 @@ void forward_rows(const L& loss, const T* pred, const T* label, const Weight<T>&
     const T* w = SW == kAbsent ? nullptr : sw.row(i);
     const T* q = PW == kAbsent ? nullptr : pw.row(i);
     const A q0 = PW == kPerRow ? load(q, 0) : A(1);
+    prefetch_next_row(pred, i, rows, cols);
+    prefetch_next_row(label, i, rows, cols);
     A s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < cols; ++j) {
@@ -258,6 +260,8 @@ void backward_rows(const L& loss, const T* ograd, const T* pred, const T* label,
       const A w0 = SW == kPerRow ? load(w, 0) : A(1);
       const A q0 = PW == kPerRow ? load(q, 0) : A(1);
       const A gw = gi * w0;
+      prefetch_next_row(pred, i, rows, cols);
+      prefetch_next_row(label, i, rows, cols);
       // per-element weight gradients: full broadcast writes, column sums add
       const bool sw_full = SW == kPerElem && dsw.kind == Bcast::kFull;
       const bool pw_full = PW == kPerElem && dpw.kind == Bcast::kFull;

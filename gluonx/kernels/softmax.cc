@@ -73,6 +73,8 @@ void softmax_ce_forward(const MXTensor& pred, const MXTensor& label, const MXTen
     for (int64_t r = 0; r < R; ++r) {
       const int64_t row = i * R + r;
       const T* xr = x + row * K;
+      prefetch_next_row(x, row, lay.batch * R, K);
+      if (!Sparse) prefetch_next_row(dense, row, lay.batch * R, K);
       const A lse = FromLogits ? A(0) : row_logsumexp(xr, K, ex).lse;
       A f;
       if (Sparse) {
@@ -124,6 +126,8 @@ void softmax_ce_backward(const T* ograd, const MXTensor& pred, const MXTensor& l
       for (int64_t r = 0; r < R; ++r) {
         const int64_t row = i * R + r;
         const T* xr = x + row * K;
+        prefetch_next_row(x, row, lay.batch * R, K);
+        if (!Sparse) prefetch_next_row(dense, row, lay.batch * R, K);
         T* gr = wp.row(row * K);
         const A w = sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : A(1);
         const A c = gi * w;
@@ -207,14 +211,23 @@ void kldiv_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* 
       const T* xr = x + row * K;
       const T* lr = lab + row * K;
       const T* wr = sw.ptr != nullptr ? sw.row(i) + ws * r * K : nullptr;
+      prefetch_next_row(x, row, lay.batch * R, K);
+      prefetch_next_row(lab, row, lay.batch * R, K);
       const A lse = row_logsumexp(xr, K, ex).lse;
       A s = 0;
+      if (ws == 0) {  // no weight, or one per row: the loop vectorises
 #pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < K; ++k) {
-        const A l = load(lr, k);
-        A f = l * (fast_log(l + A(kKLEps)) - (load(xr, k) - lse));
-        if (wr != nullptr) f *= load(wr, k * ws);
-        s += f;
+        for (int64_t k = 0; k < K; ++k) {
+          const A l = load(lr, k);
+          s += l * (fast_log(l + A(kKLEps)) - (load(xr, k) - lse));
+        }
+        if (wr != nullptr) s *= load(wr, 0);
+      } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t k = 0; k < K; ++k) {
+          const A l = load(lr, k);
+          s += l * (fast_log(l + A(kKLEps)) - (load(xr, k) - lse)) * load(wr, k);
+        }
       }
       total += s;
     }
@@ -236,40 +249,69 @@ void kldiv_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
   const T* x = cdata<T>(pred);
   const T* lab = cdata<T>(label);
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(K));
-#pragma omp parallel for schedule(static) num_threads(max_threads()) \
-    if (pred.size() >= kParallelMinWork)
-  for (int64_t i = 0; i < lay.batch; ++i) {
-    A* ex = scratch[thread_id()].data();
-    const A gi = load(ograd, i);
-    A fsum = 0;
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t row = i * R + r;
-      const T* xr = x + row * K;
-      const T* lr = lab + row * K;
-      const T* wr = sw.ptr != nullptr ? sw.row(i) + ws * r * K : nullptr;
-      const RowStats<A> st = row_logsumexp(xr, K, ex);
-      A gsum = 0;  // sum_k w_k l_k: the softmax part of d/dx
+  const int64_t total = pred.size();
+#pragma omp parallel num_threads(max_threads()) if (total >= kParallelMinWork)
+  {
+    RowWriter<T> wp(dpred, total, K), wl(dlabel, total, K);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < lay.batch; ++i) {
+      A* ex = scratch[thread_id()].data();
+      const A gi = load(ograd, i);
+      A fsum = 0;
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t row = i * R + r;
+        const T* xr = x + row * K;
+        const T* lr = lab + row * K;
+        const T* wr = sw.ptr != nullptr ? sw.row(i) + ws * r * K : nullptr;
+        prefetch_next_row(x, row, lay.batch * R, K);
+        prefetch_next_row(lab, row, lay.batch * R, K);
+        const RowStats<A> st = row_logsumexp(xr, K, ex);
+        const A lse = st.lse;
+        T* gp = wp.row(row * K);
+        T* gl = wl.row(row * K);
+        if (ws == 0) {
+          // no weight, or one per row: the loop vectorises
+          const A w = wr != nullptr ? load(wr, 0) : A(1);
+          A lsum = 0;
+#pragma omp simd reduction(+ : lsum)
+          for (int64_t k = 0; k < K; ++k) lsum += load(lr, k);
+          const A gs = gi * w * lsum * st.inv_sum, gw = gi * w;
+          A fs = 0;
+#pragma omp simd reduction(+ : fs)
+          for (int64_t k = 0; k < K; ++k) {
+            const A l = load(lr, k);
+            const A logp = load(xr, k) - lse;
+            const A le = l + A(kKLEps);
+            const A ll = fast_log(le);
+            store(gp, k, gs * ex[k] - gw * l);
+            store(gl, k, gw * (ll - logp + l / le));
+            fs += l * (ll - logp);
+          }
+          fsum += gi * fs;
+        } else {
+          A gsum = 0;  // sum_k w_k l_k: the softmax part of d/dx
 #pragma omp simd reduction(+ : gsum)
-      for (int64_t k = 0; k < K; ++k) {
-        gsum += load(lr, k) * (wr != nullptr ? load(wr, k * ws) : A(1));
+          for (int64_t k = 0; k < K; ++k) gsum += load(lr, k) * load(wr, k);
+          A* csw = dsw.kind == Bcast::kCol ? dsw.partial[thread_id()].data() + r * K : nullptr;
+          T* fsw = dsw.kind == Bcast::kFull ? dsw_ptr + row * K : nullptr;
+          for (int64_t k = 0; k < K; ++k) {
+            const A l = load(lr, k);
+            const A w = load(wr, k);
+            const A logp = load(xr, k) - lse;
+            const A ll = fast_log(l + A(kKLEps));
+            store(gp, k, gi * (ex[k] * st.inv_sum * gsum - w * l));
+            store(gl, k, gi * w * (ll - logp + l / (l + A(kKLEps))));
+            const A f = l * (ll - logp);
+            if (fsw != nullptr) store(fsw, k, gi * f);
+            else if (csw != nullptr) csw[k] += gi * f;
+            else fsum += gi * f;
+          }
+        }
+        wp.flush(K);
+        wl.flush(K);
       }
-      A* csw = (sw.ptr != nullptr && dsw.kind == Bcast::kCol)
-                   ? dsw.partial[thread_id()].data() + r * K : nullptr;
-      T* fsw = (sw.ptr != nullptr && dsw.kind == Bcast::kFull) ? dsw_ptr + row * K : nullptr;
-      for (int64_t k = 0; k < K; ++k) {
-        const A l = load(lr, k);
-        const A w = wr != nullptr ? load(wr, k * ws) : A(1);
-        const A logp = load(xr, k) - st.lse;
-        const A ll = fast_log(l + A(kKLEps));
-        store(dpred + row * K, k, gi * (ex[k] * st.inv_sum * gsum - w * l));
-        store(dlabel + row * K, k, gi * w * (ll - logp + l / (l + A(kKLEps))));
-        const A f = l * (ll - logp);
-        if (fsw != nullptr) store(fsw, k, gi * f);
-        else if (csw != nullptr) csw[k] += gi * f;
-        else fsum += gi * f;
-      }
+      if (sw.ptr != nullptr) finish_weight_row(dsw, i, fsum);
     }
-    if (sw.ptr != nullptr) finish_weight_row(dsw, i, fsum);
   }
   if (sw_t != nullptr) dsw.finish();
 }
