@@ -595,3 +595,81 @@ def test_float32_kldiv_log_accuracy():
     out, _ = _run_op("gluonx_kldiv_loss", [np.zeros((3, 1)), specials], {"has_sw": "0"},
                      "float32", np.ones(3))
     assert np.isinf(out[0]) and np.isnan(out[1]) and np.isnan(out[2])
+
+
+# ------------------------------------------------------------------ SDML --
+
+def _sdml_ref(x1, x2, s, sw=None):
+    n = x1.shape[0]
+    d = ((x1[:, None, :] - x2[None, :, :]) ** 2).sum(2)
+    z = -d
+    m = z.max(1, keepdims=True)
+    lp = z - (m + np.log(np.exp(z - m).sum(1, keepdims=True)))
+    q = np.full((n, n), s / (n - 1))
+    np.fill_diagonal(q, 1 - s)
+    f = (q * (np.log(q + 1e-12) - lp)).sum(1)
+    return f if sw is None else f * sw
+
+
+@pytest.mark.parametrize("smoothing", [0.3, 0.0])
+@pytest.mark.parametrize("weight", [None, "row", "scalar"])
+def test_sdml_op(weight, smoothing):
+    rng = np.random.RandomState(13)
+    x1, x2 = rng.randn(5, 3) * 0.7, rng.randn(5, 3) * 0.7
+    sw = {None: None, "row": rng.rand(5), "scalar": rng.rand(1)}[weight]
+    head = rng.rand(5)
+    arrays = [x1, x2] + ([sw] if sw is not None else [])
+    attrs = {"has_sw": "1" if sw is not None else "0", "smoothing_parameter": repr(smoothing)}
+    out, grads = _run_op("gluonx_sdml_loss", arrays, attrs, "float64", head)
+    np.testing.assert_allclose(out, _sdml_ref(x1, x2, smoothing, sw), rtol=1e-9)
+    for k, arr in enumerate(arrays):
+        want = _numeric_grad(lambda: float((_sdml_ref(x1, x2, smoothing, sw) * head).sum()), arr)
+        np.testing.assert_allclose(grads[k], want, rtol=1e-5, atol=1e-6, err_msg="input %d" % k)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (96, 40)])  # (96, 40): the multi-threaded path
+def test_sdml_op_float32(shape):
+    rng = np.random.RandomState(14)
+    x1 = rng.randn(*shape).astype(np.float32).astype(np.float64) * 0.3
+    x2 = (x1 + 0.2 * rng.randn(*shape)).astype(np.float32).astype(np.float64)
+    sw, head = rng.rand(shape[0]), rng.rand(shape[0])
+    out, grads = _run_op("gluonx_sdml_loss", [x1, x2, sw],
+                         {"has_sw": "1", "smoothing_parameter": "0.2"}, "float32", head)
+    out64, grads64 = _run_op("gluonx_sdml_loss", [x1, x2, sw],
+                             {"has_sw": "1", "smoothing_parameter": "0.2"}, "float64", head)
+    np.testing.assert_allclose(out64, _sdml_ref(x1, x2, 0.2, sw), rtol=1e-9)
+    np.testing.assert_allclose(out, out64, rtol=2e-4, atol=1e-5)
+    for k in range(3):
+        scale = np.abs(grads64[k]).max()
+        np.testing.assert_allclose(grads[k], grads64[k], rtol=2e-4, atol=2e-5 * scale,
+                                   err_msg="input %d" % k)
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+@pytest.mark.parametrize("with_weight", [False, True])
+def test_sdml_loss_class_uses_the_kernel(hybridize, with_weight, monkeypatch):
+    gluonx.config.check_values = False
+    rng = np.random.RandomState(15)
+    x1, x2, sw = rng.randn(8, 6), rng.randn(8, 6), rng.rand(8)
+    fused = []
+    original = kernels.fused_sample_loss
+    monkeypatch.setattr(kernels, "fused_sample_loss",
+                        lambda *a: fused.append(original(*a)) or fused[-1])
+    results = []
+    for use in (False, True):
+        gluonx.config.use_kernels = use
+        loss = gluonx.loss.SDMLLoss(smoothing_parameter=0.1, weight=2.0)
+        if hybridize:
+            loss.hybridize(static_alloc=True, static_shape=True)
+        args = [mx.nd.array(a) for a in ((x1, x2, sw) if with_weight else (x1, x2))]
+        for a in args:
+            a.attach_grad()
+        with mx.autograd.record():
+            out = loss(*args)
+        out.backward()
+        results.append([out.asnumpy()] + [a.grad.asnumpy() for a in args])
+    assert any(f is not None for f in fused), "the kernel was not used"
+    want = 2.0 * _sdml_ref(x1, x2, 0.1, sw if with_weight else None)
+    np.testing.assert_allclose(results[1][0], want, rtol=1e-5, atol=1e-6)
+    for k, (a, b) in enumerate(zip(*results)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg="output/grad %d" % k)

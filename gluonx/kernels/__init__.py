@@ -440,6 +440,23 @@ def _ctc(loss, F, call, cfg):
                              has_sw=_flag(call.has("sample_weight")))
 
 
+def _sdml(loss, F, call, cfg):
+    if not _only(call, "x1", "x2", "sample_weight"):
+        return None
+    shape = call.shapes["x1"]
+    if len(shape) != 2 or shape[0] < 2 or not call.like("x2", "x1"):
+        return None
+    args = [call.inputs["x1"], call.inputs["x2"]]
+    if call.has("sample_weight"):
+        if call.dtypes["sample_weight"] != call.dtypes["x1"] or \
+                int(np.prod(call.shapes["sample_weight"])) not in (1, shape[0]):
+            return None
+        args.append(call.inputs["sample_weight"])
+    s = cfg.get("smoothing_parameter", getattr(loss, "smoothing_parameter", 0.3))
+    return F.gluonx_sdml_loss(*args, has_sw=_flag(call.has("sample_weight")),
+                              smoothing_parameter=_num(s))
+
+
 _BUILDERS = {
     "L2Loss": _l2,
     "L1Loss": _l1,
@@ -454,6 +471,7 @@ _BUILDERS = {
     "TripletLoss": _triplet,
     "CosineEmbeddingLoss": _cosine,
     "CTCLoss": _ctc,
+    "SDMLLoss": _sdml,
 }
 
 #: losses whose batch axis the kernel handles itself (not required to be 0)
