@@ -28,42 +28,63 @@ template <typename A> struct Targets {
   }
 };
 
-// Squared distances of x1_i to every row of x2, negated: z_j = -d_ij.
-// Returns max_j z_j.
+// x (n, dim) transposed to (dim, n) in the accumulation type, so that the
+// loops over the n rows of x2 (the softmax axis) vectorise for any dim.
+template <typename T> std::vector<Acc<T>> transposed(const T* x, int64_t n, int64_t dim) {
+  std::vector<Acc<T>> t(static_cast<size_t>(n * dim));
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t k = 0; k < dim; ++k) t[k * n + j] = load(x, j * dim + k);
+  }
+  return t;
+}
+
+// Squared distances of x1_i (a) to every row of x2 (x2t: transposed),
+// negated: z_j = -d_ij. Returns max_j z_j.
 template <typename T>
-GLUONX_INLINE Acc<T> neg_distances(const T* a, const T* x2, int64_t n, int64_t dim,
+GLUONX_INLINE Acc<T> neg_distances(const T* a, const Acc<T>* x2t, int64_t n, int64_t dim,
                                    Acc<T>* z) {
   using A = Acc<T>;
-  A m = -std::numeric_limits<A>::infinity();
-  for (int64_t j = 0; j < n; ++j) {
-    const T* b = x2 + j * dim;
-    A s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t k = 0; k < dim; ++k) {
-      const A d = load(a, k) - load(b, k);
-      s += d * d;
+  for (int64_t j = 0; j < n; ++j) z[j] = 0;
+  for (int64_t k = 0; k < dim; ++k) {
+    const A ak = load(a, k);
+    const A* col = x2t + k * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      const A d = ak - col[j];
+      z[j] += d * d;
     }
-    z[j] = -s;
-    m = std::max(m, -s);
+  }
+  A m = -std::numeric_limits<A>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < n; ++j) {
+    z[j] = -z[j];
+    m = std::max(m, z[j]);
   }
   return m;
 }
 
-// log(sum_j exp(z_j)); with `p`, also the softmax p_j.
+// log(sum_j exp(z_j)); with `p`, also exp(z_j - m).
 template <typename A> GLUONX_INLINE A log_sum_exp(const A* z, int64_t n, A m, A* p) {
   A s = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const A e = std::exp(z[j] - m);
-    if (p != nullptr) p[j] = e;
-    s += e;
+  if (p != nullptr) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) {
+      const A e = exp_nonpos(z[j] - m);
+      p[j] = e;
+      s += e;
+    }
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) s += exp_nonpos(z[j] - m);
   }
-  return m + std::log(s);
+  return m + fast_log(s);
 }
 
 // sum_j q_ij (log(q_ij + eps) - (z_j - lse)): the unweighted loss of row i.
 template <typename A>
 GLUONX_INLINE A row_loss(const A* z, int64_t n, int64_t i, A lse, const Targets<A>& q) {
   A f = 0;
+#pragma omp simd reduction(+ : f)
   for (int64_t j = 0; j < n; ++j) {
     const bool gold = j == i;
     f += (gold ? q.diag : q.off) * ((gold ? q.log_diag : q.log_off) - (z[j] - lse));
@@ -79,7 +100,7 @@ void sdml_forward(const MXTensor& x1t, const MXTensor& x2t, const MXTensor* sw, 
   using A = Acc<T>;
   const int64_t n = x1t.shape[0], dim = x1t.shape[1];
   const T* x1 = cdata<T>(x1t);
-  const T* x2 = cdata<T>(x2t);
+  const std::vector<A> x2 = transposed(cdata<T>(x2t), n, dim);
   const T* w = sw != nullptr ? cdata<T>(*sw) : nullptr;
   const int64_t wstride = (sw != nullptr && sw->size() == n) ? 1 : 0;
   const Targets<A> q(s, n);
@@ -88,7 +109,7 @@ void sdml_forward(const MXTensor& x1t, const MXTensor& x2t, const MXTensor* sw, 
 #pragma omp parallel for schedule(static) num_threads(threads) if (parallel_work(n, dim))
   for (int64_t i = 0; i < n; ++i) {
     A* z = scratch[thread_id()].data();
-    const A m = neg_distances(x1 + i * dim, x2, n, dim, z);
+    const A m = neg_distances(x1 + i * dim, x2.data(), n, dim, z);
     const A lse = log_sum_exp<A>(z, n, m, nullptr);
     A f = row_loss(z, n, i, lse, q);
     if (w != nullptr) f *= load(w, i * wstride);
@@ -102,12 +123,12 @@ void sdml_backward(const T* ograd, const MXTensor& x1t, const MXTensor& x2t, con
   using A = Acc<T>;
   const int64_t n = x1t.shape[0], dim = x1t.shape[1];
   const T* x1 = cdata<T>(x1t);
-  const T* x2 = cdata<T>(x2t);
+  const std::vector<A> x2 = transposed(cdata<T>(x2t), n, dim);
   const T* w = sw != nullptr ? cdata<T>(*sw) : nullptr;
   const int64_t wstride = (sw != nullptr && sw->size() == n) ? 1 : 0;
   const Targets<A> q(s, n);
   const int threads = max_threads();
-  std::vector<std::vector<A>> scratch(threads, std::vector<A>(2 * n + dim));
+  std::vector<std::vector<A>> scratch(threads, std::vector<A>(2 * n));
   std::vector<A> row_losses(n);
   const bool par = parallel_work(n, dim);
   // g_ij = ograd_i w_i (q_ij - p_ij Q) = d(sum_i ograd_i out_i) / d d_ij;
@@ -116,41 +137,39 @@ void sdml_backward(const T* ograd, const MXTensor& x1t, const MXTensor& x2t, con
   for (int64_t i = 0; i < n; ++i) {
     A* z = scratch[thread_id()].data();
     A* p = z + n;
-    A* acc = p + n;
     const T* a = x1 + i * dim;
-    const A m = neg_distances(a, x2, n, dim, z);
+    const A m = neg_distances(a, x2.data(), n, dim, z);
     const A lse = log_sum_exp<A>(z, n, m, p);
     row_losses[i] = row_loss(z, n, i, lse, q);
     const A gi = load(ograd, i) * (w != nullptr ? load(w, i * wstride) : A(1));
-    const A scale = std::exp(m - lse);  // p_ij = exp(z_j - m) * exp(m - lse)
+    const A c = exp_nonpos(m - lse) * q.total;  // p_ij Q = exp(z_j - m) c
     A* gr = g.data() + i * n;
-    for (int64_t j = 0; j < n; ++j) {
-      gr[j] = gi * ((j == i ? q.diag : q.off) - p[j] * scale * q.total);
-    }
-    for (int64_t k = 0; k < dim; ++k) acc[k] = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const T* b = x2 + j * dim;
-      const A gij = gr[j];
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) acc[k] += gij * (load(a, k) - load(b, k));
-    }
+    for (int64_t j = 0; j < n; ++j) gr[j] = gi * (q.off - p[j] * c);
+    gr[i] = gi * (q.diag - p[i] * c);
     T* da = dx1 + i * dim;
-    for (int64_t k = 0; k < dim; ++k) store(da, k, A(2) * acc[k]);
-  }
-  // dx2_j = 2 sum_i g_ij (x2_j - x1_i)
-#pragma omp parallel for schedule(static) num_threads(threads) if (par)
-  for (int64_t j = 0; j < n; ++j) {
-    A* acc = scratch[thread_id()].data() + 2 * n;
-    const T* b = x2 + j * dim;
-    for (int64_t k = 0; k < dim; ++k) acc[k] = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const T* a = x1 + i * dim;
-      const A gij = g[i * n + j];
-#pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) acc[k] += gij * (load(b, k) - load(a, k));
+    for (int64_t k = 0; k < dim; ++k) {
+      const A ak = load(a, k);
+      const A* col = x2.data() + k * n;
+      A acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < n; ++j) acc += gr[j] * (ak - col[j]);
+      store(da, k, A(2) * acc);
     }
-    T* db = dx2 + j * dim;
-    for (int64_t k = 0; k < dim; ++k) store(db, k, A(2) * acc[k]);
+  }
+  // dx2_j = 2 sum_i g_ij (x2_j - x1_i), one feature k at a time
+#pragma omp parallel for schedule(static) num_threads(threads) if (par)
+  for (int64_t k = 0; k < dim; ++k) {
+    A* acc = scratch[thread_id()].data();
+    const A* col = x2.data() + k * n;
+    for (int64_t j = 0; j < n; ++j) acc[j] = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const A aik = load(x1, i * dim + k);
+      const A* gr = g.data() + i * n;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) acc[j] += gr[j] * (col[j] - aik);
+    }
+    for (int64_t j = 0; j < n; ++j) store(dx2, j * dim + k, A(2) * acc[j]);
   }
   if (dsw != nullptr) {
     if (wstride == 1) {
