@@ -241,6 +241,21 @@ GLUONX_INLINE float fast_exp(float x) {
   return x != x ? x : y;
 }
 
+// The polynomial part of log(1 + m) for the reduced mantissa m (z = m * m),
+// shared by fast_log and log1p_unit.
+GLUONX_INLINE float log_poly(float m, float z) {
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  return y * m * z;
+}
+
 GLUONX_INLINE float fast_log(float x) {
   const float kSqrtHalf = 0.707106781186547524f;
   // subnormals: scale into the normal range first
@@ -254,16 +269,7 @@ GLUONX_INLINE float fast_log(float x) {
   e = low ? e - 1.0f : e;
   m = low ? m + m - 1.0f : m - 1.0f;
   const float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
+  float y = log_poly(m, z);
   y += -2.12194440e-4f * e;
   y += -0.5f * z;
   float r = m + y + 0.693359375f * e;
@@ -313,16 +319,7 @@ GLUONX_INLINE float log1p_unit(float e) {
   const float m = high ? (e - 1.0f) * 0.5f : e;
   const float k = high ? 1.0f : 0.0f;
   const float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
+  float y = log_poly(m, z);
   y += -2.12194440e-4f * k;
   y += -0.5f * z;
   return m + y + 0.693359375f * k;
