@@ -9,6 +9,7 @@ the numpy reference from ``reference.py`` and the inputs to differentiate.
 import functools
 
 import numpy as np
+import pytest
 
 import reference as R
 
@@ -393,3 +394,20 @@ def options_that_matter(case, seed=0):
         if np.shape(alt) == np.shape(full) and np.allclose(alt, full, rtol=1e-3, atol=1e-6):
             ignored.append(key)
     return ignored
+
+
+def family_tests(name):
+    """The table-driven tests every ``test_<family>.py`` runs on its own rows:
+    value and gradient against the reference, and every option mattering.
+    Returns (rows, test functions) for the module to bind by name."""
+    rows = family(name)
+
+    @pytest.mark.parametrize("case", rows, ids=ids(rows))
+    def test_value_and_gradient_match_reference(case, dtype, kernels, ctx):
+        check_imperative(case, dtype, ctx)
+
+    @pytest.mark.parametrize("case", rows, ids=ids(rows))
+    def test_every_option_changes_the_answer(case):
+        assert options_that_matter(case) == []
+
+    return rows, test_value_and_gradient_match_reference, test_every_option_changes_the_answer

@@ -10,7 +10,7 @@ import gluonx.loss as L
 import mxnet as mx
 
 import reference as R
-from cases import CASES, as_dtype, assert_close, check_imperative, expected, ids
+from cases import CASES, as_dtype, assert_close, check_imperative, ids
 from conftest import to_nd
 
 NAMES = ["Loss", "L2Loss", "L1Loss", "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",

@@ -7,20 +7,11 @@ import mxnet as mx
 from mxnet import autograd
 
 import reference as R
-from cases import check_imperative, family, ids, options_that_matter
+from cases import family_tests
 from conftest import run_mode
 
-CASES = family("classification")
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_value_and_gradient_match_reference(case, dtype, kernels, ctx):
-    check_imperative(case, dtype, ctx)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_every_option_changes_the_answer(case):
-    assert options_that_matter(case) == []
+CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
+    family_tests("classification")
 
 
 def test_aliases():

@@ -1,24 +1,14 @@
 """KL divergence (gluonx/loss/divergence.py)."""
 import numpy as np
-import pytest
 
 import gluonx.loss as L
 import mxnet as mx
 
 import reference as R
-from cases import check_imperative, family, ids, options_that_matter
+from cases import family_tests
 
-CASES = family("divergence")
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_value_and_gradient_match_reference(case, dtype, kernels, ctx):
-    check_imperative(case, dtype, ctx)
-
-
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_every_option_changes_the_answer(case):
-    assert options_that_matter(case) == []
+CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
+    family_tests("divergence")
 
 
 def test_kldiv_sums_over_non_batch_axes_as_mxnet_1_9_1():

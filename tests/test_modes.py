@@ -1,8 +1,18 @@
 """Every loss x five modes x fused kernels on/off: the same values and gradients
 as the numpy reference (float32 and float64), on every context."""
-import mxnet as mx
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 
+import gluonx.loss as L
+import mxnet as mx
+from mxnet import autograd, gluon
+
+import reference as R
 from cases import CASES, as_dtype, check_result, expected, ids
 from conftest import MODES, run_mode
 
@@ -52,18 +62,6 @@ def test_reductions_in_every_mode(case, reduction, ctx, tmp_path):
 
 
 # ---------------------------------------------------------------- graphs in user code
-import json
-import os
-import subprocess
-import sys
-
-import numpy as np
-
-import gluonx.loss as L
-import mxnet as mx
-from mxnet import autograd, gluon
-
-import reference as R
 
 
 class _Net(gluon.HybridBlock):
