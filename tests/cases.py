@@ -411,3 +411,23 @@ def family_tests(name):
         assert options_that_matter(case) == []
 
     return rows, test_value_and_gradient_match_reference, test_every_option_changes_the_answer
+
+
+def fix_tests(fixes):
+    """The tests of a family's fixes over mxnet 1.9.1: each ``fix(loss_module,
+    ctx)`` passes on gluonx (kernels on and off) and fails on
+    mxnet.gluon.loss, which shows the check detects the bug."""
+    names = [f.__name__ for f in fixes]
+
+    @pytest.mark.parametrize("fix", fixes, ids=names)
+    def test_fix(fix, kernels, ctx):
+        import gluonx.loss
+        fix(gluonx.loss, ctx)
+
+    @pytest.mark.parametrize("fix", fixes, ids=names)
+    def test_fix_fails_on_mxnet_1_9_1(fix):
+        import mxnet
+        with pytest.raises(Exception):
+            fix(mxnet.gluon.loss)
+
+    return test_fix, test_fix_fails_on_mxnet_1_9_1

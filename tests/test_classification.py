@@ -7,7 +7,7 @@ import mxnet as mx
 from mxnet import autograd
 
 import reference as R
-from cases import family_tests
+from cases import family_tests, fix_tests
 from conftest import run_mode
 
 CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
@@ -65,15 +65,7 @@ FIXES = [sigmoid_bce_grad_at_zero_fix, logistic_grad_at_zero_fix,
          logistic_binary_grad_at_zero_fix, softmax_ce_float16_fix]
 
 
-@pytest.mark.parametrize("fix", FIXES, ids=[f.__name__ for f in FIXES])
-def test_fix(fix, kernels, ctx):
-    fix(L, ctx)
-
-
-@pytest.mark.parametrize("fix", FIXES, ids=[f.__name__ for f in FIXES])
-def test_fix_fails_on_mxnet_1_9_1(fix):
-    with pytest.raises(Exception):
-        fix(mx.gluon.loss)
+test_fix, test_fix_fails_on_mxnet_1_9_1 = fix_tests(FIXES)
 
 
 @pytest.mark.parametrize("mode", ["imperative", "hybrid", "symbol", "export"])

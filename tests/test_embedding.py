@@ -6,7 +6,7 @@ import gluonx.loss as L
 import mxnet as mx
 
 import reference as R
-from cases import family_tests
+from cases import family_tests, fix_tests
 from conftest import run_mode
 
 CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
@@ -45,15 +45,7 @@ def sdml_symbol_fix(loss_module, ctx=mx.cpu()):
 FIXES = [cosine_shape_fix, sdml_hybridizes_fix, sdml_symbol_fix]
 
 
-@pytest.mark.parametrize("fix", FIXES, ids=[f.__name__ for f in FIXES])
-def test_fix(fix, ctx):
-    fix(L, ctx)
-
-
-@pytest.mark.parametrize("fix", FIXES, ids=[f.__name__ for f in FIXES])
-def test_fix_fails_on_mxnet_1_9_1(fix):
-    with pytest.raises(Exception):
-        fix(mx.gluon.loss)
+test_fix, test_fix_fails_on_mxnet_1_9_1 = fix_tests(FIXES)
 
 
 @pytest.mark.parametrize("sw_shape", [(6,), (6, 1)])

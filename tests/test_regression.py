@@ -7,7 +7,7 @@ import mxnet as mx
 from mxnet import autograd
 
 import reference as R
-from cases import family_tests
+from cases import family_tests, fix_tests
 
 CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
     family_tests("regression")
@@ -61,16 +61,7 @@ def l2_weight_none_fix(loss_module, ctx=mx.cpu()):
 FIXES = [poisson_full_fix, poisson_batch_axis_fix, poisson_epsilon_fix, l2_weight_none_fix]
 
 
-@pytest.mark.parametrize("fix", FIXES, ids=[f.__name__ for f in FIXES])
-def test_fix(fix, ctx):
-    fix(L, ctx)
-
-
-@pytest.mark.parametrize("fix", FIXES, ids=[f.__name__ for f in FIXES])
-def test_fix_fails_on_mxnet_1_9_1(fix):
-    """The same check fails on mxnet.gluon.loss (shows the test detects the bug)."""
-    with pytest.raises(Exception):
-        fix(mx.gluon.loss)
+test_fix, test_fix_fails_on_mxnet_1_9_1 = fix_tests(FIXES)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "export"])
