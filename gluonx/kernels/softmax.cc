@@ -48,6 +48,22 @@ GLUONX_INLINE RowStats<Acc<T>> row_logsumexp(const T* x, int64_t n, Acc<T>* ex) 
   return {m + fast_log(s), A(1) / s};
 }
 
+// A dense label row l against a score row x: sum_k l_k and sum_k l_k x_k
+// (the cross-entropy of row k is lse * sum - dot).
+template <typename A> struct LabelSums { A sum, dot; };
+template <typename T>
+GLUONX_INLINE LabelSums<Acc<T>> label_sums(const T* l, const T* x, int64_t n) {
+  using A = Acc<T>;
+  A sum = 0, dot = 0;
+#pragma omp simd reduction(+ : sum, dot)
+  for (int64_t k = 0; k < n; ++k) {
+    const A lk = load(l, k);
+    sum += lk;
+    dot += lk * load(x, k);
+  }
+  return {sum, dot};
+}
+
 inline int64_t clip_class(int64_t y, int64_t classes) {
   return y < 0 ? 0 : (y >= classes ? classes - 1 : y);
 }
@@ -81,15 +97,8 @@ void softmax_ce_forward(const MXTensor& pred, const MXTensor& label, const MXTen
         const int64_t y = clip_class(load_index(label, row), K);
         f = lse - load(xr, y);
       } else {
-        const T* lr = dense + row * K;
-        A lsum = 0, lx = 0;
-#pragma omp simd reduction(+ : lsum, lx)
-        for (int64_t k = 0; k < K; ++k) {
-          const A l = load(lr, k);
-          lsum += l;
-          lx += l * load(xr, k);
-        }
-        f = lse * lsum - lx;
+        const LabelSums<A> ls = label_sums(dense + row * K, xr, K);
+        f = lse * ls.sum - ls.dot;
       }
       if (sw.ptr != nullptr) f *= load(sw.row(i), sw.per_col ? r : 0);
       total += f;
@@ -152,14 +161,9 @@ void softmax_ce_backward(const T* ograd, const MXTensor& pred, const MXTensor& l
         } else {
           const T* lr = dense + row * K;
           T* dlr = wl.row(row * K);
-          A lsum = 0, lx = 0;
-  #pragma omp simd reduction(+ : lsum, lx)
-          for (int64_t k = 0; k < K; ++k) {
-            const A l = load(lr, k);
-            lsum += l;
-            lx += l * load(xr, k);
-          }
-          f = lse * lsum - lx;
+          const LabelSums<A> ls = label_sums(lr, xr, K);
+          const A lsum = ls.sum;
+          f = lse * lsum - ls.dot;
           const A cs = c * lsum * inv_sum;
   #pragma omp simd
           for (int64_t k = 0; k < K; ++k) {
