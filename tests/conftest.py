@@ -17,6 +17,20 @@ from mxnet import autograd
 
 MODES = ("imperative", "hybrid", "static", "symbol", "export")
 
+# The full option grid runs once, on CI's main environment; the others set
+# GLUONX_FULL_GRID=0 and run a representative subset (see :func:`grid`).
+FULL_GRID = os.environ.get("GLUONX_FULL_GRID", "1") != "0"
+
+
+def grid(combinations, every=4):
+    """All ``combinations`` on the main environment, else every ``every``-th
+    one (always the first and the last)."""
+    combinations = list(combinations)
+    if FULL_GRID or len(combinations) <= 2:
+        return combinations
+    picked = combinations[::every]
+    return picked if combinations[-1] in picked else picked + [combinations[-1]]
+
 # mx.cpu() always, plus every GPU that is present; nothing extra (and nothing
 # skipped) on a machine without GPUs.
 CONTEXTS = [mx.cpu()] + [mx.gpu(i) for i in range(mx.context.num_gpus())]
