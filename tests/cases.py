@@ -145,6 +145,23 @@ def _ctc_inputs(rng, n=3, T=7, C=5, L=3, layout="NTC", label_layout="NT", length
     return [pred, label, pred_len, ll, rng.uniform(0.5, 2.0, size=n) if sw else None]
 
 
+def _onehot(rng, c, *shape, axis=-1):
+    """One-hot labels with ``c`` classes along ``axis`` of the result."""
+    labels = rng.randint(0, c, size=shape)
+    return np.moveaxis(np.eye(c)[labels], -1, axis)
+
+
+def _signed(rng, lo, hi, *shape):
+    """Magnitudes in [lo, hi) with random signs."""
+    return _u(rng, lo, hi, *shape) * _sign(rng, *shape)
+
+
+def _with(array, index, value):
+    array = np.array(array)
+    array[index] = value
+    return array
+
+
 # --------------------------------------------------------------------------
 # the table
 B, D = 4, 5
@@ -320,6 +337,117 @@ CASES = [
          R.ref_ctc, (0,), family="sequence", tol64=(2e-4, 2e-5)),
     Case("CTC-infeasible", "CTCLoss", {}, lambda r: _ctc_inputs(r, infeasible=True), R.ref_ctc,
          (0,), family="sequence", tol64=(2e-4, 2e-5)),
+    # Keras regression and hinge losses, GCE, focal, overlap, circle -------
+    Case("LogCosh", "LogCoshLoss", {}, lambda r: [_n(r, B, D, scale=2), _n(r, B, D)],
+         R.ref_log_cosh, (0, 1), f16=True),
+    Case("LogCosh-large-errors-sw", "LogCoshLoss", {"weight": 0.5},
+         lambda r: [_n(r, B, D, scale=100), _n(r, B, D), _u(r, 0, 2, B, 1)], R.ref_log_cosh,
+         (0, 1, 2)),
+    Case("LogCosh-batch_axis1", "LogCoshLoss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_log_cosh, (0,)),
+    Case("MAPE", "MAPELoss", {}, lambda r: [_n(r, B, D), _signed(r, 0.5, 2, B, D)], R.ref_mape,
+         (0, 1)),
+    Case("MAPE-epsilon-sw", "MAPELoss", {"epsilon": 0.5, "weight": 0.1},
+         lambda r: [_n(r, B, D), _signed(r, 0.05, 1, B, D), _u(r, 0.5, 2, B)], R.ref_mape, (0,),
+         symbol_differs=("float32", "float64")),
+    Case("MSLE", "MSLELoss", {}, lambda r: [_u(r, 0.1, 3, B, D), _u(r, 0.1, 3, B, D)],
+         R.ref_msle, (0, 1)),
+    Case("MSLE-negative-epsilon", "MSLELoss", {"epsilon": 0.5, "batch_axis": 1},
+         lambda r: [_with(_u(r, 0.7, 3, 3, B), (0, 0), -1.0), _u(r, 0, 3, 3, B)], R.ref_msle,
+         (0,)),
+    Case("CategoricalHinge", "CategoricalHingeLoss", {},
+         lambda r: [_n(r, B, 6), _onehot(r, 6, B)], R.ref_categorical_hinge, (0,),
+         family="classification"),
+    Case("CategoricalHinge-margin-axis1-sw", "CategoricalHingeLoss",
+         {"margin": 2.5, "axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 3, 4, 5), _onehot(r, 4, 3, 5, axis=1), _u(r, 0, 2, 3, 1, 1)],
+         R.ref_categorical_hinge, (0, 2), family="classification"),
+    Case("GeneralizedCE", "GeneralizedCELoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_generalized_ce, (0,),
+         family="classification", f16=True),
+    Case("GeneralizedCE-q-axis1", "GeneralizedCELoss", {"q": 0.8, "axis": 1},
+         lambda r: [_n(r, 3, 4, 5), _classes(r, 4, 3, 5)], R.ref_generalized_ce, (0,),
+         family="classification"),
+    Case("GeneralizedCE-from_softmax-sw", "GeneralizedCELoss",
+         {"q": 0.3, "from_softmax": True, "weight": 2.0},
+         lambda r: [_probs(r, B, 6), _classes(r, 6, B), _u(r, 0.5, 2, B)],
+         R.ref_generalized_ce, (0,), family="classification",
+         symbol_differs=("float32", "float64")),
+    Case("GeneralizedCE-batch_axis1-int32", "GeneralizedCELoss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, 6), r.randint(0, 6, size=(3, B)).astype(np.int32)],
+         R.ref_generalized_ce, (0,), family="classification"),
+    Case("SigmoidFocal", "SigmoidFocalLoss", {},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection", f16=True),
+    Case("SigmoidFocal-no-alpha-gamma", "SigmoidFocalLoss", {"alpha": None, "gamma": 0.5},
+         lambda r: [_n(r, B, D, scale=2), _u(r, 0, 1, B, D)], R.ref_sigmoid_focal, (0, 1),
+         family="detection"),
+    Case("SigmoidFocal-probabilities", "SigmoidFocalLoss",
+         {"from_logits": False, "alpha": 0.75, "gamma": 3.0},
+         lambda r: [_u(r, 0.05, 0.95, B, D), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection"),
+    Case("SigmoidFocal-ignore-smoothing", "SigmoidFocalLoss",
+         {"ignore_index": -1, "label_smoothing": 0.2},
+         lambda r: [_n(r, B, D, scale=2), _with(_bits(r, B, D), (slice(None), 1), -1.0)],
+         R.ref_sigmoid_focal, (0,), family="detection"),
+    Case("SigmoidFocal-large-logits", "SigmoidFocalLoss", {"alpha": 0.6},
+         lambda r: [_n(r, B, D, scale=60), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection"),
+    Case("SigmoidFocal-batch_axis1-sw", "SigmoidFocalLoss", {"batch_axis": 1, "weight": 3.0},
+         lambda r: [_n(r, 3, B, 2), _bits(r, 3, B, 2), _u(r, 0, 2, 1, B, 1)],
+         R.ref_sigmoid_focal, (0, 2), family="detection"),
+    Case("SoftmaxFocal", "SoftmaxFocalLoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_focal, (0,),
+         family="detection", f16=True),
+    Case("SoftmaxFocal-gamma-class_weight", "SoftmaxFocalLoss",
+         {"gamma": 1.5, "class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0]},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_focal, (0,),
+         family="detection"),
+    Case("SoftmaxFocal-ignore-smoothing", "SoftmaxFocalLoss",
+         {"ignore_index": 2, "label_smoothing": 0.2},
+         lambda r: [_n(r, 6, 6), np.array([2., 0., 2., 5., 1., 3.])], R.ref_softmax_focal, (0,),
+         family="detection"),
+    Case("SoftmaxFocal-dense-axis1", "SoftmaxFocalLoss", {"sparse_label": False, "axis": 1},
+         lambda r: [_n(r, 3, 4, 5), _probs(r, 3, 4, 5, axis=1)], R.ref_softmax_focal, (0, 1),
+         family="detection"),
+    Case("SoftmaxFocal-sw-batch_axis1", "SoftmaxFocalLoss", {"batch_axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 3, B, 6), _classes(r, 6, 3, B), _u(r, 0, 2, 3, B, 1)],
+         R.ref_softmax_focal, (0, 2), family="detection"),
+    Case("Dice", "DiceLoss", {}, lambda r: [_u(r, 0, 1, B, 3, 4), _bits(r, B, 3, 4)],
+         R.ref_dice, (0, 1), family="segmentation"),
+    Case("Dice-smooth0-logits", "DiceLoss", {"smooth": 0.0, "from_logits": True},
+         lambda r: [_n(r, B, 12), _bits(r, B, 12)], R.ref_dice, (0,), family="segmentation"),
+    Case("Dice-onehot-axis1", "DiceLoss", {"axis": 1, "smooth": 0.5},
+         lambda r: [_probs(r, B, 3, 2, 4, axis=1), _onehot(r, 3, B, 2, 4, axis=1)],
+         R.ref_dice, (0,), family="segmentation"),
+    Case("Dice-sparse-logits-last", "DiceLoss",
+         {"axis": -1, "sparse_label": True, "from_logits": True},
+         lambda r: [_n(r, B, 2, 5, 3), _classes(r, 3, B, 2, 5)], R.ref_dice, (0,),
+         family="segmentation"),
+    Case("Dice-batch_axis1-sw", "DiceLoss", {"batch_axis": 1, "weight": 2.0},
+         lambda r: [_u(r, 0, 1, 6, B), _bits(r, 6, B), _u(r, 0.5, 2, B)], R.ref_dice, (0, 2),
+         family="segmentation"),
+    Case("Tversky", "TverskyLoss", {"alpha": 0.3, "beta": 0.7},
+         lambda r: [_u(r, 0, 1, B, 3, 4), _bits(r, B, 3, 4)], R.ref_tversky, (0, 1),
+         family="segmentation"),
+    Case("Tversky-sparse-axis1", "TverskyLoss",
+         {"alpha": 0.8, "beta": 0.1, "smooth": 0.5, "axis": 1, "sparse_label": True,
+          "from_logits": True},
+         lambda r: [_n(r, B, 3, 6), _classes(r, 3, B, 6)], R.ref_tversky, (0,),
+         family="segmentation"),
+    Case("Tversky-onehot-sw", "TverskyLoss", {"axis": -1, "smooth": 0.0, "weight": 0.5},
+         lambda r: [_probs(r, B, 5, 3), _onehot(r, 3, B, 5), _u(r, 0.5, 2, B, 1)],
+         R.ref_tversky, (0, 1), family="segmentation", symbol_differs=("float32", "float64")),
+    Case("Circle", "CircleLoss", {},
+         lambda r: [_n(r, 8, 5), np.array([0., 0., 1., 1., 1., 2., 2., 3.])], R.ref_circle,
+         (0,), family="embedding", tol32=(1e-3, 1e-4)),
+    Case("Circle-gamma-margin", "CircleLoss", {"gamma": 32, "margin": 0.4},
+         lambda r: [_n(r, 8, 5), np.array([0., 1., 0., 1., 2., 2., 3., 3.])], R.ref_circle,
+         (0,), family="embedding"),
+    Case("Circle-unnormalized-sw-batch_axis1", "CircleLoss",
+         {"normalize": False, "gamma": 16, "batch_axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 4, 6, scale=0.4), np.array([1., 1., 2., 2., 2., 5.]),
+                    _u(r, 0.5, 2, 6)], R.ref_circle, (0,), family="embedding"),
 ]
 CASE_BY_ID = {c.id: c for c in CASES}
 assert len(CASE_BY_ID) == len(CASES)

@@ -36,6 +36,17 @@ INPUTS = {
     "TripletLoss": ("pred", "positive", "negative", "sample_weight"),
     "CosineEmbeddingLoss": ("input1", "input2", "label", "sample_weight"),
     "SDMLLoss": ("x1", "x2", "sample_weight"),
+    # gluonx-only losses
+    "LogCoshLoss": ("pred", "label", "sample_weight"),
+    "MAPELoss": ("pred", "label", "sample_weight"),
+    "MSLELoss": ("pred", "label", "sample_weight"),
+    "CategoricalHingeLoss": ("pred", "label", "sample_weight"),
+    "GeneralizedCELoss": ("pred", "label", "sample_weight"),
+    "SigmoidFocalLoss": ("pred", "label", "sample_weight"),
+    "SoftmaxFocalLoss": ("pred", "label", "sample_weight"),
+    "DiceLoss": ("pred", "label", "sample_weight"),
+    "TverskyLoss": ("pred", "label", "sample_weight"),
+    "CircleLoss": ("pred", "label", "sample_weight"),
 }
 
 
@@ -255,7 +266,8 @@ def test_user_subclass_with_hybrid_forward(hybridize):
 OPTIONS = {"margin", "rho", "from_sigmoid", "axis", "sparse_label", "from_logits",
            "compute_full", "epsilon", "label_format", "layout", "label_layout",
            "smoothing_parameter", "label_smoothing", "class_weight", "ignore_index",
-           "batch_axis", "weight"}
+           "batch_axis", "weight", "alpha", "beta", "gamma", "q", "smooth", "normalize",
+           "from_softmax"}
 
 
 def test_every_option_has_a_case():

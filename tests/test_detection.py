@@ -1,0 +1,5 @@
+"""Sigmoid and softmax focal loss (gluonx/loss/detection.py)."""
+from cases import family_tests
+
+CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
+    family_tests("detection")
