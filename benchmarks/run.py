@@ -49,6 +49,16 @@ try:
 except ImportError:  # torch is optional
     torch = None
 
+keras = None
+if torch is not None:   # Keras 3 on its torch backend: the reference of the Keras losses
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+        if keras.backend.backend() != "torch":
+            keras = None
+    except ImportError:  # keras is optional
+        keras = None
+
 config.check_values = False
 warnings.filterwarnings("ignore", message=".*not used by any computation.*")
 
@@ -71,8 +81,10 @@ class Case:
     """
 
     def __init__(self, name, inputs, gluonx_block, mxnet_block, torch_fn=None,
-                 ctc=False, sizes=None):
+                 ctc=False, sizes=None, reference="torch", fused=True):
         self.name = name
+        self.reference = reference  # what torch_fn runs: torch itself or keras on torch
+        self.fused = fused          # gluonx has a fused kernel for it
         self.inputs = inputs
         self.gluonx_block = gluonx_block
         self.mxnet_block = mxnet_block
@@ -140,7 +152,131 @@ def make_cases():
              gloss.SDMLLoss, mloss.SDMLLoss, None, sizes=[(64, 10), (256, 100)]),
         Case("CTCLoss", _ctc_inputs, gloss.CTCLoss, mloss.CTCLoss, _torch_ctc, ctc=True),
     ]
-    return cases
+    return cases + keras_cases(normal, bits, classes)
+
+
+# --------------------------------------------- losses from Keras and the papers ---
+# mxnet has none of them: the "mxnet" column is the same formula written with
+# stock MXNet operators in a plain HybridBlock, the "torch" column Keras 3 on
+# its torch backend (eager).
+
+def _stock(formula):
+    """A HybridBlock class computing ``formula(F, *inputs)`` per sample."""
+    class Stock(mx.gluon.HybridBlock):
+        def hybrid_forward(self, F, *inputs):  # pylint: disable=arguments-differ
+            return formula(F, *inputs)
+    return Stock
+
+
+def _mean(F, x):
+    return F.mean(x, axis=0, exclude=True)
+
+
+def _stock_focal(F, x, z):
+    p, q = F.sigmoid(x), F.sigmoid(-x)
+    ce = F.Activation(x, act_type="softrelu") - x * z
+    return _mean(F, ce * F.square(z * q + (1 - z) * p) * (0.75 - 0.5 * z))
+
+
+def _stock_softmax_focal(F, x, y):
+    logp = F.log_softmax(x, axis=-1)
+    return F.pick(-logp * F.square(-F.expm1(logp)), y, axis=-1)
+
+
+def _stock_dice(F, p, y):
+    inter = F.sum(p * y, axis=0, exclude=True)
+    return 1 - (2 * inter + 1) / (F.sum(p, axis=0, exclude=True) + F.sum(y, axis=0, exclude=True)
+                                  + 1)
+
+
+def _stock_tversky(F, p, y):
+    inter = F.sum(p * y, axis=0, exclude=True)
+    fp = F.sum(p * (1 - y), axis=0, exclude=True)
+    fn = F.sum((1 - p) * y, axis=0, exclude=True)
+    return 1 - (inter + 1) / (inter + 0.3 * fp + 0.7 * fn + 1)
+
+
+def _stock_circle(F, x, label, m=0.25, gamma=256.0):
+    x = F.L2Normalization(x, mode="instance")
+    s = F.dot(x, x, transpose_b=True)
+    same = F.broadcast_equal(F.reshape(label, (-1, 1)), F.reshape(label, (1, -1)))
+    rows = F.contrib.arange_like(s, axis=0)
+    pos = same - F.broadcast_equal(F.reshape(rows, (-1, 1)), F.reshape(rows, (1, -1)))
+    big = (1 - pos) * 1e30
+    lp = F.relu(1 + m - s) * (1 - m - s) * gamma - big
+    ln = F.relu(s + m) * (s - m) * gamma - same * 1e30
+    def lse(z):
+        top = F.max(z, axis=1, keepdims=True)
+        return F.log(F.sum(F.exp(F.broadcast_sub(z, top)), axis=1)) + F.reshape(top, (-1,))
+    return F.Activation(lse(lp) + lse(ln), act_type="softrelu")
+
+
+def keras_cases(normal, bits, classes):
+    positive = lambda rng, s: (rng.rand(*s) * 3 + 0.1).astype(np.float32)  # noqa: E731
+    probs = lambda rng, s: rng.rand(*s).astype(np.float32)  # noqa: E731
+
+    def onehot(rng, s):
+        return np.eye(s[1], dtype=np.float32)[rng.randint(0, s[1], s[0])]
+
+    def pair(pred_fn, label_fn):
+        return lambda rng, s: [pred_fn(rng, s), label_fn(rng, s)]
+
+    def groups(rng, s):   # about 4 samples per class
+        return rng.randint(0, max(1, s[0] // 4), s[0]).astype(np.float32)
+
+    K = keras.losses if keras is not None else None
+
+    def k(fn):
+        return fn if K is not None else None
+
+    return [
+        Case("LogCoshLoss", pair(normal, normal), gloss.LogCoshLoss,
+             _stock(lambda F, p, l: _mean(F, (p - l) + F.Activation(-2 * (p - l),
+                                                                   act_type="softrelu")
+                                          - 0.6931471805599453)),
+             k(lambda p, l: K.log_cosh(l, p)), reference="keras", fused=False),
+        Case("MAPELoss", pair(normal, positive), gloss.MAPELoss,
+             _stock(lambda F, p, l: _mean(F, F.abs(l - p) / F.maximum(F.abs(l), 1e-7) * 100)),
+             k(lambda p, l: K.mean_absolute_percentage_error(l, p)), reference="keras",
+             fused=False),
+        Case("MSLELoss", pair(positive, positive), gloss.MSLELoss,
+             _stock(lambda F, p, l: _mean(F, F.square(F.log1p(F.maximum(p, 1e-7))
+                                                      - F.log1p(F.maximum(l, 1e-7))))),
+             k(lambda p, l: K.mean_squared_logarithmic_error(l, p)), reference="keras",
+             fused=False),
+        Case("CategoricalHingeLoss", pair(normal, onehot), gloss.CategoricalHingeLoss,
+             _stock(lambda F, p, y: F.relu(F.max((1 - y) * p, axis=-1)
+                                           - F.sum(y * p, axis=-1) + 1)),
+             k(lambda p, y: K.categorical_hinge(y, p)), reference="keras", fused=False),
+        Case("GeneralizedCELoss", pair(normal, classes), gloss.GeneralizedCELoss,
+             _stock(lambda F, x, y: -F.expm1(F.pick(F.log_softmax(x, axis=-1), y, axis=-1)
+                                             * 0.5) / 0.5),
+             k(lambda x, y: K.categorical_generalized_cross_entropy(y, torch.softmax(x, -1),
+                                                                    q=0.5)),
+             reference="keras", fused=False),
+        Case("SigmoidFocalLoss", pair(normal, bits), gloss.SigmoidFocalLoss,
+             _stock(_stock_focal),
+             k(lambda x, z: K.binary_focal_crossentropy(z, x, apply_class_balancing=True,
+                                                        alpha=0.25, gamma=2.0,
+                                                        from_logits=True)),
+             reference="keras", fused=False),
+        Case("SoftmaxFocalLoss", pair(normal, classes), gloss.SoftmaxFocalLoss,
+             _stock(_stock_softmax_focal),
+             k(lambda x, y: K.categorical_focal_crossentropy(
+                 TF.one_hot(y.long(), x.shape[1]).to(x.dtype), x, alpha=1.0, gamma=2.0,
+                 from_logits=True)),
+             reference="keras", fused=False),
+        Case("DiceLoss", pair(probs, bits), gloss.DiceLoss, _stock(_stock_dice),
+             k(lambda p, y: K.dice(y, p, axis=(1,))), reference="keras", fused=False),
+        Case("TverskyLoss", pair(probs, bits), lambda: gloss.TverskyLoss(alpha=0.3, beta=0.7),
+             _stock(_stock_tversky),
+             k(lambda p, y: K.tversky(y, p, alpha=0.7, beta=0.3, axis=(1,))),
+             reference="keras", fused=False),
+        # pairwise over the batch: (N, N) similarities; 16384 would be 1 GiB per matrix
+        Case("CircleLoss", pair(normal, groups), gloss.CircleLoss, _stock(_stock_circle),
+             k(lambda x, y: K.circle(y, TF.normalize(x, dim=1), gamma=256, margin=0.25)),
+             reference="keras", fused=False, sizes=[(64, 10), (1024, 1000), (4096, 256)]),
+    ]
 
 
 def _ctc_inputs(rng, size):
@@ -287,6 +423,7 @@ def run(args):
                     }
                     if torch is not None and case.torch_fn is not None:
                         runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
+                    # (the "torch" entry runs case.reference: torch, or keras on torch)
                     errors = {}
                     for name, runner in list(runners.items()):
                         try:
@@ -299,6 +436,7 @@ def run(args):
                     floor_bytes = case.floor_bytes(arrays, backward)
                     row = {
                         "loss": case.name,
+                        "reference": case.reference,
                         "size": "N=%d" % size[0] if case.ctc else "%dx%d" % size,
                         "mode": "hybridized" if hybrid else "imperative",
                         "pass": "fwd+bwd" if backward else "fwd",
@@ -338,7 +476,7 @@ def format_row(row):
     ms = row["ms"]
     g, m, t = ms.get("gluonx"), ms.get("mxnet"), ms.get("torch")
     parts = ["%-20s %-10s %-10s %-7s" % (row["loss"], row["size"], row["mode"], row["pass"])]
-    for name, value in (("gluonx", g), ("mxnet", m), ("torch", t)):
+    for name, value in (("gluonx", g), ("mxnet", m), (row.get("reference", "torch"), t)):
         parts.append("%s %9s ms" % (name, _fmt(value)))
     parts += ["x/mx %5s" % _fmt(_ratio(g, m), 2), "x/torch %5s" % _fmt(_ratio(g, t), 2),
               "x/floor %6s" % _fmt(_ratio(g, row["floor_ms"]), 1)]
@@ -351,7 +489,7 @@ def target_report(result):
     """The speed targets of the gluonx issue, checked against this run (hybridized
     rows, 5% noise allowed on the comparisons)."""
     rows = [r for r in result["rows"] if r["mode"] == "hybridized" and "gluonx" in r["ms"]]
-    fused = [c.name for c in make_cases() if c.name != "SDMLLoss"]  # SDML has no kernel
+    fused = [c.name for c in make_cases() if c.fused and c.name != "SDMLLoss"]  # SDML: none
     checks = [  # (target, applies to row, measured ratio, limit)
         ("slower than mxnet", lambda r: "mxnet" in r["ms"],
          lambda r: r["ms"]["gluonx"] / r["ms"]["mxnet"], 1.05),
@@ -452,7 +590,9 @@ def markdown(result):
                  "is faster). `/floor`: gluonx time over the bandwidth floor (bytes the loss "
                  "must move: its inputs read once, its output and, with backward, pred's "
                  "gradient written; divided by the copy bandwidth). `/no-op`: gluonx time "
-                 "over the no-op hybridized block. torch runs eagerly in both modes.")
+                 "over the no-op hybridized block. torch runs eagerly in both modes. "
+                 "Rows marked (keras): the torch column is Keras 3 on its torch backend, "
+                 "the mxnet column the same formula in stock MXNet operators.")
     lines.append("")
     lines += target_report(result)
     for mode in ("hybridized", "imperative"):
@@ -467,7 +607,8 @@ def markdown(result):
             ms = row["ms"]
             g, m, t = ms.get("gluonx"), ms.get("mxnet"), ms.get("torch")
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                row["loss"], row["size"], row["pass"], _fmt(g), _fmt(m), _fmt(t),
+                row["loss"] + (" (keras)" if row.get("reference") == "keras" else ""),
+                row["size"], row["pass"], _fmt(g), _fmt(m), _fmt(t),
                 _fmt(_ratio(g, m), 2), _fmt(_ratio(g, t), 2),
                 _fmt(_ratio(g, row["floor_ms"]), 1), _fmt(_ratio(g, row["noop_ms"]), 2)))
     failed = [(r["loss"], r["size"], r["mode"], r["pass"], k, v) for r in result["rows"]
