@@ -165,10 +165,12 @@ class LossConstant(mx.gluon.Constant):
 
     def _ensure(self, ctx):
         ctx = ctx if ctx is not None else mx.context.current_context()
-        if self._data is None:
-            super(LossConstant, self).initialize(ctx=ctx)
-        elif ctx not in self.list_ctx():
-            self.reset_ctx(self.list_ctx() + [ctx])
+        # a legacy array also in numpy mode (a loss computes on legacy views)
+        with mx.util.np_array(False):
+            if self._data is None:
+                super(LossConstant, self).initialize(ctx=ctx)
+            elif ctx not in self.list_ctx():
+                self.reset_ctx(self.list_ctx() + [ctx])
 
     def data(self, ctx=None):
         self._ensure(ctx)
@@ -179,7 +181,8 @@ class LossConstant(mx.gluon.Constant):
             for c in (ctx if isinstance(ctx, (list, tuple)) else [ctx]):
                 self._ensure(c)
             return
-        super(LossConstant, self).initialize(ctx=ctx, force_reinit=force_reinit)
+        with mx.util.np_array(False):
+            super(LossConstant, self).initialize(ctx=ctx, force_reinit=force_reinit)
 
 
 class _Graph(HybridBlock):
@@ -487,7 +490,8 @@ class Loss(mx_loss.Loss):
 
     def _constant(self, name, value):
         """Register a :class:`LossConstant` ``name`` holding ``value``."""
-        param = LossConstant(self.prefix + name, value)
+        with mx.util.np_array(False):  # legacy, also when built in numpy mode
+            param = LossConstant(self.prefix + name, value)
         self.params.update({param.name: param})
         setattr(self, name, param)
         return param
@@ -588,6 +592,27 @@ class Loss(mx_loss.Loss):
 
     def _check_values(self, tensors, plan):
         """Loss-specific value checks (hook); runs only with check_values on."""
+
+    def _masked_out(self, tensors, plan):
+        """Where ``sample_weight`` is exactly 0, as a boolean numpy array of the
+        elementwise loss's shape (None without a sample_weight): positions the
+        caller masks out, whose inputs need not be valid."""
+        if "sample_weight" not in tensors:
+            return None
+        weight = tensors["sample_weight"].asnumpy() == 0
+        loss_shape = self._loss_shape(plan)
+        mode, arg = plan.align.get("sample_weight", ("same", None))
+        if mode == "reshape":
+            weight = weight.reshape(arg)
+        elif mode == "enlarge":
+            if arg is None:
+                return None
+            padded, axes = arg
+            weight = weight.reshape(padded) if padded is not None else weight
+            weight = weight.all(axis=axes, keepdims=True)
+        elif mode == "flat":
+            weight = weight.reshape(-1)
+        return np.broadcast_to(weight, loss_shape)
 
     # ---------------------------------------------------------------- compute
     def _compute(self, F, tensors, plan, params):

@@ -182,6 +182,9 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         valid = (label >= 0) & (label < classes) & (label == np.floor(label))
         if self._ignore_index is not None:
             valid |= label == self._ignore_index
+        masked = self._masked_out(tensors, plan)
+        if masked is not None:  # e.g. label -1 with sample_weight (label >= 0), as GluonCV does
+            valid |= masked.reshape(label.shape)
         if not valid.all():
             bad = label[~valid].ravel()[0]
             _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
