@@ -10,6 +10,16 @@ __all__ = ["SigmoidFocalLoss", "SoftmaxFocalLoss"]
 #: probabilities are clipped to [eps, 1 - eps] before their log when pred is
 #: already a probability (Keras' backend.epsilon())
 PROBABILITY_CLIP = 1e-7
+#: floor of the focal factor's base when gamma < 1, where the derivative of
+#: base ** gamma is infinite at 0 (the loss's own gradient there is 0)
+FOCAL_BASE_FLOOR = 1e-30
+
+
+def _focal_factor(F, base, gamma):
+    """base ** gamma (base in [0, 1]) with a finite gradient everywhere."""
+    if gamma < 1:
+        base = F.maximum(base, FOCAL_BASE_FLOOR)
+    return F.square(base) if gamma == 2 else F.power(base, gamma)
 
 
 def _check_common(loss, gamma, label_smoothing):
@@ -110,7 +120,7 @@ class SigmoidFocalLoss(Loss):
             q = 1 - p
             loss = -(z * F.log(p) + (1 - z) * F.log(q))
         if self._gamma != 0:
-            loss = loss * F.power(z * q + (1 - z) * p, self._gamma)
+            loss = loss * _focal_factor(F, z * q + (1 - z) * p, self._gamma)
         if self._alpha is not None:
             loss = loss * (z * (2 * self._alpha - 1) + (1 - self._alpha))
         return loss if keep is None else loss * keep
@@ -213,7 +223,7 @@ class SoftmaxFocalLoss(Loss):
         log_p = F.log_softmax(pred, axis=axis)
         focal = -log_p
         if self._gamma != 0:
-            focal = focal * F.power(-F.expm1(log_p), self._gamma)
+            focal = focal * _focal_factor(F, -F.expm1(log_p), self._gamma)
         if class_weight is not None:
             focal = F.broadcast_mul(focal, F.reshape(class_weight, shape=(-1,)))
         if self._sparse_label:
