@@ -1,6 +1,7 @@
 """Classification losses: sigmoid and softmax cross-entropy, hinge, logistic."""
 import numpy as np
 
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail, _squeezed
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
@@ -47,6 +48,8 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     """
 
     _optional = ("sample_weight", "pos_weight")
+    _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs=("from_sigmoid",),
+                     weights={"pos_weight": "pred"})
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
@@ -128,6 +131,12 @@ class SoftmaxCrossEntropyLoss(Loss):
     """
 
     _kind = "contract"
+    _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
+                     options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
+                              "ignore_index": None},
+                     any_dtype=("label",),  # class indices; a dense label is checked below
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
@@ -227,6 +236,8 @@ class HingeLoss(Loss):
         >>> gluonx.loss.HingeLoss()(mx.nd.array([[0.5, 2.]]), mx.nd.array([[1, 1]]))  # [0.25]
     """
 
+    _kernel = Kernel("gluonx_hinge_loss", attrs=("margin",))
+
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = margin
@@ -246,6 +257,8 @@ class SquaredHingeLoss(Loss):
 
         >>> gluonx.loss.SquaredHingeLoss()(mx.nd.array([[0.5]]), mx.nd.array([[1]]))  # [0.25]
     """
+
+    _kernel = Kernel("gluonx_squared_hinge_loss", attrs=("margin",))
 
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SquaredHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -279,6 +292,10 @@ class LogisticLoss(Loss):
 
         >>> gluonx.loss.LogisticLoss()(mx.nd.zeros((1, 1)), mx.nd.array([[1]]))  # [0.6931]
     """
+
+    _kernel = Kernel("gluonx_logistic_loss",
+                     attrs={"signed": lambda self: self._label_format == "signed"},
+                     options={"label_format": ("signed", "binary")})
 
     def __init__(self, weight=None, batch_axis=0, label_format="signed", reduction="sample",
                  **kwargs):

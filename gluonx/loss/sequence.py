@@ -1,6 +1,7 @@
 """Sequence losses: connectionist temporal classification (CTC)."""
 import numpy as np
 
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["CTCLoss"]
@@ -50,6 +51,11 @@ class CTCLoss(Loss):
     _optional = ("pred_lengths", "label_lengths", "sample_weight")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_ctc_loss",
+                     attrs={"layout_ntc": lambda self: self._layout == "NTC",
+                            "label_nt": lambda self: self._label_layout == "NT"},
+                     options={"layout": ("NTC", "TNC"), "label_layout": ("NT", "TN")},
+                     any_dtype=("label", "pred_lengths", "label_lengths"), own_batch_axis=True)
 
     def __init__(self, layout="NTC", label_layout="NT", weight=None, reduction="sample",
                  **kwargs):
