@@ -452,23 +452,18 @@ def run(args):
             case_sizes = [s for s in case_sizes if s in sizes or case.ctc]
         for size in case_sizes:
             arrays = case.inputs(rng, size)
-            scope = NumpyMode() if case.numpy_mode else contextlib.nullcontext()
+            scope = numpy_mode() if case.numpy_mode else contextlib.nullcontext()
             with scope:
                 rows.extend(time_case(case, size, arrays, reps, min_sample, bandwidth, noop))
     return finish(rows, bandwidth, rates, reps, noop, args)
 
 
-class NumpyMode:
-    """The body runs as after ``mx.npx.set_np()``; legacy mode is restored after."""
-
-    def __enter__(self):
-        self._scopes = [mx.util.np_shape(True), mx.util.np_array(True)]
-        for scope in self._scopes:
-            scope.__enter__()
-
-    def __exit__(self, *exc):
-        for scope in reversed(self._scopes):
-            scope.__exit__(*exc)
+@contextlib.contextmanager
+def numpy_mode():
+    """``with numpy_mode():`` runs its body as after ``mx.npx.set_np()`` and
+    restores legacy mode after, also on error."""
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        yield
 
 
 def time_case(case, size, arrays, reps, min_sample, bandwidth, noop):
