@@ -7,8 +7,16 @@ from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
 from .divergence import KLDivLoss
 from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss
 from .sequence import CTCLoss
+from .distillation import DistillationLoss
+from .language import (MaskedSoftmaxCrossEntropyLoss, MaskedSoftmaxCELoss, LabelSmoothing,
+                       ActivationRegularizationLoss, TemporalActivationRegularizationLoss)
+from .pixelwise import MixSoftmaxCrossEntropyLoss, MixSoftmaxCELoss
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "KLDivLoss",
-           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss"]
+           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss",
+           "DistillationLoss", "MaskedSoftmaxCrossEntropyLoss", "MaskedSoftmaxCELoss",
+           "LabelSmoothing", "ActivationRegularizationLoss",
+           "TemporalActivationRegularizationLoss", "MixSoftmaxCrossEntropyLoss",
+           "MixSoftmaxCELoss"]
