@@ -1,0 +1,5 @@
+"""Segmentation cross-entropy with an auxiliary head (gluonx/loss/pixelwise.py)."""
+from cases import family_tests
+
+CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
+    family_tests("pixelwise")
