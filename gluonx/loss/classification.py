@@ -1,6 +1,8 @@
 """Classification losses: sigmoid and softmax cross-entropy, hinge, logistic."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
 from ._base import Loss, _fail, _squeezed
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
@@ -10,7 +12,7 @@ __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntro
 PROBABILITY_EPSILON = 1e-12
 
 
-class SigmoidBinaryCrossEntropyLoss(Loss):
+class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss):
     r"""Binary cross-entropy of a sigmoid output against 0/1 labels.
 
     .. math::
@@ -80,7 +82,7 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
 
 
-class SoftmaxCrossEntropyLoss(Loss):
+class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     r"""Cross-entropy between a softmax over ``axis`` and the labels.
 
     .. math::
@@ -180,6 +182,9 @@ class SoftmaxCrossEntropyLoss(Loss):
         valid = (label >= 0) & (label < classes) & (label == np.floor(label))
         if self._ignore_index is not None:
             valid |= label == self._ignore_index
+        masked = self._masked_out(tensors, plan)
+        if masked is not None:  # e.g. label -1 with sample_weight (label >= 0), as GluonCV does
+            valid |= masked.reshape(label.shape)
         if not valid.all():
             bad = label[~valid].ravel()[0]
             _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
@@ -209,7 +214,7 @@ def _squeezed_equal(a, b):
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
 
 
-class HingeLoss(Loss):
+class HingeLoss(Loss, mx_loss.HingeLoss):
     r"""Hinge loss for labels in {-1, 1}.
 
     .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})
@@ -235,7 +240,7 @@ class HingeLoss(Loss):
         return F.relu(self._margin - pred * label)
 
 
-class SquaredHingeLoss(Loss):
+class SquaredHingeLoss(Loss, mx_loss.SquaredHingeLoss):
     r"""Squared hinge loss for labels in {-1, 1}.
 
     .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})^2
@@ -255,7 +260,7 @@ class SquaredHingeLoss(Loss):
         return F.square(F.relu(self._margin - pred * label))
 
 
-class LogisticLoss(Loss):
+class LogisticLoss(Loss, mx_loss.LogisticLoss):
     r"""Logistic loss of logits against binary labels.
 
     .. math:: L = \log(1 + e^{\text{pred}}) - \text{pred} \cdot z

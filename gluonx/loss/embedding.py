@@ -1,6 +1,8 @@
 """Embedding and metric-learning losses: triplet, cosine embedding, SDML."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
 from ._base import Loss, _fail
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
@@ -11,7 +13,7 @@ COSINE_EPSILON = 1e-12
 LOG_EPSILON = 1e-12
 
 
-class TripletLoss(Loss):
+class TripletLoss(Loss, mx_loss.TripletLoss):
     r"""Triplet loss: the anchor should be nearer the positive than the negative.
 
     .. math::
@@ -54,7 +56,7 @@ class TripletLoss(Loss):
         return F.relu(F.sum(gap, axis=self._batch_axis, exclude=True) + self._margin)
 
 
-class CosineEmbeddingLoss(Loss):
+class CosineEmbeddingLoss(Loss, mx_loss.CosineEmbeddingLoss):
     r"""Cosine embedding loss for pairs labelled similar (1) or dissimilar (-1).
 
     .. math::
@@ -118,7 +120,7 @@ class CosineEmbeddingLoss(Loss):
         return (label == 1) * (1 - cosine) + (label == -1) * F.relu(cosine - self._margin)
 
 
-class SDMLLoss(Loss):
+class SDMLLoss(Loss, mx_loss.SDMLLoss):
     r"""Batch-wise Smoothed Deep Metric Learning loss (Bonadiman et al., 2019).
 
     Row i of ``x1`` is paired with row i of ``x2``; every other row of ``x2``

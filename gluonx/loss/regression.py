@@ -1,12 +1,14 @@
 """Regression losses: L2, L1, Huber, Poisson negative log-likelihood."""
 import math
 
+from mxnet.gluon import loss as mx_loss
+
 from ._base import Loss, _fail
 
 __all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss"]
 
 
-class L2Loss(Loss):
+class L2Loss(Loss, mx_loss.L2Loss):
     r"""Half the squared error between ``pred`` and ``label``.
 
     .. math:: L = \frac{1}{2} (\text{pred} - \text{label})^2
@@ -40,7 +42,7 @@ class L2Loss(Loss):
         return F.square(pred - label) * 0.5
 
 
-class L1Loss(Loss):
+class L1Loss(Loss, mx_loss.L1Loss):
     r"""Absolute error between ``pred`` and ``label``.
 
     .. math:: L = |\text{pred} - \text{label}|
@@ -60,7 +62,7 @@ class L1Loss(Loss):
         return F.abs(pred - label)
 
 
-class HuberLoss(Loss):
+class HuberLoss(Loss, mx_loss.HuberLoss):
     r"""Smoothed L1 loss: quadratic for errors below ``rho``, linear above.
 
     .. math::
@@ -94,7 +96,7 @@ class HuberLoss(Loss):
                        F.square(error) * (0.5 / self._rho))
 
 
-class PoissonNLLLoss(Loss):
+class PoissonNLLLoss(Loss, mx_loss.PoissonNLLLoss):
     r"""Negative log-likelihood of ``target`` counts under a Poisson rate.
 
     .. math::
