@@ -395,21 +395,27 @@ def _last_state(states):
     return _f64(states[-1] if isinstance(states, (list, tuple)) else states)
 
 
+def _regularizer(elem, sample_weight, weight, batch_axis):
+    """batch_axis None (GluonNLP's default): one value, the mean over everything."""
+    if batch_axis is None:
+        none = _weighted(elem, sample_weight, weight)
+        return none, np.array([none.mean()])
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
 def ref_activation_regularization(states, sample_weight=None, alpha=0, weight=None,
-                                  batch_axis=None, layout="TNC"):
-    """alpha * h^2 of the last state, averaged over each sample's elements."""
+                                  batch_axis=None):
+    """alpha * h^2 of the last state, averaged."""
     h = _last_state(states)
-    batch_axis = layout.find("N") if batch_axis is None else batch_axis
-    return _finish(alpha * h * h, sample_weight, weight, batch_axis)
+    return _regularizer(alpha * h * h, sample_weight, weight, batch_axis)
 
 
 def ref_temporal_activation_regularization(states, sample_weight=None, beta=0, weight=None,
-                                           batch_axis=None, layout="TNC"):
-    """beta * (h[t+1] - h[t])^2 of the last state, along the time axis."""
+                                           batch_axis=None, time_axis=0):
+    """beta * (h[t+1] - h[t])^2 of the last state, along the time axis, averaged."""
     h = _last_state(states)
-    batch_axis = layout.find("N") if batch_axis is None else batch_axis
-    d = np.diff(h, axis=layout.find("T"))
-    return _finish(beta * d * d, sample_weight, weight, batch_axis)
+    d = np.diff(h, axis=time_axis)
+    return _regularizer(beta * d * d, sample_weight, weight, batch_axis)
 
 
 # --------------------------------------------------------------------------

@@ -279,7 +279,8 @@ REGULARIZERS = [("ActivationRegularizationLoss", "alpha", R.ref_activation_regul
 @pytest.mark.parametrize("name,coef,ref", REGULARIZERS, ids=["AR", "TAR"])
 def test_regularizer_matches_gluonnlp(gluonnlp, name, coef, ref, as_list, hybridize):
     """GluonNLP's defaults: the last of the states, the mean over every element,
-    shape (1,); the same gradient (zero for the other states)."""
+    shape (1,); the same gradient (zero for the other states). GluonNLP imperative
+    (its TAR cannot hybridize), gluonx imperative and hybridized."""
     rng = np.random.RandomState(12)
     states = [rng.standard_normal((5, 3, 4)) for _ in range(3)]
     results = []
@@ -308,12 +309,12 @@ def test_regularizer_sample_weight_by_keyword(name, coef, ref):
     rng = np.random.RandomState(13)
     h = rng.standard_normal((5, 3, 4))
     sw = rng.uniform(0.5, 2, size=3)
-    loss = getattr(L, name)(reduction="sample", **{coef: 0.5})
+    loss = getattr(L, name)(batch_axis=1, **{coef: 0.5})
     out = loss(mx.nd.array(h), sample_weight=mx.nd.array(sw)).asnumpy()
-    np.testing.assert_allclose(out, ref(h, sw, **{coef: 0.5})[1], rtol=1e-5)
+    np.testing.assert_allclose(out, ref(h, sw, batch_axis=1, **{coef: 0.5})[1], rtol=1e-5)
     loss.hybridize()
     out = loss(states=mx.nd.array(h), sample_weight=mx.nd.array(sw)).asnumpy()
-    np.testing.assert_allclose(out, ref(h, sw, **{coef: 0.5})[1], rtol=1e-5)
+    np.testing.assert_allclose(out, ref(h, sw, batch_axis=1, **{coef: 0.5})[1], rtol=1e-5)
 
 
 @pytest.mark.parametrize("name,coef,ref", REGULARIZERS, ids=["AR", "TAR"])
@@ -330,16 +331,40 @@ def test_regularizer_bad_input(name):
         loss()
     with pytest.raises(L.LossInputError, match="%s: argument 'states'" % name):
         loss([])
-    with pytest.raises(L.LossInputError, match="%s: argument 'layout'" % name):
-        getattr(L, name)(1.0, layout="NCT")
     with pytest.raises(L.LossInputError, match="%s: argument 'sample_weight'" % name):
-        loss(mx.nd.ones((3, 2, 2)), sample_weight=mx.nd.ones(3)).asnumpy()
+        loss(mx.nd.ones((3, 2, 2)), sample_weight=mx.nd.ones((2, 3))).asnumpy()
 
 
 def test_tar_needs_two_steps():
     with pytest.raises(L.LossInputError, match="TemporalActivationRegularizationLoss: "
                        "argument 'states'.*2 time steps"):
         L.TemporalActivationRegularizationLoss(1.0)(mx.nd.ones((1, 2, 3)))
+
+
+@pytest.mark.parametrize("kwargs,arg", [({"time_axis": 3}, "time_axis"),
+                                        ({"time_axis": 1, "batch_axis": 1}, "time_axis")])
+def test_tar_bad_time_axis(kwargs, arg):
+    with pytest.raises(L.LossInputError, match="TemporalActivationRegularizationLoss: "
+                       "argument '%s'" % arg):
+        L.TemporalActivationRegularizationLoss(1.0, **kwargs)(mx.nd.ones((3, 2, 2))).asnumpy()
+
+
+def tar_hybridizes_fix(module, ctx=mx.cpu()):
+    h = np.random.RandomState(14).standard_normal((5, 2, 3))
+    loss = module.TemporalActivationRegularizationLoss(2.0)
+    loss.hybridize()
+    out = loss(mx.nd.array(h, ctx=ctx)).asnumpy()
+    np.testing.assert_allclose(out, R.ref_temporal_activation_regularization(h, beta=2.0)[1],
+                               rtol=1e-5)
+
+
+def test_tar_hybridizes(ctx):
+    tar_hybridizes_fix(L, ctx)
+
+
+def test_tar_does_not_hybridize_in_gluonnlp(gluonnlp):
+    with pytest.raises(Exception):
+        tar_hybridizes_fix(gluonnlp)
 
 
 def test_tar_reduction_none_shape():

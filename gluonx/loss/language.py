@@ -11,7 +11,6 @@ __all__ = ["MaskedSoftmaxCrossEntropyLoss", "MaskedSoftmaxCELoss", "LabelSmoothi
            "ActivationRegularizationLoss", "TemporalActivationRegularizationLoss"]
 
 AVERAGES = ("valid", "padded")
-LAYOUTS = ("TNC", "NTC")
 
 
 class MaskedSoftmaxCrossEntropyLoss(Loss):
@@ -265,16 +264,6 @@ class _Regularizer(Loss):
     _inputs = ("states",)
     _like_pred = ()
 
-    def __init__(self, coefficient, weight, batch_axis, layout, reduction, **kwargs):
-        if layout not in LAYOUTS:
-            _fail(type(self).__name__, "layout", "must be one of %s, got %r"
-                  % (LAYOUTS, layout))
-        if batch_axis is None:
-            batch_axis = layout.find("N")
-        super(_Regularizer, self).__init__(weight, batch_axis, reduction, **kwargs)
-        self._coefficient = coefficient
-        self._time_axis = layout.find("T")
-
     def __call__(self, *states, **kwargs):
         if "states" in kwargs:
             states = (kwargs.pop("states"),) + states
@@ -291,11 +280,12 @@ class ActivationRegularizationLoss(_Regularizer):
 
     .. math:: L = \alpha \,\overline{h^2}
 
-    Called on a list of states (GluonNLP's ``loss(*states)`` or ``loss(states)``),
+    Called on a list of states (GluonNLP's ``loss(*states)``, or ``loss(states)``),
     it regularises the last one, as GluonNLP 0.10 does (the output of the top
-    layer). By default the mean runs over every element (GluonNLP's
-    ``batch_axis=None``), shape (1,); ``reduction='sample'`` gives one value
-    per sequence. Unlike GluonNLP's, ``weight`` and ``sample_weight`` are applied.
+    layer). With GluonNLP's default ``batch_axis=None`` the mean runs over
+    every element, shape (1,); ``batch_axis=1`` gives one value per sequence
+    of a (T, N, C) state. Unlike GluonNLP's, ``weight`` and ``sample_weight``
+    are applied.
 
     Parameters
     ----------
@@ -303,18 +293,17 @@ class ActivationRegularizationLoss(_Regularizer):
         :math:`\alpha`.
     weight : float or None
     batch_axis : int or None, default None
-        The batch axis of a state; None: from ``layout``.
-    layout : {'TNC', 'NTC'}, default 'TNC'
-        The layout of a state (GluonNLP's RNN outputs are TNC).
-    reduction : {'sample', 'mean', 'sum', 'none'}, default 'mean'
+        None: one value for the whole batch (GluonNLP).
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
 
     Inputs:
-        - **states**: one or more arrays (or one list of them), each (T, N, C);
+        - **states**: one or more arrays (or one list of them), e.g. (T, N, C);
           only the last is used.
-        - **sample_weight**: optional keyword, shape (N,) or broadcastable to a state.
+        - **sample_weight**: optional keyword, broadcastable to a state (or
+          (N,) with an int ``batch_axis``).
 
     Outputs:
-        - **loss**: shape (1,) (``reduction='sample'``: (N,)).
+        - **loss**: shape (1,) (with an int ``batch_axis``: (batch_size,)).
 
     Example::
 
@@ -322,13 +311,13 @@ class ActivationRegularizationLoss(_Regularizer):
         >>> ar(mx.nd.ones((3, 2, 4)))  # [2.]
     """
 
-    def __init__(self, alpha=0, weight=None, batch_axis=None, layout="TNC", reduction="mean",
-                 **kwargs):
-        super(ActivationRegularizationLoss, self).__init__(alpha, weight, batch_axis, layout,
-                                                           reduction, **kwargs)
+    def __init__(self, alpha=0, weight=None, batch_axis=None, reduction="sample", **kwargs):
+        super(ActivationRegularizationLoss, self).__init__(weight, batch_axis, reduction,
+                                                           **kwargs)
+        self._alpha = alpha
 
     def _loss(self, F, states):
-        return F.square(states) * self._coefficient
+        return F.square(states) * self._alpha
 
 
 class TemporalActivationRegularizationLoss(_Regularizer):
@@ -337,24 +326,30 @@ class TemporalActivationRegularizationLoss(_Regularizer):
 
     .. math:: L = \beta \,\overline{(h_{t+1} - h_t)^2}
 
-    Called as :class:`ActivationRegularizationLoss` (the last state is used,
-    the mean runs over every element by default, GluonNLP's ``batch_axis=None``).
-    A state needs at least 2 time steps.
+    Called as :class:`ActivationRegularizationLoss` (the last state is used;
+    GluonNLP's ``batch_axis=None``: the mean over every element). The steps run
+    along ``time_axis`` (0 for GluonNLP's (T, N, C) states); a state needs at
+    least 2 of them. Unlike GluonNLP's, it hybridizes.
 
     Parameters
     ----------
     beta : float, default 0
         :math:`\beta`.
-    weight, batch_axis, layout, reduction : as in :class:`ActivationRegularizationLoss`.
+    weight : float or None
+    batch_axis : int or None, default None
+    time_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives the elementwise terms, the state's shape with one
+        step less.
 
     Inputs:
-        - **states**: one or more arrays (or one list of them), each (T, N, C)
+        - **states**: one or more arrays (or one list of them), e.g. (T, N, C)
           with T >= 2; only the last is used.
-        - **sample_weight**: optional keyword, shape (N,) or broadcastable to
-          (T - 1, N, C).
+        - **sample_weight**: optional keyword, broadcastable to the elementwise
+          terms (or (N,) with an int ``batch_axis``).
 
     Outputs:
-        - **loss**: shape (1,) (``reduction='sample'``: (N,); ``'none'``: (T - 1, N, C)).
+        - **loss**: shape (1,) (with an int ``batch_axis``: (batch_size,)).
 
     Example::
 
@@ -362,14 +357,24 @@ class TemporalActivationRegularizationLoss(_Regularizer):
         >>> tar(mx.nd.array([[[0.]], [[1.]], [[3.]]]))  # [2.5]
     """
 
-    def __init__(self, beta=0, weight=None, batch_axis=None, layout="TNC", reduction="mean",
+    def __init__(self, beta=0, weight=None, batch_axis=None, time_axis=0, reduction="sample",
                  **kwargs):
-        super(TemporalActivationRegularizationLoss, self).__init__(beta, weight, batch_axis,
-                                                                   layout, reduction, **kwargs)
+        super(TemporalActivationRegularizationLoss, self).__init__(weight, batch_axis, reduction,
+                                                                   **kwargs)
+        if not isinstance(time_axis, (int, np.integer)):
+            _fail(self, "time_axis", "must be an int, got %r" % (time_axis,))
+        self._beta = beta
+        self._time_axis = int(time_axis)
 
     def _check_shapes(self, plan):
         shape = plan.shapes["states"]
-        if len(shape) <= self._time_axis or shape[self._time_axis] < 2:
+        if not -len(shape) <= self._time_axis < len(shape):
+            _fail(self, "time_axis", "is %d but 'states' has only %d axes"
+                  % (self._time_axis, len(shape)))
+        if self._batch_axis is not None and \
+                self._batch_axis % len(shape) == self._time_axis % len(shape):
+            _fail(self, "time_axis", "is the batch axis (%d)" % self._batch_axis)
+        if shape[self._time_axis] < 2:
             _fail(self, "states", "has shape %s, expected at least 2 time steps along axis %d"
                   % (shape, self._time_axis))
 
@@ -382,4 +387,4 @@ class TemporalActivationRegularizationLoss(_Regularizer):
         axis = self._time_axis
         step = F.slice_axis(states, axis=axis, begin=1, end=None) - \
             F.slice_axis(states, axis=axis, begin=0, end=-1)
-        return F.square(step) * self._coefficient
+        return F.square(step) * self._beta
