@@ -370,3 +370,10 @@ def test_tar_does_not_hybridize_in_gluonnlp(gluonnlp):
 def test_tar_reduction_none_shape():
     out = L.TemporalActivationRegularizationLoss(1.0, reduction="none")(mx.nd.ones((4, 2, 3)))
     assert out.shape == (3, 2, 3)
+
+
+def test_label_smoothing_gluonnlp_positional_arguments():
+    block = L.LabelSmoothing(-1, 0.2, 5, True, "smooth_")
+    assert block.prefix == "smooth_"
+    np.testing.assert_allclose(block(mx.nd.array([4])).asnumpy(),
+                               R.ref_label_smoothing(np.array([4]), 5, epsilon=0.2), rtol=1e-6)

@@ -101,7 +101,18 @@ def test_reduction_none_is_per_pixel():
     nds = [mx.nd.array(a) for a in (pred, aux_pred, label)]
     out = L.MixSoftmaxCELoss(reduction="none")(*nds).asnumpy()
     assert out.shape == label.shape
-    np.testing.assert_allclose(out, R.ref_mix_softmax_ce(pred, aux_pred, label)[0], rtol=1e-5)
+    np.testing.assert_allclose(out, R.ref_mix_softmax_ce(pred, aux_pred, label)[0], rtol=1e-4,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_label_with_a_class_axis_of_size_1(hybridize):
+    pred, aux_pred, label = _inputs(8)
+    loss = L.MixSoftmaxCELoss()
+    if hybridize:
+        loss.hybridize()
+    out = loss(*[mx.nd.array(a) for a in (pred, aux_pred, label[:, None])]).asnumpy()
+    np.testing.assert_allclose(out, R.ref_mix_softmax_ce(pred, aux_pred, label)[1], rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,args,arg", [
@@ -130,3 +141,18 @@ def test_aux_needs_the_aux_prediction():
 
 def test_alias():
     assert L.MixSoftmaxCELoss is L.MixSoftmaxCrossEntropyLoss
+
+
+def test_gluoncv_keyword_ignore_label():
+    pred, aux_pred, label = _inputs(7)
+    label = np.where(label == -1, 3, label)
+    loss = L.MixSoftmaxCELoss(aux_weight=0.4, ignore_label=3)
+    assert L.MixSoftmaxCELoss.from_config(loss.get_config())._ignore_index == 3
+    out = loss(*[mx.nd.array(a) for a in (pred, aux_pred, label)]).asnumpy()
+    np.testing.assert_allclose(out, R.ref_mix_softmax_ce(pred, aux_pred, label, aux_weight=0.4,
+                                                         ignore_index=3)[1], rtol=1e-5)
+
+
+def test_mixup_is_refused():
+    with pytest.raises(L.LossInputError, match="MixSoftmaxCrossEntropyLoss: argument 'mixup'"):
+        L.MixSoftmaxCELoss(mixup=True)

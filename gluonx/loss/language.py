@@ -160,9 +160,9 @@ class LabelSmoothing(HybridBlock):
         time); for dense inputs None means their size along ``axis``.
     sparse_label : bool, default True
         Whether the inputs are class indices (else one-hot rows or distributions).
+    prefix, params : as for any gluon Block.
     dtype : str, default 'float32'
         The output dtype for sparse inputs (dense inputs keep their dtype).
-    prefix, params : as for any gluon Block.
 
     Inputs:
         - **inputs**: class indices (any shape, integers in [0, V)), or
@@ -179,8 +179,8 @@ class LabelSmoothing(HybridBlock):
         >>> smooth(mx.nd.array([[1, 3]]))  # [[[0.025, 0.925, 0.025, 0.025], ...]]
     """
 
-    def __init__(self, axis=-1, epsilon=0.1, units=None, sparse_label=True, dtype="float32",
-                 prefix=None, params=None):
+    def __init__(self, axis=-1, epsilon=0.1, units=None, sparse_label=True, prefix=None,
+                 params=None, dtype="float32"):
         super(LabelSmoothing, self).__init__(prefix=prefix, params=params)
         if not 0 <= epsilon <= 1:
             _fail(self, "epsilon", "must be in [0, 1], got %r" % (epsilon,))
@@ -212,8 +212,8 @@ class LabelSmoothing(HybridBlock):
         if block is None:
             cfg = dict(self._config, units=units)
             block = self._by_units[units] = LabelSmoothing(**cfg)
-        if self._active:
-            block.hybridize(True, **dict(self._flags))
+        if block._active != self._active:   # follow this block's hybridize() state
+            block.hybridize(self._active, **dict(self._flags))
         return block(inputs)
 
     def _check(self, inputs, units):

@@ -1,5 +1,5 @@
 """Per-pixel classification losses for semantic segmentation, as in GluonCV."""
-from ._base import Loss
+from ._base import Loss, _fail
 from ._labels import check_index_shape, check_index_values
 
 __all__ = ["MixSoftmaxCrossEntropyLoss", "MixSoftmaxCELoss"]
@@ -28,6 +28,7 @@ class MixSoftmaxCrossEntropyLoss(Loss):
         :math:`a`.
     ignore_index : int or None, default -1
         Label of pixels that contribute 0 (None: every label is a class).
+        GluonCV's name ``ignore_label`` is accepted too.
     axis : int, default 1
         The class axis (1 for NCHW).
     weight : float or None
@@ -55,6 +56,12 @@ class MixSoftmaxCrossEntropyLoss(Loss):
 
     def __init__(self, aux=True, aux_weight=0.2, ignore_index=-1, axis=1,
                  weight=None, batch_axis=0, reduction="sample", **kwargs):
+        if "ignore_label" in kwargs:   # GluonCV's name
+            ignore_index = kwargs.pop("ignore_label")
+            self._config["ignore_index"] = ignore_index
+        if kwargs.pop("mixup", False):
+            _fail(type(self).__name__, "mixup", "is not supported (GluonCV's mixup path "
+                  "fails with AttributeError; mix the two losses yourself)")
         super(MixSoftmaxCrossEntropyLoss, self).__init__(weight, batch_axis, reduction,
                                                          **kwargs)
         self._aux = aux
@@ -83,8 +90,16 @@ class MixSoftmaxCrossEntropyLoss(Loss):
         return loss
 
     def _head(self, F, scores, label):
-        return -F.pick(F.log_softmax(scores, axis=self._axis), label, axis=self._axis,
-                       keepdims=True)
+        if self._axis != 1:
+            return -F.pick(F.log_softmax(scores, axis=self._axis), label, axis=self._axis,
+                           keepdims=True)
+        # NCHW: a softmax over a strided axis is slow in MXNet; over the last
+        # axis of the (N, H*W, C) transpose it is 2-5x faster, backward too
+        rows = F.transpose(F.reshape(scores, shape=(0, 0, -1)), axes=(0, 2, 1))
+        flat = F.pick(F.log_softmax(rows, axis=-1), F.reshape(label, shape=(0, -1)), axis=-1)
+        # (N, H*W) -> (N, 1, H, W): pred's spatial axes, whatever label's shape
+        return -F.reshape_like(F.reshape(flat, shape=(0, 1, -1)), scores, lhs_begin=2,
+                               rhs_begin=2)
 
 
 MixSoftmaxCELoss = MixSoftmaxCrossEntropyLoss
