@@ -273,6 +273,12 @@ class _Regularizer(Loss):
             _fail(self, "states", "needs at least one RNN state (got none)")
         return super(_Regularizer, self).__call__(states[-1], **kwargs)
 
+    def _scale(self, coefficient):
+        """The coefficient scales the whole loss, like ``weight``: folded into
+        it, it is applied once per sample instead of once per element."""
+        self._coefficient = coefficient
+        self._weight = coefficient * (1 if self._weight is None else self._weight)
+
 
 class ActivationRegularizationLoss(_Regularizer):
     r"""Activation regularisation (AR) of AWD-LSTM (Merity et al., 2017): the
@@ -314,10 +320,10 @@ class ActivationRegularizationLoss(_Regularizer):
     def __init__(self, alpha=0, weight=None, batch_axis=None, reduction="sample", **kwargs):
         super(ActivationRegularizationLoss, self).__init__(weight, batch_axis, reduction,
                                                            **kwargs)
-        self._alpha = alpha
+        self._scale(alpha)
 
     def _loss(self, F, states):
-        return F.square(states) * self._alpha
+        return F.square(states)
 
 
 class TemporalActivationRegularizationLoss(_Regularizer):
@@ -363,7 +369,7 @@ class TemporalActivationRegularizationLoss(_Regularizer):
                                                                    **kwargs)
         if not isinstance(time_axis, (int, np.integer)):
             _fail(self, "time_axis", "must be an int, got %r" % (time_axis,))
-        self._beta = beta
+        self._scale(beta)
         self._time_axis = int(time_axis)
 
     def _check_shapes(self, plan):
@@ -387,4 +393,4 @@ class TemporalActivationRegularizationLoss(_Regularizer):
         axis = self._time_axis
         step = F.slice_axis(states, axis=axis, begin=1, end=None) - \
             F.slice_axis(states, axis=axis, begin=0, end=-1)
-        return F.square(step) * self._beta
+        return F.square(step)
