@@ -1,6 +1,7 @@
 """Knowledge distillation: a student matches a teacher's softened distribution."""
 from ._base import Loss, _fail
 from ._labels import check_index_shape, check_index_values, check_probabilities
+from ._reduce import last_axis_sum
 
 __all__ = ["DistillationLoss"]
 
@@ -121,7 +122,7 @@ class DistillationLoss(Loss):
             logq = F.log_softmax(teacher if t == 1 else teacher / t, axis=axis)
             q = F.exp(logq)
         gap = logp if logq is None else logp - logq
-        soft = F.sum(q * gap, axis=axis, keepdims=True) * -(t * t)
+        soft = self._class_sum(F, q * gap) * -(t * t)
         w = self._hard_weight
         if self._mix == "convex":
             soft = soft * (1 - w)
@@ -131,5 +132,10 @@ class DistillationLoss(Loss):
         if self._sparse_label:
             hard = -F.pick(hard_logp, label, axis=axis, keepdims=True)
         else:
-            hard = -F.sum(hard_logp * label, axis=axis, keepdims=True)
+            hard = -self._class_sum(F, hard_logp * label)
         return soft + hard * w
+
+    def _class_sum(self, F, x):
+        if self._axis == -1:
+            return last_axis_sum(F, x)
+        return F.sum(x, axis=self._axis, keepdims=True)

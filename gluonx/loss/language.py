@@ -6,6 +6,7 @@ from mxnet.gluon import HybridBlock
 
 from ._base import Loss, _fail
 from ._labels import check_index_shape, check_index_values
+from ._reduce import last_axis_sum, total_mean
 
 __all__ = ["MaskedSoftmaxCrossEntropyLoss", "MaskedSoftmaxCELoss", "LabelSmoothing",
            "ActivationRegularizationLoss", "TemporalActivationRegularizationLoss"]
@@ -119,7 +120,7 @@ class MaskedSoftmaxCrossEntropyLoss(Loss):
         if self._sparse_label:
             steps = -F.pick(logp, label, axis=-1, keepdims=True)
         else:
-            steps = -F.sum(logp * label, axis=-1, keepdims=True)
+            steps = -last_axis_sum(F, logp * label)
         axis = self._time_axis
         ones = F.ones_like(steps)
         if valid_length is None:
@@ -272,6 +273,11 @@ class _Regularizer(Loss):
         if not states:
             _fail(self, "states", "needs at least one RNN state (got none)")
         return super(_Regularizer, self).__call__(states[-1], **kwargs)
+
+    def _per_sample(self, F, loss):
+        if self._batch_axis is None:   # the one value of GluonNLP's batch_axis=None
+            return total_mean(F, loss)
+        return super(_Regularizer, self)._per_sample(F, loss)
 
     def _scale(self, coefficient):
         """The coefficient scales the whole loss, like ``weight``: folded into
