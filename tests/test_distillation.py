@@ -161,7 +161,8 @@ def test_bad_input(kwargs, args, arg, hybridize):
 @pytest.mark.parametrize("kwargs,arg", [
     ({"temperature": 0}, "temperature"), ({"temperature": -1.0}, "temperature"),
     ({"hard_weight": -0.1}, "hard_weight"), ({"hard_weight": 1.5, "mix": "convex"}, "hard_weight"),
-    ({"soft_loss": "ce"}, "soft_loss"), ({"mix": "sum"}, "mix"), ({"reduction": "avg"}, "reduction"),
+    ({"soft_loss": "ce"}, "soft_loss"), ({"mix": "sum"}, "mix"),
+    ({"reduction": "avg"}, "reduction"),
 ])
 def test_bad_options(kwargs, arg):
     with pytest.raises(L.LossInputError, match="DistillationLoss: argument '%s'" % arg):

@@ -10,7 +10,7 @@ from mxnet import autograd
 
 import oracles
 import reference as R
-from cases import family_tests, _padded_labels
+from cases import _padded_labels, family_tests
 from conftest import MODES, run_mode
 
 CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
@@ -167,8 +167,9 @@ def test_masked_ce_alias():
 
 
 # ---------------------------------------------------------------- LabelSmoothing
-@pytest.mark.parametrize("kwargs,call_units", [({"units": 7}, None), ({"units": 7, "epsilon": 0.3}, None),
-                                               ({}, 7)], ids=["units", "epsilon", "call-units"])
+@pytest.mark.parametrize("kwargs,call_units", [({"units": 7}, None),
+                                               ({"units": 7, "epsilon": 0.3}, None), ({}, 7)],
+                         ids=["units", "epsilon", "call-units"])
 def test_label_smoothing_sparse_matches_gluonnlp(gluonnlp, kwargs, call_units):
     label = np.random.RandomState(8).randint(0, 7, size=(3, 4)).astype(np.float32)
     theirs = gluonnlp.LabelSmoothing(**kwargs)(mx.nd.array(label), call_units).asnumpy()

@@ -68,7 +68,7 @@ class DistillationLoss(Loss):
     Example::
 
         >>> loss = gluonx.loss.DistillationLoss(temperature=2.0, hard_weight=0.5)
-        >>> loss(mx.nd.array([[2., 0.]]), mx.nd.array([0]), mx.nd.array([[1., 1.]]))
+        >>> loss(mx.nd.array([[2., 0.]]), mx.nd.array([0]), mx.nd.array([[1., 1.]]))  # [0.5439]
     """
 
     _inputs = ("pred", "label", "teacher")

@@ -49,7 +49,7 @@ class MixSoftmaxCrossEntropyLoss(Loss):
 
         >>> loss = gluonx.loss.MixSoftmaxCELoss(aux_weight=0.4)
         >>> pred, aux = mx.nd.zeros((1, 3, 2, 2)), mx.nd.zeros((1, 3, 2, 2))
-        >>> loss(pred, aux, mx.nd.array([[[0, 1], [2, -1]]]))  # [0.8240]
+        >>> loss(pred, aux, mx.nd.array([[[0, 1], [2, -1]]]))  # [1.1535]
     """
 
     _kind = "contract"
