@@ -6,6 +6,7 @@ returns numpy ``(output, {input position: gradient})``; every value is
 synchronised (``asnumpy``) inside, so asynchronous MXNet errors surface in the
 test that caused them.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -110,18 +111,12 @@ def _head(out_shape, head, dtype, ctx):
     return out.as_np_ndarray() if mx.util.is_np_array() else out
 
 
-class numpy_mode:
+@contextlib.contextmanager
+def numpy_mode():
     """``with numpy_mode():`` runs its body as after ``mx.npx.set_np()`` and
     restores legacy mode after, also on error."""
-
-    def __enter__(self):
-        self._scopes = [mx.util.np_shape(True), mx.util.np_array(True)]
-        for scope in self._scopes:
-            scope.__enter__()
-
-    def __exit__(self, *exc):
-        for scope in reversed(self._scopes):
-            scope.__exit__(*exc)
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        yield
 
 
 def _output_type_ok(out):

@@ -399,3 +399,17 @@ def test_estimator_fit_and_evaluate():
     (want, want_weight), (got, got_weight) = (_fit_with_estimator(m) for m in (mloss, gloss))
     close(np.array(got), np.array(want), "metrics")
     close(got_weight, want_weight, "final parameters")
+
+
+def test_hybrid_forward_subclass_binds_its_arguments_by_keyword():
+    rng = np.random.RandomState(13)
+    pred, label = nd.array(rng.standard_normal((2, 3, 4))), nd.array(rng.randint(0, 4, (2, 3)))
+    lengths = nd.array([3, 1])
+    for hybridize in (False, True):
+        ours, theirs = nlp_masked_ce(gloss)(), nlp_masked_ce(mloss)()
+        if hybridize:
+            ours.hybridize()
+        close(ours(pred, label, valid_length=lengths).asnumpy(),
+              theirs(pred, label, lengths).asnumpy())
+        close(ours(pred, label=label, valid_length=lengths).asnumpy(),
+              theirs(pred, label, lengths).asnumpy())

@@ -13,7 +13,8 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 import reference as R
-from cases import CASES, as_dtype, check_result, expected, ids
+import gluonx
+from cases import CASES, as_dtype, check_fused, check_result, expected, ids
 from conftest import MODES, run_mode
 
 
@@ -29,9 +30,11 @@ def run_and_check_modes(case, dtype, ctx, tmp_path, modes=MODES, reduction="samp
         _symbol_follows_mxnet(case, dtype, ctx, factory, exp, tmp_path, reduction)
     for mode in modes:
         try:
+            gluonx.kernels.reset_calls()
             result = run_mode(mode, factory, as_dtype(inputs, dtype), case.grad, ctx, head,
                               tmp_path)
             check_result(case, dtype, result, exp, "%s/%s" % (mode, reduction))
+            check_fused(case, mode, reduction, ctx)
         except Exception as err:  # collect, so one report names every broken mode
             failures.append("[%s] %s: %s" % (mode, type(err).__name__, str(err)[:600]))
     assert not failures, "\n".join(failures)

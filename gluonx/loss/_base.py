@@ -114,6 +114,7 @@ class Plan(object):
         self.ctx = ctx
         self.align = {}          # input name -> (mode, argument) for the graph
         self.use_kernels = False
+        self.fused = None        # the kernel's view of the call (gluonx.kernels.Call)
         self.options = ()        # call-time static options, (name, value)
         self.graph = None        # the cached graph of a hybridized loss
         self.invoke = None       # its CachedOp, when it can be called directly
@@ -152,7 +153,8 @@ class Plan(object):
         ranks = tuple(len(self.shapes[n]) for n in self.names) if self.known else None
         dtypes = tuple(np.dtype(self.dtypes[n]).name for n in self.names) if self.known else None
         device = self.ctx.device_type if self.ctx is not None else None
-        return (self.names, ranks, dtypes, device, self.use_kernels,
+        fused = self.fused.key if self.fused is not None else None
+        return (self.names, ranks, dtypes, device, self.use_kernels, fused,
                 tuple(sorted(self.align.items())), self.options)
 
 
@@ -267,6 +269,7 @@ class Loss(mx_loss.Loss):
         cls._call_path = _call_path(cls)
         cls._legacy_signature = inspect.signature(cls.hybrid_forward) \
             if cls._call_path == "hybrid_forward" else None
+        cls._fused_kernel = kernels.kernel_of(cls)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -521,10 +524,11 @@ class Loss(mx_loss.Loss):
         for name in ("sample_weight",):
             if name in shapes:
                 plan.align[name] = self._align_weight(name, shapes[name], self._loss_shape(plan))
-        # gluonx.kernels decides per call (CPU only; it warns once elsewhere)
+        # a fused kernel, where the loss declares one that fits this call
         plan.use_kernels = (config.use_kernels and self._reduction != "none"
                             and self._batch_axis is not None
                             and plan.align.get("sample_weight", ("same",))[0] != "enlarge")
+        plan.fused = kernels.prepare(self, plan) if plan.use_kernels else None
         return plan
 
     def _align_like(self, name, shape, target, what=None):
@@ -641,11 +645,11 @@ class Loss(mx_loss.Loss):
         sample_weight = x.pop("sample_weight", None)
 
         per_sample = None
-        if plan.use_kernels and self._reduction != "none":
+        if plan.use_kernels and plan.fused is not None:
             fused_inputs = dict(x)
             if sample_weight is not None:
                 fused_inputs["sample_weight"] = self._aligned_weight(F, sample_weight, plan)
-            per_sample = kernels.fused_sample_loss(self, F, fused_inputs, plan)
+            per_sample = kernels.run(self, F, fused_inputs, plan)
         if per_sample is None:
             loss = self._loss(F, **x)
             if sample_weight is not None:

@@ -3,6 +3,7 @@ import numpy as np
 
 from mxnet.gluon import loss as mx_loss
 
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail, _squeezed
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
@@ -49,6 +50,8 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
     """
 
     _optional = ("sample_weight", "pos_weight")
+    _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs=("from_sigmoid",),
+                     weights={"pos_weight": "pred"})
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
@@ -130,6 +133,12 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     """
 
     _kind = "contract"
+    _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
+                     options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
+                              "ignore_index": None},
+                     any_dtype=("label",),  # class indices; a dense label is checked below
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
@@ -232,6 +241,8 @@ class HingeLoss(Loss, mx_loss.HingeLoss):
         >>> gluonx.loss.HingeLoss()(mx.nd.array([[0.5, 2.]]), mx.nd.array([[1, 1]]))  # [0.25]
     """
 
+    _kernel = Kernel("gluonx_hinge_loss", attrs=("margin",))
+
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = margin
@@ -251,6 +262,8 @@ class SquaredHingeLoss(Loss, mx_loss.SquaredHingeLoss):
 
         >>> gluonx.loss.SquaredHingeLoss()(mx.nd.array([[0.5]]), mx.nd.array([[1]]))  # [0.25]
     """
+
+    _kernel = Kernel("gluonx_squared_hinge_loss", attrs=("margin",))
 
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SquaredHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -284,6 +297,10 @@ class LogisticLoss(Loss, mx_loss.LogisticLoss):
 
         >>> gluonx.loss.LogisticLoss()(mx.nd.zeros((1, 1)), mx.nd.array([[1]]))  # [0.6931]
     """
+
+    _kernel = Kernel("gluonx_logistic_loss",
+                     attrs={"signed": lambda self: self._label_format == "signed"},
+                     options={"label_format": ("signed", "binary")})
 
     def __init__(self, weight=None, batch_axis=0, label_format="signed", reduction="sample",
                  **kwargs):

@@ -3,6 +3,7 @@ import numpy as np
 
 from mxnet.gluon import loss as mx_loss
 
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
@@ -46,6 +47,7 @@ class TripletLoss(Loss, mx_loss.TripletLoss):
     _inputs = ("pred", "positive", "negative")
     _like_pred = ("positive", "negative")
     _kind = "sample"
+    _kernel = Kernel("gluonx_triplet_loss", attrs=("margin",))
 
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(TripletLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -94,6 +96,8 @@ class CosineEmbeddingLoss(Loss, mx_loss.CosineEmbeddingLoss):
     _like_pred = ("input2",)
     _kind = "contract"
     _contract_axis = -1
+    _kernel = Kernel("gluonx_cosine_loss", attrs=("margin",), any_dtype=("label",),
+                     when=lambda self, call: call.ndim >= 2)
 
     def __init__(self, weight=None, batch_axis=0, margin=0, reduction="sample", **kwargs):
         super(CosineEmbeddingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -155,6 +159,7 @@ class SDMLLoss(Loss, mx_loss.SDMLLoss):
     _inputs = ("x1", "x2")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_sdml_loss", attrs=("smoothing_parameter",))
 
     def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, reduction="sample",
                  **kwargs):

@@ -3,6 +3,7 @@ import math
 
 from mxnet.gluon import loss as mx_loss
 
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss"]
@@ -35,6 +36,8 @@ class L2Loss(Loss, mx_loss.L2Loss):
         >>> loss(mx.nd.array([[1., 2.]]), mx.nd.array([[1., 0.]]))  # [1.]
     """
 
+    _kernel = Kernel("gluonx_l2_loss")
+
     def __init__(self, weight=1., batch_axis=0, reduction="sample", **kwargs):
         super(L2Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -54,6 +57,8 @@ class L1Loss(Loss, mx_loss.L1Loss):
 
         >>> gluonx.loss.L1Loss()(mx.nd.array([[1., 3.]]), mx.nd.array([[0., 0.]]))  # [2.]
     """
+
+    _kernel = Kernel("gluonx_l1_loss")
 
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(L1Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -83,6 +88,8 @@ class HuberLoss(Loss, mx_loss.HuberLoss):
 
         >>> gluonx.loss.HuberLoss(rho=1)(mx.nd.array([[0., 3.]]), mx.nd.zeros((1, 2)))  # [1.25]
     """
+
+    _kernel = Kernel("gluonx_huber_loss", attrs=("rho",))
 
     def __init__(self, rho=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HuberLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -139,6 +146,7 @@ class PoissonNLLLoss(Loss, mx_loss.PoissonNLLLoss):
     _inputs = ("pred", "target")
     _like_pred = ("target",)
     _call_options = {"epsilon": None}
+    _kernel = Kernel("gluonx_poisson_nll_loss", attrs=("from_logits", "compute_full", "epsilon"))
 
     def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False,
                  epsilon=1e-08, reduction="sample", **kwargs):

@@ -3,6 +3,7 @@ import numpy as np
 
 from mxnet.gluon import loss as mx_loss
 
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["CTCLoss"]
@@ -52,6 +53,11 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
     _optional = ("pred_lengths", "label_lengths", "sample_weight")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_ctc_loss",
+                     attrs={"layout_ntc": lambda self: self._layout == "NTC",
+                            "label_nt": lambda self: self._label_layout == "NT"},
+                     options={"layout": ("NTC", "TNC"), "label_layout": ("NT", "TN")},
+                     any_dtype=("label", "pred_lengths", "label_lengths"), own_batch_axis=True)
 
     def __init__(self, layout="NTC", label_layout="NT", weight=None, reduction="sample",
                  **kwargs):
