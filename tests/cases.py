@@ -174,6 +174,25 @@ def _with(array, index, value):
     return array
 
 
+def _padded_labels(rng, classes, lengths, steps, batch_axis=0, pad=0.0):
+    """Class indices (N, T) (or (T, N)), ``pad`` beyond each sample's valid length."""
+    label = rng.randint(0, classes, size=(len(lengths), steps)).astype(np.float64)
+    label[np.arange(steps)[None, :] >= np.asarray(lengths)[:, None]] = pad
+    return label.T.copy() if batch_axis == 1 else label
+
+
+def _seg_labels(rng, classes, *shape, ignore=-1.0):
+    """Class indices with about a fifth of the pixels set to ``ignore``."""
+    label = rng.randint(0, classes, size=shape).astype(np.float64)
+    if ignore is not None:
+        label[rng.uniform(size=shape) < 0.2] = ignore
+        label.flat[0] = ignore
+    return label
+
+
+LENGTHS = np.array([5.0, 2.0, 0.0])   # full, partial and empty sequences (T = 5)
+
+
 # --------------------------------------------------------------------------
 # the table
 B, D = 4, 5
@@ -476,6 +495,84 @@ CASES = [
          {"normalize": False, "gamma": 16, "batch_axis": 1, "weight": 0.5},
          lambda r: [_n(r, 4, 6, scale=0.4), np.array([1., 1., 2., 2., 2., 5.]),
                     _u(r, 0.5, 2, 6)], R.ref_circle, (0,), family="embedding"),
+    # distillation ---------------------------------------------------------
+    Case("Distillation", "DistillationLoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _n(r, B, 6, scale=2)],
+         R.ref_distillation, (0, 2), family="distillation", f16=True),
+    Case("Distillation-T-hard_weight", "DistillationLoss", {"temperature": 3.0,
+                                                            "hard_weight": 0.5},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _n(r, B, 6, scale=2)],
+         R.ref_distillation, (0, 2), family="distillation"),
+    Case("Distillation-gluoncv", "DistillationLoss",
+         {"temperature": 2.0, "hard_weight": 0.3, "teacher_probabilities": True,
+          "soft_loss": "cross_entropy", "mix": "convex"},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6)],
+         R.ref_distillation, (0, 2), family="distillation"),
+    Case("Distillation-kl-probabilities", "DistillationLoss",
+         {"temperature": 2.0, "teacher_probabilities": True},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6)],
+         R.ref_distillation, (0,), family="distillation"),
+    Case("Distillation-dense-axis1-sw", "DistillationLoss",
+         {"sparse_label": False, "axis": 1, "hard_weight": 1.5, "weight": 0.5,
+          "temperature": 0.5},
+         lambda r: [_n(r, 3, 4, 5), _probs(r, 3, 4, 5, axis=1), _n(r, 3, 4, 5),
+                    _u(r, 0.5, 2, 3, 1, 5)],
+         R.ref_distillation, (0, 1, 2), family="distillation"),
+    Case("Distillation-batch_axis1", "DistillationLoss", {"batch_axis": 1, "hard_weight": 0.2},
+         lambda r: [_n(r, 3, B, 6), _classes(r, 6, 3, B), _n(r, 3, B, 6)],
+         R.ref_distillation, (0, 2), family="distillation"),
+    # language models --------------------------------------------------------
+    Case("MaskedCE", "MaskedSoftmaxCELoss", {},
+         lambda r: [_n(r, 3, 5, 7), _padded_labels(r, 7, LENGTHS, 5), LENGTHS],
+         R.ref_masked_softmax_ce, (0,), family="language", f16=True),
+    Case("MaskedCE-padded-gluonnlp", "MaskedSoftmaxCELoss", {"average": "padded"},
+         lambda r: [_n(r, 3, 5, 7), _padded_labels(r, 7, LENGTHS, 5), LENGTHS],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("MaskedCE-no-valid_length", "MaskedSoftmaxCrossEntropyLoss", {},
+         lambda r: [_n(r, 3, 5, 7), _classes(r, 7, 3, 5)],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("MaskedCE-int32-lengths", "MaskedSoftmaxCELoss", {},
+         lambda r: [_n(r, 3, 5, 7), _padded_labels(r, 7, [3, 5, 1], 5),
+                    np.array([3, 5, 1], dtype=np.int32)],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("MaskedCE-dense-from_logits-sw", "MaskedSoftmaxCELoss",
+         {"sparse_label": False, "from_logits": True, "weight": 2.0},
+         lambda r: [_n(r, 3, 5, 7) - 2, _probs(r, 3, 5, 7), LENGTHS,
+                    _u(r, 0.5, 2, 3, 1, 1)],
+         R.ref_masked_softmax_ce, (0, 1), family="language"),
+    Case("MaskedCE-TNC", "MaskedSoftmaxCELoss", {"batch_axis": 1},
+         lambda r: [_n(r, 5, 3, 7), _padded_labels(r, 7, LENGTHS, 5, batch_axis=1), LENGTHS],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("AR", "ActivationRegularizationLoss", {"alpha": 2.0},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_activation_regularization, (0,), family="language",
+         f16=True),
+    Case("AR-per-sequence-weight", "ActivationRegularizationLoss",
+         {"alpha": 0.5, "batch_axis": 1, "weight": 3.0},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_activation_regularization, (0,), family="language"),
+    Case("TAR", "TemporalActivationRegularizationLoss", {"beta": 1.5},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_temporal_activation_regularization, (0,),
+         family="language", f16=True),
+    Case("TAR-NTC-weight", "TemporalActivationRegularizationLoss",
+         {"beta": 1.0, "batch_axis": 0, "time_axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_temporal_activation_regularization, (0,),
+         family="language"),
+    # segmentation with an auxiliary head ---------------------------------------
+    Case("MixCE", "MixSoftmaxCELoss", {},
+         lambda r: [_n(r, 2, 4, 3, 3), _n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise", f16=True),
+    Case("MixCE-aux_weight-sw", "MixSoftmaxCrossEntropyLoss", {"aux_weight": 0.7, "weight": 2.0},
+         lambda r: [_n(r, 2, 4, 3, 3), _n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3),
+                    _u(r, 0.5, 2, 2, 1, 3, 3)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
+    Case("MixCE-no-aux", "MixSoftmaxCELoss", {"aux": False},
+         lambda r: [_n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3)],
+         R.ref_mix_softmax_ce, (0,), family="pixelwise"),
+    Case("MixCE-ignore-none", "MixSoftmaxCELoss", {"ignore_index": None, "aux_weight": 0.5},
+         lambda r: [_n(r, 2, 4, 3, 3), _n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3, ignore=None)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
+    Case("MixCE-NHWC-ignore255", "MixSoftmaxCELoss", {"ignore_index": 255, "axis": -1},
+         lambda r: [_n(r, 2, 3, 3, 4), _n(r, 2, 3, 3, 4), _seg_labels(r, 4, 2, 3, 3, ignore=255)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
 ]
 CASE_BY_ID = {c.id: c for c in CASES}
 assert len(CASE_BY_ID) == len(CASES)

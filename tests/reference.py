@@ -18,6 +18,9 @@ __all__ = [
     "ref_l2", "ref_l1", "ref_huber", "ref_poisson_nll", "ref_sigmoid_bce",
     "ref_softmax_ce", "ref_hinge", "ref_squared_hinge", "ref_logistic",
     "ref_kldiv", "ref_triplet", "ref_cosine_embedding", "ref_sdml", "ref_ctc",
+    "ref_distillation", "ref_masked_softmax_ce", "ref_label_smoothing",
+    "ref_activation_regularization", "ref_temporal_activation_regularization",
+    "ref_mix_softmax_ce",
     "reduce", "numeric_grad", "log_softmax", "softplus", "ctc_nll",
     "ref_log_cosh", "ref_mape", "ref_msle", "ref_categorical_hinge", "ref_generalized_ce",
     "ref_sigmoid_focal", "ref_softmax_focal", "ref_dice", "ref_tversky", "ref_circle",
@@ -315,6 +318,132 @@ def ref_ctc(pred, label, pred_lengths=None, label_lengths=None, sample_weight=No
         out[i] = ctc_nll(logp[i, :t_i], row[:l_i])
     none = _weighted(out, sample_weight, weight)
     return none, none
+
+
+# --------------------------------------------------------------------------
+# distillation (Hinton et al. 2015; GluonCV's DistillationSoftmaxCrossEntropyLoss)
+def _xlogx(q):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0)
+
+
+def _onehot(label, shape, axis):
+    """One-hot of class indices ``label`` (pred's shape without ``axis``)."""
+    C = shape[axis]
+    kept = shape[:axis] + (1,) + shape[axis + 1:]
+    idx = np.clip(_f64(label).reshape(kept), 0, C - 1).astype(np.int64)
+    classes = np.arange(C).reshape([C if a == axis else 1 for a in range(len(shape))])
+    return (classes == idx).astype(np.float64)
+
+
+def ref_distillation(pred, label, teacher, sample_weight=None, temperature=1.0,
+                     hard_weight=0.0, sparse_label=True, axis=-1, teacher_probabilities=False,
+                     soft_loss="kl", mix="add", weight=None, batch_axis=0):
+    """T^2 * sum_c q (log q - log softmax(pred/T)) [+ w * CE(pred, label)];
+    q = softmax(teacher/T) or the given probabilities. 'none' drops the class axis."""
+    pred, teacher = _f64(pred), _f64(teacher).reshape(np.shape(pred))
+    axis = axis % pred.ndim
+    T = float(temperature)
+    logp_t = log_softmax(pred / T, axis)
+    q = teacher if teacher_probabilities else np.exp(log_softmax(teacher / T, axis))
+    soft = -np.sum(q * logp_t, axis=axis, keepdims=True)
+    if soft_loss == "kl":
+        soft = soft + np.sum(_xlogx(q), axis=axis, keepdims=True)
+    soft = soft * T * T
+    target = _onehot(label, pred.shape, axis) if sparse_label else \
+        _f64(label).reshape(pred.shape)
+    hard = -np.sum(target * log_softmax(pred, axis), axis=axis, keepdims=True)
+    w = hard_weight
+    elem = ((1 - w) if mix == "convex" else 1.0) * soft + w * hard
+    elem = _weighted(elem, sample_weight, weight, batch_axis)
+    return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
+
+
+# --------------------------------------------------------------------------
+# language models (GluonNLP 0.10)
+def ref_masked_softmax_ce(pred, label, valid_length=None, sample_weight=None, sparse_label=True,
+                          from_logits=False, weight=None, batch_axis=0, average="valid"):
+    """Per sample: the sum of the step losses over its first valid_length steps,
+    divided by max(1, valid_length) ('valid') or by T ('padded'). The 'none'
+    output is each step's share, (N, T) (or (T, N) with batch_axis=1)."""
+    pred = _f64(pred)
+    logp = pred if from_logits else log_softmax(pred, -1)
+    target = _onehot(label, pred.shape, 2) if sparse_label else _f64(label).reshape(pred.shape)
+    steps = -np.sum(target * logp, axis=-1, keepdims=True)          # (N, T, 1) or (T, N, 1)
+    time_axis = 1 - batch_axis
+    T, n = pred.shape[time_axis], pred.shape[batch_axis]
+    lengths = np.full(n, T) if valid_length is None else _f64(valid_length).reshape(n)
+    used = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)   # (N, T)
+    denom = np.full(n, float(T)) if average == "padded" or valid_length is None else \
+        np.maximum(lengths, 1.0)
+    share = used / denom[:, None]
+    if batch_axis == 1:
+        share = share.T
+    elem = _weighted(steps * share[..., None], sample_weight, weight, batch_axis)
+    return elem[..., 0], _per_sample(elem, batch_axis, agg="sum")
+
+
+def ref_label_smoothing(inputs, units=None, axis=-1, epsilon=0.1, sparse_label=True):
+    """(1 - eps) * onehot(inputs) + eps / V (dense inputs: (1 - eps) * inputs + eps / V)."""
+    x = _f64(inputs)
+    if sparse_label:
+        x = (np.arange(units) == x[..., None]).astype(np.float64)
+        axis = -1
+    V = x.shape[axis] if units is None else units
+    return (1.0 - epsilon) * x + epsilon / V
+
+
+def _last_state(states):
+    return _f64(states[-1] if isinstance(states, (list, tuple)) else states)
+
+
+def _regularizer(elem, sample_weight, weight, batch_axis):
+    """batch_axis None (GluonNLP's default): one value, the mean over everything."""
+    if batch_axis is None:
+        none = _weighted(elem, sample_weight, weight)
+        return none, np.array([none.mean()])
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_activation_regularization(states, sample_weight=None, alpha=0, weight=None,
+                                  batch_axis=None):
+    """alpha * h^2 of the last state, averaged."""
+    h = _last_state(states)
+    return _regularizer(alpha * h * h, sample_weight, weight, batch_axis)
+
+
+def ref_temporal_activation_regularization(states, sample_weight=None, beta=0, weight=None,
+                                           batch_axis=None, time_axis=0):
+    """beta * (h[t+1] - h[t])^2 of the last state, along the time axis, averaged."""
+    h = _last_state(states)
+    d = np.diff(h, axis=time_axis)
+    return _regularizer(beta * d * d, sample_weight, weight, batch_axis)
+
+
+# --------------------------------------------------------------------------
+# segmentation with an auxiliary head (GluonCV's MixSoftmaxCrossEntropyLoss)
+def ref_mix_softmax_ce(*inputs, aux=True, aux_weight=0.2, ignore_index=-1, axis=1, weight=None,
+                       batch_axis=0):
+    """CE(pred) + aux_weight * CE(aux_pred) per pixel, 0 where label == ignore_index,
+    averaged over every pixel of a sample. Inputs: pred, [aux_pred], label, [sample_weight]."""
+    inputs = list(inputs) + [None] * 4
+    if aux:
+        pred, aux_pred, label, sample_weight = inputs[:4]
+    else:
+        (pred, label, sample_weight), aux_pred = inputs[:3], None
+    pred = _f64(pred)
+    axis = axis % pred.ndim
+    target = _onehot(label, pred.shape, axis)
+    elem = -np.sum(target * log_softmax(pred, axis), axis=axis, keepdims=True)
+    if aux:
+        aux_pred = _f64(aux_pred).reshape(pred.shape)
+        elem = elem - aux_weight * np.sum(target * log_softmax(aux_pred, axis), axis=axis,
+                                          keepdims=True)
+    if ignore_index is not None:
+        lab = _f64(label).reshape(elem.shape)
+        elem = np.where(lab == ignore_index, 0.0, elem)
+    elem = _weighted(elem, sample_weight, weight, batch_axis)
+    return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
 
 
 # --------------------------------------------------------------------------

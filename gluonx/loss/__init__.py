@@ -10,10 +10,18 @@ from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss, CircleLoss
 from .detection import SigmoidFocalLoss, SoftmaxFocalLoss
 from .segmentation import DiceLoss, TverskyLoss
 from .sequence import CTCLoss
+from .distillation import DistillationLoss
+from .language import (MaskedSoftmaxCrossEntropyLoss, MaskedSoftmaxCELoss, LabelSmoothing,
+                       ActivationRegularizationLoss, TemporalActivationRegularizationLoss)
+from .pixelwise import MixSoftmaxCrossEntropyLoss, MixSoftmaxCELoss
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "KLDivLoss",
            "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss",
            "LogCoshLoss", "MAPELoss", "MSLELoss", "CategoricalHingeLoss", "GeneralizedCELoss",
-           "CircleLoss", "SigmoidFocalLoss", "SoftmaxFocalLoss", "DiceLoss", "TverskyLoss"]
+           "CircleLoss", "SigmoidFocalLoss", "SoftmaxFocalLoss", "DiceLoss", "TverskyLoss",
+           "DistillationLoss", "MaskedSoftmaxCrossEntropyLoss", "MaskedSoftmaxCELoss",
+           "LabelSmoothing", "ActivationRegularizationLoss",
+           "TemporalActivationRegularizationLoss", "MixSoftmaxCrossEntropyLoss",
+           "MixSoftmaxCELoss"]
