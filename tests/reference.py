@@ -512,7 +512,7 @@ def _contracted(elem, axis, sample_weight, weight, batch_axis):
     return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
 
 
-def _onehot(label, shape, axis):
+def _onehot_and_label(label, shape, axis):
     axis = axis % len(shape)
     C = shape[axis]
     lab = _f64(label).reshape(shape[:axis] + (1,) + shape[axis + 1:])
@@ -538,7 +538,7 @@ def ref_generalized_ce(pred, label, sample_weight=None, q=0.5, axis=-1, from_sof
     pred = _f64(pred)
     axis = axis % pred.ndim
     p = pred if from_softmax else np.exp(log_softmax(pred, axis))
-    onehot, _ = _onehot(label, pred.shape, axis)
+    onehot, _ = _onehot_and_label(label, pred.shape, axis)
     p_y = np.sum(onehot * p, axis=axis, keepdims=True)
     elem = (1.0 - p_y ** q) / q
     return _contracted(elem, axis, sample_weight, weight, batch_axis)
@@ -577,7 +577,7 @@ def ref_softmax_focal(pred, label, sample_weight=None, gamma=2.0, class_weight=N
     cw_shape = [C if a == axis else 1 for a in range(pred.ndim)]
     cw = np.ones(cw_shape) if class_weight is None else _f64(class_weight).reshape(cw_shape)
     if sparse_label:
-        q, lab = _onehot(label, pred.shape, axis)
+        q, lab = _onehot_and_label(label, pred.shape, axis)
     else:
         q = _f64(label).reshape(pred.shape)
     q = q * (1.0 - label_smoothing) + label_smoothing / C
@@ -599,7 +599,7 @@ def _overlap_sums(pred, label, from_logits, axis, sparse_label, batch_axis):
     else:
         c = axis % pred.ndim
         p = np.exp(log_softmax(pred, c)) if from_logits else pred
-        y = _onehot(label, pred.shape, c)[0] if sparse_label else _f64(label).reshape(pred.shape)
+        y = _onehot_and_label(label, pred.shape, c)[0] if sparse_label else _f64(label).reshape(pred.shape)
     p, y = np.moveaxis(p, (b, c), (0, -1)), np.moveaxis(y, (b, c), (0, -1))
     n, k = p.shape[0], p.shape[-1]
     p, y = p.reshape(n, -1, k), y.reshape(n, -1, k)
