@@ -28,7 +28,7 @@ INPUTS = {
     "HingeLoss": ("pred", "label", "sample_weight"),
     "SquaredHingeLoss": ("pred", "label", "sample_weight"),
     "LogisticLoss": ("pred", "label", "sample_weight"),
-    "SoftmaxCrossEntropyLoss": ("pred", "label", "sample_weight"),
+    "SoftmaxCrossEntropyLoss": ("pred", "label", "sample_weight", "valid_length"),
     "KLDivLoss": ("pred", "label", "sample_weight"),
     "SigmoidBinaryCrossEntropyLoss": ("pred", "label", "sample_weight", "pos_weight"),
     "PoissonNLLLoss": ("pred", "target", "sample_weight"),
@@ -255,7 +255,7 @@ def test_user_subclass_with_hybrid_forward(hybridize):
 OPTIONS = {"margin", "rho", "from_sigmoid", "axis", "sparse_label", "from_logits",
            "compute_full", "epsilon", "label_format", "layout", "label_layout",
            "smoothing_parameter", "label_smoothing", "class_weight", "ignore_index",
-           "batch_axis", "weight"}
+           "batch_axis", "weight", "pos_weight", "log_target", "blank_label", "zero_infinity"}
 
 
 def test_every_option_has_a_case():

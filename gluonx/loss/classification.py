@@ -1,7 +1,7 @@
 """Classification losses: sigmoid and softmax cross-entropy, hinge, logistic."""
 import numpy as np
 
-from ._base import Loss, _fail, _squeezed
+from ._base import Loss, _broadcasts_onto, _fail, _squeezed
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss"]
@@ -15,8 +15,12 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 
     .. math::
         p = \sigma(\text{pred}),\qquad
-        L = -\big(w_+ \, \text{label} \log p + (1 - \text{label}) \log(1 - p)\big)
+        L = -\big(w_+ \, z \log p + (1 - z) \log(1 - p)\big)
 
+    where :math:`z` is the label, or with ``label_smoothing`` :math:`\varepsilon`
+    the smoothed label :math:`z (1 - \varepsilon) + \varepsilon / 2` (the two-class
+    case of PyTorch's cross-entropy smoothing: a 1 becomes
+    :math:`1 - \varepsilon/2`, a 0 becomes :math:`\varepsilon/2`).
     With logits (the default) it is evaluated stably as
     :math:`(1 - z) x + (1 + (w_+ - 1) z)\,\mathrm{softplus}(-x)`, whose
     gradient is :math:`\sigma(x)(1 + (w_+ - 1) z) - w_+ z` everywhere, also
@@ -29,6 +33,12 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     weight : float or None
     batch_axis : int, default 0
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+    pos_weight : float, array-like or None
+        The default :math:`w_+` (broadcastable to pred, for example one per
+        class, as PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``); a
+        ``pos_weight`` call input replaces it.
+    label_smoothing : float, default 0.
+        :math:`\varepsilon` in [0, 1].
 
     Inputs:
         - **pred**: logits (or probabilities), any shape.
@@ -49,15 +59,38 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     _optional = ("sample_weight", "pos_weight")
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
-                 **kwargs):
+                 pos_weight=None, label_smoothing=0., **kwargs):
         super(SigmoidBinaryCrossEntropyLoss, self).__init__(weight, batch_axis, reduction,
                                                             **kwargs)
+        if not 0 <= label_smoothing <= 1:
+            _fail(self, "label_smoothing", "must be in [0, 1], got %r" % (label_smoothing,))
         self._from_sigmoid = from_sigmoid
+        self._label_smoothing = float(label_smoothing)
+        self._pos_weight_shape = None
+        if pos_weight is not None:
+            values = np.asarray(pos_weight, dtype=np.float32)
+            if values.size == 0 or not np.isfinite(values).all():
+                _fail(self, "pos_weight", "must hold finite numbers, got %r" % (pos_weight,))
+            values = values.reshape(values.shape or (1,))
+            self._pos_weight_shape = values.shape
+            self._config["pos_weight"] = values.tolist() if values.size > 1 else \
+                float(values.ravel()[0])
+            self._constant("default_pos_weight", values)
+
+    def _plan(self, names, tensors):
+        plan = super(SigmoidBinaryCrossEntropyLoss, self)._plan(names, tensors)
+        if self._label_smoothing:
+            plan.use_kernels = False   # the fused kernel has no label smoothing
+        return plan
 
     def _check_shapes(self, plan):
         if "pos_weight" in plan.shapes:
             plan.align["pos_weight"] = self._align_like(
                 "pos_weight", plan.shapes["pos_weight"], plan.shapes["pred"])
+        elif self._pos_weight_shape is not None and \
+                not _broadcasts_onto(self._pos_weight_shape, plan.shapes["pred"]):
+            _fail(self, "pos_weight", "(the constructor's) has shape %s, which does not "
+                  "broadcast to pred's shape %s" % (self._pos_weight_shape, plan.shapes["pred"]))
 
     def _check_values(self, tensors, plan):
         if self._from_sigmoid:
@@ -65,7 +98,12 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
             if not ((pred >= 0) & (pred <= 1)).all():
                 _fail(self, "pred", "must hold probabilities in [0, 1] when from_sigmoid=True")
 
-    def _loss(self, F, pred, label, pos_weight=None):
+    def _loss(self, F, pred, label, pos_weight=None, default_pos_weight=None):
+        if pos_weight is None:
+            pos_weight = default_pos_weight
+        eps = self._label_smoothing
+        if eps > 0:
+            label = label * (1 - eps) + eps / 2
         if self._from_sigmoid:
             positive = label * F.log(pred + PROBABILITY_EPSILON)
             if pos_weight is not None:
@@ -88,9 +126,19 @@ class SoftmaxCrossEntropyLoss(Loss):
         L = -\sum_c q_c \, w_c \log p_c
 
     where :math:`q` is the one-hot label (``sparse_label=True``) or the
-    given distribution, optionally smoothed as
+    given distribution, optionally smoothed as in PyTorch,
     :math:`q \leftarrow (1 - \varepsilon) q + \varepsilon / C`, and
     :math:`w` the optional class weights (1 by default).
+
+    Positions whose sparse label is ``ignore_index``, and positions
+    :math:`t \ge` ``valid_length[n]``, are *masked*: they contribute 0 and get
+    gradient 0, and are left out of every mean. With masking, a sample's value
+    is the mean over its unmasked positions (0 for a sample with none), and
+    ``reduction='mean'`` is :math:`\sum L / \sum m` over the whole batch,
+    where :math:`m` is 1 at an unmasked position (0 if there is none). With
+    ``class_weight`` and sparse labels, ``reduction='mean'`` is PyTorch's
+    weighted mean :math:`\sum L / \sum m \, w_y`. Without these options every
+    output is exactly ``mxnet.gluon.loss``'s.
 
     Parameters
     ----------
@@ -105,18 +153,25 @@ class SoftmaxCrossEntropyLoss(Loss):
     label_smoothing : float, default 0.
         :math:`\varepsilon` in [0, 1].
     class_weight : sequence of float or None
-        One weight per class (length C).
+        One weight per class (length C), any ``axis``.
     ignore_index : int or None
-        Sparse labels equal to it contribute 0.
+        Sparse labels equal to it are masked (as PyTorch's ``ignore_index``).
+        With ``sparse_label=False`` it has no effect (as in PyTorch).
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
-        ``'none'`` gives pred's shape without the class axis.
+        ``'none'`` gives pred's shape without the class axis (masked
+        positions 0).
 
     Inputs:
         - **pred**: scores, shape (..., C, ...) with C along ``axis``.
         - **label**: class indices, pred's shape without ``axis`` (or with it
           of size 1); or a distribution with pred's shape.
         - **sample_weight**: optional, broadcastable to pred's shape with
-          ``axis`` of size 1, or shape (batch_size,).
+          ``axis`` of size 1, or shape (batch_size,). It scales the loss, not
+          the denominators of the means.
+        - **valid_length**: optional, shape (batch_size,), for 3-axis ``pred``
+          (batch, time and class axes in any order): the number of valid time
+          steps of each sample, integers in [0, T]; labels at the masked steps
+          are not checked.
 
     Outputs:
         - **loss**: shape (batch_size,).
@@ -128,6 +183,7 @@ class SoftmaxCrossEntropyLoss(Loss):
     """
 
     _kind = "contract"
+    _optional = ("sample_weight", "valid_length")
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
@@ -153,16 +209,29 @@ class SoftmaxCrossEntropyLoss(Loss):
         shape = plan.shapes["pred"]
         return shape[self._axis % len(shape)]
 
+    def _casts(self, name):
+        return name != "valid_length"
+
+    def _time_axis(self, ndim=3):
+        """The axis of a 3-axis pred that is neither the batch nor the class axis."""
+        used = {self._batch_axis % ndim, self._axis % ndim}
+        return [a for a in range(ndim) if a not in used][0]
+
     def _check_shapes(self, plan):
         pred = plan.shapes["pred"]
         classes = self._classes(plan)
-        if self._num_weights is not None:
-            if self._num_weights != classes:
-                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
-                      % (self._num_weights, classes))
-            if self._axis % len(pred) != len(pred) - 1:
-                _fail(self, "class_weight", "needs the class axis last (axis=-1), got axis=%d"
-                      % self._axis)
+        if self._num_weights is not None and self._num_weights != classes:
+            _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
+                  % (self._num_weights, classes))
+        if "valid_length" in plan.shapes:
+            if len(pred) != 3 or self._batch_axis % 3 == self._axis % 3:
+                _fail(self, "valid_length", "needs pred with 3 axes (batch, time, class), "
+                      "got pred of shape %s" % (pred,))
+            batch = pred[self._batch_axis % 3]
+            if int(np.prod(plan.shapes["valid_length"])) != batch or \
+                    len(_squeezed(plan.shapes["valid_length"])) > 1:
+                _fail(self, "valid_length", "has shape %s, expected (%d,): one length per "
+                      "sample" % (plan.shapes["valid_length"], batch))
         if self._sparse_label:
             axis = self._axis % len(pred)
             expected = pred[:axis] + pred[axis + 1:]
@@ -172,24 +241,53 @@ class SoftmaxCrossEntropyLoss(Loss):
             _fail(self, "label", "has shape %s, expected class indices of shape %s "
                   "(pred's shape %s without axis %d)" % (label, expected, pred, self._axis))
 
+    def _length_mask(self, tensors, plan):
+        """numpy (pred's shape without the class axis): False at steps >= valid_length."""
+        pred = plan.shapes["pred"]
+        lengths = tensors["valid_length"].asnumpy().astype(np.float64).ravel()
+        frames = pred[self._time_axis()]
+        if not (np.isfinite(lengths).all() and (lengths == np.floor(lengths)).all()
+                and (lengths >= 0).all() and (lengths <= frames).all()):
+            _fail(self, "valid_length", "must hold integers in [0, %d], got %s"
+                  % (frames, lengths.tolist()))
+        shape = [1, 1, 1]
+        shape[self._time_axis()] = frames
+        steps = np.arange(frames).reshape(shape)
+        shape = [1, 1, 1]
+        shape[self._batch_axis % 3] = -1
+        keep = np.broadcast_to(steps < lengths.reshape(shape),
+                               pred[:self._axis % 3] + (1,) + pred[self._axis % 3 + 1:])
+        return np.squeeze(keep, axis=self._axis % 3)
+
     def _check_values(self, tensors, plan):
         if not self._sparse_label:
+            if "valid_length" in tensors:
+                self._length_mask(tensors, plan)
             return
         label = tensors["label"].asnumpy()
         classes = self._classes(plan)
         valid = (label >= 0) & (label < classes) & (label == np.floor(label))
         if self._ignore_index is not None:
             valid |= label == self._ignore_index
+        if "valid_length" in tensors:   # labels of the masked steps are not used
+            valid |= ~self._length_mask(tensors, plan).reshape(label.shape)
         if not valid.all():
             bad = label[~valid].ravel()[0]
             _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
                   % (bad, classes))
 
-    def _loss(self, F, pred, label, class_weight=None):
+    def _along_axis(self, F, values, like):
+        """Class weights (1, C) shaped to broadcast along ``axis`` of ``like``."""
+        if self._axis < 0:
+            return F.reshape(values, shape=(-1,) + (1,) * (-self._axis - 1))
+        # a non-negative axis of an input of unknown rank: take the shape from it
+        return F.reshape_like(values, F.sum(like, axis=self._axis, exclude=True, keepdims=True))
+
+    def _loss(self, F, pred, label, valid_length=None, class_weight=None):
         axis = self._axis
         logp = pred if self._from_logits else F.log_softmax(pred, axis=axis)
         if class_weight is not None:
-            logp = F.broadcast_mul(logp, F.reshape(class_weight, shape=(-1,)))
+            logp = F.broadcast_mul(logp, self._along_axis(F, class_weight, logp))
         if self._sparse_label:
             loss = -F.pick(logp, label, axis=axis, keepdims=True)
         else:
@@ -197,9 +295,32 @@ class SoftmaxCrossEntropyLoss(Loss):
         eps = self._label_smoothing
         if eps > 0:
             loss = loss * (1 - eps) - F.mean(logp, axis=axis, keepdims=True) * eps
-        if self._sparse_label and self._ignore_index is not None:
-            loss = loss * (F.reshape_like(label, loss) != self._ignore_index)
-        return loss
+        masked = self._sparse_label and self._ignore_index is not None
+        weighted_mean = class_weight is not None and self._sparse_label and \
+            self._reduction == "mean"
+        if not (masked or valid_length is not None or weighted_mean):
+            return loss
+        count = F.ones_like(loss)
+        if masked:
+            count = F.where(F.reshape_like(label, loss) != self._ignore_index, count,
+                            F.zeros_like(loss))
+        if valid_length is not None:
+            count = F.broadcast_mul(count, self._steps(F, count, valid_length))
+        if masked or valid_length is not None:
+            loss = F.where(count, loss, F.zeros_like(loss))
+        total = count
+        if weighted_mean:
+            picked = F.take(F.reshape(class_weight, shape=(-1,)), label)
+            total = count * F.reshape_like(picked, count)
+        return loss, (count, total)
+
+    def _steps(self, F, like, valid_length):
+        """1 where a step of ``like`` (3 axes, class axis 1) is < valid_length, else 0."""
+        batch, time = self._batch_axis % 3, self._time_axis()
+        grid = F.squeeze(like, axis=self._axis % 3)          # (batch, time) in their order
+        keep = F.SequenceMask(grid, F.reshape(valid_length, shape=(-1,)),
+                              use_sequence_length=True, value=0, axis=0 if time < batch else 1)
+        return F.reshape_like(keep, like)
 
 
 def _squeezed_equal(a, b):

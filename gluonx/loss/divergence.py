@@ -13,7 +13,9 @@ class KLDivLoss(Loss):
     .. math:: L = \text{label} \cdot (\log(\text{label} + 10^{-12}) - \log p)
 
     where :math:`\log p` is ``pred`` (``from_logits=True``) or
-    ``log_softmax(pred, axis)``. A sample's value is the *sum* over its
+    ``log_softmax(pred, axis)``. With ``log_target=True`` the label holds
+    log-probabilities :math:`\log q` and
+    :math:`L = e^{\log q} (\log q - \log p)` (PyTorch's ``log_target``). A sample's value is the *sum* over its
     non-batch axes, as in ``mxnet.gluon.loss`` 1.9.1.
 
     Parameters
@@ -22,6 +24,9 @@ class KLDivLoss(Loss):
         Whether ``pred`` already holds log-probabilities.
     axis : int, default -1
         The class axis of the softmax (when ``from_logits=False``).
+    log_target : bool, default False
+        Whether ``label`` holds log-probabilities (else probabilities; a label
+        of 0 contributes 0).
     weight : float or None
     batch_axis : int, default 0
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
@@ -29,7 +34,7 @@ class KLDivLoss(Loss):
 
     Inputs:
         - **pred**: log-probabilities (or scores), any shape.
-        - **label**: a distribution, pred's shape.
+        - **label**: a distribution (``log_target=True``: its log), pred's shape.
         - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
 
     Outputs:
@@ -44,12 +49,21 @@ class KLDivLoss(Loss):
     _sample_reduce = "sum"
 
     def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0,
-                 reduction="sample", **kwargs):
+                 reduction="sample", log_target=False, **kwargs):
         super(KLDivLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._from_logits = from_logits
         self._axis = axis
+        self._log_target = bool(log_target)
+
+    def _plan(self, names, tensors):
+        plan = super(KLDivLoss, self)._plan(names, tensors)
+        if self._log_target:
+            plan.use_kernels = False   # the fused kernels take probabilities
+        return plan
 
     def _loss(self, F, pred, label):
         if not self._from_logits:
             pred = F.log_softmax(pred, axis=self._axis)
+        if self._log_target:
+            return F.exp(label) * (label - pred)
         return label * (F.log(label + LOG_EPSILON) - pred)
