@@ -3,7 +3,7 @@ from ._base import Loss, LossInputError
 from .regression import L2Loss, L1Loss, HuberLoss, PoissonNLLLoss
 from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
                              SoftmaxCrossEntropyLoss, SoftmaxCELoss, HingeLoss,
-                             SquaredHingeLoss, LogisticLoss)
+                             SquaredHingeLoss, LogisticLoss, LinearSoftmaxCELoss)
 from .divergence import KLDivLoss
 from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss
 from .sequence import CTCLoss
@@ -11,4 +11,5 @@ from .sequence import CTCLoss
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "KLDivLoss",
-           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss"]
+           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss",
+           "LinearSoftmaxCELoss"]

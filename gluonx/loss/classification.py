@@ -1,10 +1,13 @@
 """Classification losses: sigmoid and softmax cross-entropy, hinge, logistic."""
+import mxnet as mx
 import numpy as np
 
 from ._base import Loss, _broadcasts_onto, _fail, _squeezed
+from . import _linear_ce  # noqa: F401  (registers the chunked linear + softmax CE operator)
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
-           "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss"]
+           "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
+           "LinearSoftmaxCELoss"]
 
 #: added to probabilities before their log when the input is already a probability
 PROBABILITY_EPSILON = 1e-12
@@ -412,3 +415,153 @@ class LogisticLoss(Loss):
         if self._label_format == "signed":
             label = (label + 1) * 0.5
         return F.Activation(pred, act_type="softrelu") - pred * label
+
+
+class LinearSoftmaxCELoss(Loss):
+    r"""An output projection and softmax cross-entropy in one block, computed
+    chunk by chunk, forward and backward, so that the ``(N, num_classes)``
+    logits are never materialised (for language models and other
+    large-vocabulary classifiers).
+
+    .. math::
+        z = x W^\top + b,\qquad
+        L = (1 - \varepsilon)\, w_y (\mathrm{lse}(z) - z_y)
+          + \frac{\varepsilon}{C} \sum_c w_c (\mathrm{lse}(z) - z_c)
+
+    the same loss as ``Dense(num_classes, use_bias, flatten=False)`` followed
+    by ``SoftmaxCELoss(class_weight=..., ignore_index=..., label_smoothing=...)``,
+    with its masking and means (rows whose label is ``ignore_index``
+    contribute 0, get gradient 0 and are left out of every mean;
+    ``reduction='mean'`` with ``class_weight`` is PyTorch's weighted mean).
+
+    How: the rows are taken ``chunk_size`` at a time (as PyTorch's chunked
+    ``linear_cross_entropy``); a chunk's logits (chunk_size x num_classes)
+    are computed, turned into its losses and its gradients of x, W and b, and
+    dropped before the next chunk. A training forward computes the gradients
+    in the same pass, for an output gradient of 1 per row; the backward scales
+    them (exact for x always, and for W and b when the output gradient is the
+    same for every row, as with ``reduction='mean'``/``'sum'`` or
+    ``loss.backward()``; otherwise it recomputes the chunks). Peak extra
+    memory: one chunk's logits and a few of their size, plus a ``weight``-sized
+    gradient. It runs as a custom operator (``mx.operator.CustomOp``), so it
+    works imperatively, hybridized, in ``mx.sym`` graphs and exported (an
+    exported graph loads where ``gluonx`` is imported).
+
+    Parameters
+    ----------
+    in_units : int
+        Size of the last axis of the input.
+    num_classes : int
+        C, the number of classes.
+    use_bias : bool, default False
+        Whether the projection has a bias ``b`` (parameter ``bias``, (C,)).
+    chunk_size : int or None, default None
+        Rows per chunk; None: as many as keep one chunk's logits within 64 MiB.
+    class_weight : sequence of float or None
+        One weight :math:`w_c` per class.
+    ignore_index : int or None
+        Labels equal to it are masked.
+    label_smoothing : float, default 0.
+        :math:`\varepsilon` in [0, 1].
+    weight : float or None
+        The global scalar weight of the loss (the projection matrix is the
+        parameter ``weight``, shape (num_classes, in_units)).
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+    dtype : str, default 'float32'
+        The parameters' dtype.
+    weight_initializer, bias_initializer : Initializer
+        As in ``gluon.nn.Dense``.
+
+    Inputs:
+        - **pred**: the features x, shape (..., in_units).
+        - **label**: class indices, pred's shape without the last axis.
+        - **sample_weight**: optional, broadcastable to pred's shape with the
+          last axis of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.LinearSoftmaxCELoss(512, 50000)
+        >>> loss.initialize()
+        >>> loss(mx.nd.ones((8, 512)), mx.nd.arange(8))  # (8,)
+    """
+
+    _like_pred = ()
+    _kind = "contract"
+    _contract_axis = -1
+
+    def __init__(self, in_units, num_classes, use_bias=False, chunk_size=None,
+                 class_weight=None, ignore_index=None, label_smoothing=0., weight=None,
+                 batch_axis=0, reduction="sample", dtype="float32", weight_initializer=None,
+                 bias_initializer="zeros", **kwargs):
+        super(LinearSoftmaxCELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        for name, value in (("in_units", in_units), ("num_classes", num_classes),
+                            ("chunk_size", 1 if chunk_size is None else chunk_size)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                _fail(self, name, "must be a positive int, got %r" % (value,))
+        if not 0 <= label_smoothing <= 1:
+            _fail(self, "label_smoothing", "must be in [0, 1], got %r" % (label_smoothing,))
+        self._in_units = int(in_units)
+        self._num_classes = int(num_classes)
+        self._chunk = 0 if chunk_size is None else int(chunk_size)   # 0: automatic
+        self._ignore_index = ignore_index
+        self._label_smoothing = float(label_smoothing)
+        with self.name_scope():
+            self.weight = self.params.get("weight", shape=(num_classes, in_units),
+                                          init=weight_initializer, dtype=dtype)
+            self.bias = self.params.get("bias", shape=(num_classes,), init=bias_initializer,
+                                        dtype=dtype) if use_bias else None
+        self._has_cw = class_weight is not None
+        if class_weight is not None:
+            values = np.asarray(class_weight, dtype=dtype).reshape(1, -1)
+            if values.shape[1] != num_classes:
+                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
+                      % (values.shape[1], num_classes))
+            self._config["class_weight"] = values.ravel().tolist()
+            self._constant("class_weight", mx.nd.array(values, dtype=dtype))
+
+    def _check_shapes(self, plan):
+        pred, label = plan.shapes["pred"], plan.shapes["label"]
+        if len(pred) < 2 or pred[-1] != self._in_units:
+            _fail(self, "pred", "has shape %s, expected (..., %d): in_units features last"
+                  % (pred, self._in_units))
+        if not (_squeezed_equal(label, pred[:-1]) or label == pred[:-1] + (1,)):
+            _fail(self, "label", "has shape %s, expected class indices of shape %s"
+                  % (label, pred[:-1]))
+
+    def _check_values(self, tensors, plan):
+        label = tensors["label"].asnumpy()
+        valid = (label >= 0) & (label < self._num_classes) & (label == np.floor(label))
+        if self._ignore_index is not None:
+            valid |= label == self._ignore_index
+        if not valid.all():
+            _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
+                  % (label[~valid].ravel()[0], self._num_classes))
+
+    def _loss(self, F, pred, label, weight, bias=None, class_weight=None):
+        from ._linear_ce import OP_NAME
+        rows = F.reshape(pred, shape=(-1, self._in_units))
+        flat = F.reshape(label, shape=(-1,))
+        args = [rows, flat, weight] + ([bias] if bias is not None else []) + \
+            ([class_weight] if class_weight is not None else [])
+        out = F.Custom(*args, op_type=OP_NAME, num_classes=self._num_classes,
+                       chunk=self._chunk, smoothing=self._label_smoothing,
+                       ignore_index=self._ignore_index, has_bias=bias is not None,
+                       has_cw=class_weight is not None)
+        # pred's shape with the feature axis of size 1
+        loss = F.reshape_like(out[0], F.slice_axis(pred, axis=-1, begin=0, end=1))
+        masked = self._ignore_index is not None
+        if not masked and not (class_weight is not None and self._reduction == "mean"):
+            return loss
+        count = F.ones_like(loss)
+        if masked:
+            count = F.where(F.reshape_like(label, loss) != self._ignore_index, count,
+                            F.zeros_like(loss))
+        total = count
+        if class_weight is not None:
+            total = count * F.reshape_like(F.take(F.reshape(class_weight, shape=(-1,)), label),
+                                           count)
+        return loss, (count, total)
