@@ -311,27 +311,15 @@ LCE_QUICK = (512, 64, 5000)
 LCE_IMPLS = ("gluonx", "dense", "torch", "torch-chunked")
 
 
-def _linear_ce_child(impl, n, d, c, reps):
-    """One implementation in this (fresh) process: median forward+backward
-    seconds and the peak resident memory it adds (the kernel's peak resident
-    size VmHWM, reset through /proc/self/clear_refs once inputs and weights
-    exist, minus the resident size then)."""
+def _linear_ce_data(n, d, c):
     rng = np.random.RandomState(0)
-    x = rng.randn(n, d).astype(np.float32)
-    y = rng.randint(0, c, n).astype(np.float32)
-    w = (rng.randn(c, d) * 0.02).astype(np.float32)
+    return (rng.randn(n, d).astype(np.float32), rng.randint(0, c, n).astype(np.float32),
+            (rng.randn(c, d) * 0.02).astype(np.float32))
 
-    def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    def peak():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
+def _linear_ce_step(impl, x, y, w):
+    """(one forward+backward step, a synchronisation) of one implementation."""
+    d, c = x.shape[1], w.shape[0]
     if impl.startswith("torch"):
         kwargs = {}
         if impl == "torch-chunked":
@@ -345,37 +333,76 @@ def _linear_ce_child(impl, n, d, c, reps):
         def step():
             module(tx, ty).backward()
             tx.grad = module.linear.weight.grad = None
-        done = lambda: None  # noqa: E731
+        return step, lambda: None
+    nx, ny = mx.nd.array(x), mx.nd.array(y)
+    nx.attach_grad()
+    if impl == "gluonx":
+        net = gloss.LinearSoftmaxCELoss(d, c, reduction="mean")
+        net.initialize()
+        net.weight.set_data(mx.nd.array(w))
     else:
-        nx, ny = mx.nd.array(x), mx.nd.array(y)
-        nx.attach_grad()
-        if impl == "gluonx":
-            net = gloss.LinearSoftmaxCELoss(d, c, reduction="mean")
-            net.initialize()
-            net.weight.set_data(mx.nd.array(w))
-        else:
-            net = _DenseCE(d, c)
-            net.initialize()
-            net.dense.weight.set_data(mx.nd.array(w))
-        net.hybridize(static_alloc=True, static_shape=True)
+        net = _DenseCE(d, c)
+        net.initialize()
+        net.dense.weight.set_data(mx.nd.array(w))
+    net.hybridize(static_alloc=True, static_shape=True)
 
-        def step():
-            with mx.autograd.record():
-                out = net(nx, ny)
-            out.backward()
-        done = mx.nd.waitall
+    def step():
+        with mx.autograd.record():
+            out = net(nx, ny)
+        out.backward()
+    return step, mx.nd.waitall
+
+
+def _linear_ce_child(mode, n, d, c, reps):
+    """In this (fresh) process. ``mode`` 'time': every implementation, one
+    warm-up step each, then ``reps`` rounds in rotating order (so that machine
+    drift affects them alike), median ms. Else ``mode`` names one
+    implementation: the peak resident memory a step adds (VmHWM, reset
+    through /proc/self/clear_refs once inputs and weights exist, minus the
+    resident size then), over a warm-up step and one more."""
+    x, y, w = _linear_ce_data(n, d, c)
+    if mode == "time":
+        impls = [i for i in LCE_IMPLS if i != "torch-chunked" and (
+            not i.startswith("torch") or _has_torch_lce())]
+        steps = {i: _linear_ce_step(i, x, y, w) for i in impls}
+        times = {i: [] for i in impls}
+        for step, done in steps.values():
+            step()
+            done()
+        for rep in range(reps):
+            for impl in impls[rep % len(impls):] + impls[:rep % len(impls)]:
+                step, done = steps[impl]
+                start = time.perf_counter()
+                step()
+                done()
+                times[impl].append(time.perf_counter() - start)
+        print(json.dumps({i: statistics.median(t) * 1e3 for i, t in times.items()}))
+        return
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def peak():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    step, done = _linear_ce_step(mode, x, y, w)
     done()
     base = rss()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")   # resets VmHWM to the current resident size
-    times = []
-    for _ in range(reps + 1):   # the first one warms up
-        start = time.perf_counter()
+    for _ in range(2):
         step()
         done()
-        times.append(time.perf_counter() - start)
-    print(json.dumps({"impl": impl, "ms": statistics.median(times[1:]) * 1e3,
-                      "peak_mb": max(0, peak() - base) / 2 ** 20}))
+    print(json.dumps({"impl": mode, "peak_mb": max(0, peak() - base) / 2 ** 20}))
+
+
+def _has_torch_lce():
+    return torch is not None and hasattr(torch.nn, "LinearCrossEntropyLoss")
 
 
 class _DenseCE(mx.gluon.HybridBlock):
@@ -393,24 +420,30 @@ class _DenseCE(mx.gluon.HybridBlock):
 
 def linear_ce_rows(args):
     """LinearSoftmaxCELoss against Dense + SoftmaxCELoss and torch's
-    LinearCrossEntropyLoss (default path, and chunked with
-    LinearCrossEntropyOptions()), forward+backward, each in a fresh process."""
+    LinearCrossEntropyLoss (default path; memory also with
+    LinearCrossEntropyOptions()), forward+backward: times interleaved in one
+    process, peak memory in a fresh process per implementation."""
     import subprocess
     n, d, c = LCE_QUICK if args.quick else LCE_FULL
-    reps = 1 if args.quick else 2
-    rows = []
-    for impl in LCE_IMPLS:
-        if impl.startswith("torch") and (torch is None or
-                                         not hasattr(torch.nn, "LinearCrossEntropyLoss")):
-            continue
-        cmd = [sys.executable, os.path.abspath(__file__), "--linear-ce-child", impl,
+    reps = 3 if args.quick else 2
+
+    def child(mode):
+        cmd = [sys.executable, os.path.abspath(__file__), "--linear-ce-child", mode,
                str(n), str(d), str(c), str(reps)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        row = json.loads(lines[-1]) if lines else {
-            "impl": impl, "ms": None, "peak_mb": None,
-            "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]}
-        row["size"] = "N=%d in=%d C=%d" % (n, d, c)
+        if not lines:
+            print("LinearSoftmaxCELoss %s failed: %s" % (mode, (proc.stderr.strip().splitlines()
+                                                              or ["?"])[-1][:200]))
+        return json.loads(lines[-1]) if lines else {}
+
+    times = child("time")
+    rows = []
+    for impl in LCE_IMPLS:
+        if impl.startswith("torch") and not _has_torch_lce():
+            continue
+        row = {"impl": impl, "size": "N=%d in=%d C=%d" % (n, d, c), "ms": times.get(impl),
+               "peak_mb": child(impl).get("peak_mb")}
         rows.append(row)
         print("LinearSoftmaxCELoss %-14s %s  fwd+bwd %s ms  peak +%s MB" % (
             impl, row["size"], _fmt(row["ms"], 0), _fmt(row["peak_mb"], 0)), flush=True)
@@ -421,14 +454,15 @@ def linear_ce_markdown(rows):
     dense = next((r for r in rows if r["impl"] == "dense" and r["ms"]), None)
     ours = next((r for r in rows if r["impl"] == "gluonx" and r["ms"]), None)
     lines = ["", "## LinearSoftmaxCELoss (fused output layer + softmax CE)", "",
-             "Forward+backward, reduction='mean', float32, hybridized (static_alloc); each "
-             "implementation in a fresh process. Peak memory: the process's peak resident "
-             "size during the warm-up and timed steps (VmHWM, reset through "
-             "/proc/self/clear_refs once inputs and weights exist) minus its resident size "
-             "then: what a step adds (logits, gradients, workspace). "
+             "Forward+backward, reduction='mean', float32, hybridized (static_alloc). Times: "
+             "medians of steps interleaved in one process, in rotating order. Peak memory: "
+             "each implementation in a fresh process, its peak resident size over two steps "
+             "(VmHWM, reset through /proc/self/clear_refs once inputs and weights exist) "
+             "minus its resident size then: what a step adds (logits, gradients, "
+             "workspace). "
              "`dense`: gluon Dense + gluonx SoftmaxCELoss; `torch`: "
              "torch.nn.LinearCrossEntropyLoss (default path); `torch-chunked`: the same "
-             "with LinearCrossEntropyOptions().", "",
+             "with LinearCrossEntropyOptions() (memory only).", "",
              "| implementation | size | fwd+bwd ms | peak MB | time / dense | memory / dense |",
              "|---|---|---:|---:|---:|---:|"]
     for r in rows:

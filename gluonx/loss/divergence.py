@@ -15,8 +15,9 @@ class KLDivLoss(Loss):
     where :math:`\log p` is ``pred`` (``from_logits=True``) or
     ``log_softmax(pred, axis)``. With ``log_target=True`` the label holds
     log-probabilities :math:`\log q` and
-    :math:`L = e^{\log q} (\log q - \log p)` (PyTorch's ``log_target``). A sample's value is the *sum* over its
-    non-batch axes, as in ``mxnet.gluon.loss`` 1.9.1.
+    :math:`L = e^{\log q} (\log q - \log p)` (PyTorch's ``log_target``). A
+    sample's value is the *sum* over its non-batch axes, as in
+    ``mxnet.gluon.loss`` 1.9.1.
 
     Parameters
     ----------
