@@ -405,16 +405,14 @@ def keras_cases(normal, bits, classes):
              _stock(lambda F, p, l: _mean(F, (p - l) + F.Activation(-2 * (p - l),
                                                                    act_type="softrelu")
                                           - 0.6931471805599453)),
-             k(lambda p, l: K.log_cosh(l, p)), torch_label="keras", fused=False),
+             k(lambda p, l: K.log_cosh(l, p)), torch_label="keras"),
         Case("MAPELoss", pair(normal, positive), gloss.MAPELoss,
              _stock(lambda F, p, l: _mean(F, F.abs(l - p) / F.maximum(F.abs(l), 1e-7) * 100)),
-             k(lambda p, l: K.mean_absolute_percentage_error(l, p)), torch_label="keras",
-             fused=False),
+             k(lambda p, l: K.mean_absolute_percentage_error(l, p)), torch_label="keras"),
         Case("MSLELoss", pair(positive, positive), gloss.MSLELoss,
              _stock(lambda F, p, l: _mean(F, F.square(F.log1p(F.maximum(p, 1e-7))
                                                       - F.log1p(F.maximum(l, 1e-7))))),
-             k(lambda p, l: K.mean_squared_logarithmic_error(l, p)), torch_label="keras",
-             fused=False),
+             k(lambda p, l: K.mean_squared_logarithmic_error(l, p)), torch_label="keras"),
         Case("CategoricalHingeLoss", pair(normal, onehot), gloss.CategoricalHingeLoss,
              _stock(lambda F, p, y: F.relu(F.max((1 - y) * p, axis=-1)
                                            - F.sum(y * p, axis=-1) + 1)),
@@ -430,7 +428,7 @@ def keras_cases(normal, bits, classes):
              k(lambda x, z: K.binary_focal_crossentropy(z, x, apply_class_balancing=True,
                                                         alpha=0.25, gamma=2.0,
                                                         from_logits=True)),
-             torch_label="keras", fused=False),
+             torch_label="keras"),
         Case("SoftmaxFocalLoss", pair(normal, classes), gloss.SoftmaxFocalLoss,
              _stock(_stock_softmax_focal),
              k(lambda x, y: K.categorical_focal_crossentropy(
