@@ -36,6 +36,9 @@ INPUTS = {
     "TripletLoss": ("pred", "positive", "negative", "sample_weight"),
     "CosineEmbeddingLoss": ("input1", "input2", "label", "sample_weight"),
     "SDMLLoss": ("x1", "x2", "sample_weight"),
+    # gluonx's own losses (no mxnet counterpart)
+    "VAELoss": ("pred", "label", "mean", "log_var", "sample_weight"),
+    "WGANGPLoss": ("fake", "real", "grad_interp", "sample_weight"),
 }
 
 
@@ -86,7 +89,7 @@ def test_every_input_by_keyword(case, hybridize):
         loss.hybridize()
     _same(loss(**kw), case, inputs)
     # required inputs by position, optional ones by keyword
-    nreq = 2 if _canonical(case.cls) not in ("TripletLoss", "CosineEmbeddingLoss") else 3
+    nreq = len(getattr(L, case.cls)._inputs)
     args = [kw[n] for n in names[:nreq]]
     _same(loss(*args, **{n: kw[n] for n in names[nreq:] if n in kw}), case, inputs)
 
@@ -116,14 +119,17 @@ OPTIONAL = [c for c in CASES if any(a is None for a in c.inputs()[2:]) or len(c.
 def _variants(case):
     """The case's inputs with each present optional input dropped, and as given."""
     inputs = as_dtype(case.inputs(), "float32")
-    nreq = 3 if _canonical(case.cls) in ("TripletLoss", "CosineEmbeddingLoss") else 2
+    nreq = _required(case)
     full = list(inputs)
     bare = full[:nreq] + [None] * (len(full) - nreq)
     return full, bare
 
 
-SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[
-    3 if c.cls in ("TripletLoss", "CosineEmbeddingLoss") else 2:])]
+def _required(case):
+    return len(getattr(L, case.cls)._inputs)
+
+
+SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[_required(c):])]
 
 
 @pytest.mark.parametrize("case", SWITCH, ids=ids(SWITCH))

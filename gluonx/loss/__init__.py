@@ -7,8 +7,11 @@ from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
 from .divergence import KLDivLoss
 from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss
 from .sequence import CTCLoss
+from .generative import VAELoss, WGANGPLoss, critic_input_gradient
+from .sampling import NCELoss
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "KLDivLoss",
-           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss"]
+           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss", "VAELoss", "WGANGPLoss",
+           "critic_input_gradient", "NCELoss"]
