@@ -204,8 +204,9 @@ class NCELoss(Loss):
             negatives = self._sample(F, noise_keep, noise_alias)
         label = F.reshape(label, shape=(-1,))
         x = F.reshape(pred, shape=(0, -1, self.weight.shape[1]))           # (N, T, D)
-        true = F.sum(F.broadcast_mul(x, F.expand_dims(F.take(weight, label), axis=1)),
-                     axis=2) + F.expand_dims(F.take(bias, label), axis=1)  # (N, T)
+        true = F.broadcast_add(
+            F.sum(F.broadcast_mul(x, F.expand_dims(F.take(weight, label), axis=1)), axis=2),
+            F.expand_dims(F.take(bias, label), axis=1))                   # (N, T)
         noise = F.broadcast_add(F.dot(x, F.take(weight, negatives), transpose_b=True),
                                 F.reshape(F.take(bias, negatives), shape=(1, 1, -1)))
         if self._subtract_log_q:
