@@ -9,6 +9,7 @@ from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss
 from .sequence import CTCLoss
 from .generative import VAELoss, WGANGPLoss, critic_input_gradient
 from .sampling import NCELoss
+from . import numpy_ml  # noqa: F401  (numpy-ml's names: gluonx.loss.numpy_ml.SquaredError, ...)
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",

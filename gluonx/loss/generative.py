@@ -94,7 +94,8 @@ class VAELoss(Loss):
 
     def _loss(self, F, pred, label, mean, log_var):
         if self._from_sigmoid:
-            p = F.clip(pred, self._eps, 1 - self._eps)
+            # (not F.clip: its bounds are float32, and 1 - 2.2e-16 would round to 1)
+            p = F.maximum(F.minimum(pred, 1 - self._eps), self._eps)
             reconstruction = -(label * F.log(p) + (1 - label) * F.log(1 - p))
         else:
             reconstruction = F.Activation(pred, act_type="softrelu") - pred * label

@@ -127,7 +127,10 @@ class NCELoss(Loss):
             log_q = np.log(q)
         self._constant("noise_keep", keep.astype(np.float32))
         self._constant("noise_alias", alias.astype(np.float32))
-        self._constant("noise_log_q", log_q.astype(np.float32))
+        # float64, cast to the compute dtype at each call (float64 inputs get
+        # the exact log Q)
+        self._constant("noise_log_q", mx.nd.array(log_q, dtype="float64"))
+        self._call_dtype = None
         if weight_initializer is None:
             weight_initializer = mx.init.Xavier(rnd_type="uniform", factor_type="avg",
                                                 magnitude=3)
@@ -138,14 +141,14 @@ class NCELoss(Loss):
 
     # ------------------------------------------------------------------ calls
     def _dispatch(self, values):
-        pred = values.get("pred")
+        pred = values.get(self._inputs[0])
         if isinstance(pred, mx.nd.NDArray) and self.weight.shape[1] == 0 and pred.ndim >= 2:
             self.weight.shape = (self._num_classes, pred.shape[-1])
             self.weight._finish_deferred_init()
         return super(NCELoss, self)._dispatch(values)
 
     def _run(self, plan, tensors, arrays):
-        if plan.graph is None and "negatives" in tensors:
+        if plan.graph is None and self._optional[-1] in tensors:   # negatives given
             # with negatives given, the sampler's tables are unused in this graph
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*not used by any computation.*")
@@ -181,6 +184,11 @@ class NCELoss(Loss):
         param = np.dtype(self.weight.dtype).type
         return np.float64 if np.float64 in (dtype, param) else dtype
 
+    def _compute(self, F, tensors, plan, params):
+        dtype = self._compute_dtype(plan)
+        self._call_dtype = np.dtype(dtype).name if dtype is not None else "float32"
+        return super(NCELoss, self)._compute(F, tensors, plan, params)
+
     def _casts(self, name):
         return name in ("pred", "sample_weight")
 
@@ -210,6 +218,7 @@ class NCELoss(Loss):
         noise = F.broadcast_add(F.dot(x, F.take(weight, negatives), transpose_b=True),
                                 F.reshape(F.take(bias, negatives), shape=(1, 1, -1)))
         if self._subtract_log_q:
+            noise_log_q = F.cast(noise_log_q, dtype=self._call_dtype or "float32")
             true = F.broadcast_sub(true, F.expand_dims(F.take(noise_log_q, label), axis=1))
             noise = F.broadcast_sub(noise, F.reshape(F.take(noise_log_q, negatives),
                                                      shape=(1, 1, -1)))
