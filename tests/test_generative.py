@@ -260,3 +260,23 @@ def test_penalty_trains_a_critic_towards_unit_gradient_norm():
         trainer.step(1)
         values.append(float(out.asscalar()))
     assert values[-1] < values[0] / 10, (values[0], values[-1])
+
+
+@pytest.mark.parametrize("flags", [None, {}, {"static_alloc": True, "static_shape": True}],
+                         ids=["imperative", "hybrid", "static"])
+def test_input_gradient_block_matches_the_function_and_trains(flags):
+    net = _critic(CRITICS["tanh-sigmoid"]())
+    block = L.CriticInputGradient(net)
+    if flags is not None:
+        block.hybridize(**flags)
+    x = nd(np.random.RandomState(7).standard_normal((5, 3)))
+    np.testing.assert_allclose(block(x).asnumpy(), L.critic_input_gradient(net, x).asnumpy(),
+                               rtol=1e-12, atol=1e-14)
+    grads = []
+    for fn in (block, lambda v: L.critic_input_gradient(net, v)):
+        with autograd.record():
+            loss = L.WGANGPLoss(reduction="sum")(nd(np.zeros(5)), nd(np.zeros(5)), fn(x))
+        loss.backward()
+        grads.append([p.grad().asnumpy().copy() for p in net.collect_params().values()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

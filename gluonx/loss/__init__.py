@@ -7,7 +7,7 @@ from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
 from .divergence import KLDivLoss
 from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss
 from .sequence import CTCLoss
-from .generative import VAELoss, WGANGPLoss, critic_input_gradient
+from .generative import VAELoss, WGANGPLoss, critic_input_gradient, CriticInputGradient
 from .sampling import NCELoss
 from . import numpy_ml  # noqa: F401  (numpy-ml's names: gluonx.loss.numpy_ml.SquaredError, ...)
 
@@ -15,4 +15,4 @@ __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNL
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "KLDivLoss",
            "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss", "VAELoss", "WGANGPLoss",
-           "critic_input_gradient", "NCELoss"]
+           "critic_input_gradient", "CriticInputGradient", "NCELoss"]

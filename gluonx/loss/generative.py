@@ -9,11 +9,11 @@ of ``Activation`` or ``FullyConnected`` again).
 import numpy as np
 import mxnet as mx
 from mxnet import autograd
-from mxnet.gluon import nn
+from mxnet.gluon import HybridBlock, nn
 
 from ._base import Loss, _fail
 
-__all__ = ["VAELoss", "WGANGPLoss", "critic_input_gradient"]
+__all__ = ["VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient"]
 
 #: added to the squared gradient norm before its square root (keeps the
 #: penalty's gradient finite where the critic's input gradient is 0)
@@ -309,21 +309,31 @@ def critic_input_gradient(critic, x, return_output=False):
         ...     loss = wgan(critic(fake), critic(real), grad)
         >>> loss.backward()   # the penalty's gradient reaches every critic parameter
     """
-    steps = _plan_critic(critic)
+    _finish_init(critic, x)
+    g, output = _input_gradient(mx.nd, _plan_critic(critic), x, lambda p: p.data(x.context))
+    if return_output:
+        return g, output
+    return g
+
+
+def _finish_init(critic, x):
     if any(p._data is None for p in critic.collect_params().values()):
         with autograd.pause():
             critic(x)   # finishes deferred initialisation (shapes)
-    F = mx.nd
-    ctx = x.context
+
+
+def _input_gradient(F, steps, x, param):
+    """(input gradient, output) of the critic's ``steps`` at x; ``param(p)``
+    gives a parameter's tensor on F."""
     h = x
     tape = []
     for kind, item in steps:
         if kind == "dense":
             layer = item
-            w = layer.weight.data(ctx)
-            b = layer.bias.data(ctx) if layer.bias is not None else None
+            w = param(layer.weight)
+            b = param(layer.bias) if layer.bias is not None else None
             args = (h, w) if b is None else (h, w, b)
-            tape.append(("dense", w, h))
+            tape.append(("dense", (w, layer.weight.shape[1]), h))
             h = F.FullyConnected(*args, num_hidden=layer._units, no_bias=b is None,
                                  flatten=layer._flatten)
         elif kind == "flatten":
@@ -338,13 +348,47 @@ def critic_input_gradient(critic, x, return_output=False):
     g = F.ones_like(output)
     for kind, item, saved in reversed(tape):
         if kind == "dense":
-            g = F.dot(g, item)                  # (..., units) x (units, in) -> (..., in)
+            w, in_units = item                  # (..., units) x (units, in) -> (..., in)
+            # (FullyConnected, not dot: MKL-DNN makes it several times faster on CPU)
+            g = F.FullyConnected(g, F.transpose(w), num_hidden=in_units, no_bias=True,
+                                 flatten=False)
             g = F.reshape_like(g, saved)        # undo Dense's flatten
         elif kind == "flatten":
             g = F.reshape_like(g, saved)
         else:
             z, h_act = saved
             g = g * _act_derivative(F, z, h_act, *item)
-    if return_output:
-        return g, output
-    return g
+    return g, output
+
+
+class CriticInputGradient(HybridBlock):
+    r""":func:`critic_input_gradient` as a block, so it can be hybridized (one
+    cached graph instead of a few dozen small operator calls: much faster in
+    a training loop). ``CriticInputGradient(critic)(x)`` returns the gradient
+    of the critic's output with respect to ``x``; the critic's parameters are
+    shared (the block holds the critic as its child). Supported layers and
+    the rest are those of :func:`critic_input_gradient`.
+
+    Example::
+
+        >>> gradient = gluonx.loss.CriticInputGradient(critic)
+        >>> gradient.hybridize()
+        >>> with autograd.record():
+        ...     loss = wgan(critic(fake), critic(real), gradient(x_interp))
+    """
+
+    def __init__(self, critic, **kwargs):
+        super(CriticInputGradient, self).__init__(**kwargs)
+        self._steps = _plan_critic(critic)
+        self.critic = critic
+
+    def forward(self, x, *args):
+        _finish_init(self.critic, x)
+        return super(CriticInputGradient, self).forward(x, *args)
+
+    def hybrid_forward(self, F, x):  # pylint: disable=arguments-differ
+        if F is mx.sym:
+            param = lambda p: p.var()  # noqa: E731
+        else:
+            param = lambda p: p.data(x.context)  # noqa: E731
+        return _input_gradient(F, self._steps, x, param)[0]
