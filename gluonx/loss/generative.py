@@ -379,7 +379,7 @@ class CriticInputGradient(HybridBlock):
 
     def __init__(self, critic, **kwargs):
         super(CriticInputGradient, self).__init__(**kwargs)
-        self._steps = _plan_critic(critic)
+        _plan_critic(critic)   # unsupported layers fail here, by name
         self.critic = critic
 
     def forward(self, x, *args):
@@ -391,4 +391,4 @@ class CriticInputGradient(HybridBlock):
             param = lambda p: p.var()  # noqa: E731
         else:
             param = lambda p: p.data(x.context)  # noqa: E731
-        return _input_gradient(F, self._steps, x, param)[0]
+        return _input_gradient(F, _plan_critic(self.critic), x, param)[0]
