@@ -71,8 +71,9 @@ class Case:
     """
 
     def __init__(self, name, inputs, gluonx_block, mxnet_block, torch_fn=None,
-                 ctc=False, sizes=None):
+                 ctc=False, sizes=None, fused=True):
         self.name = name
+        self.fused = fused  # has a fused kernel (the floor and no-op targets apply)
         self.inputs = inputs
         self.gluonx_block = gluonx_block
         self.mxnet_block = mxnet_block
@@ -139,8 +140,31 @@ def make_cases():
         Case("SDMLLoss", lambda rng, s: [normal(rng, s), normal(rng, s)],
              gloss.SDMLLoss, mloss.SDMLLoss, None, sizes=[(64, 10), (256, 100)]),
         Case("CTCLoss", _ctc_inputs, gloss.CTCLoss, mloss.CTCLoss, _torch_ctc, ctc=True),
+        # no mxnet counterpart; the stock path (no fused kernel yet)
+        Case("VAELoss", _vae_inputs, lambda: gloss.VAELoss(from_sigmoid=False), None,
+             _torch_vae, fused=False),
+        Case("WGANGPLoss", lambda rng, s: [normal(rng, (s[0],)), normal(rng, (s[0],)),
+                                           normal(rng, s)],
+             gloss.WGANGPLoss, None,
+             lambda f, r, g: f - r + 10 * (g.norm(dim=1) - 1).square(), fused=False),
     ]
     return cases
+
+
+def _vae_latent(size):
+    return min(size[1], 32)
+
+
+def _vae_inputs(rng, size):
+    """Logits and binary data of shape size; mean and log-variance (N, min(D, 32))."""
+    latent = (size[0], _vae_latent(size))
+    return [rng.randn(*size).astype(np.float32), (rng.rand(*size) > 0.5).astype(np.float32),
+            rng.randn(*latent).astype(np.float32), rng.randn(*latent).astype(np.float32)]
+
+
+def _torch_vae(pred, label, mean, log_var):
+    rec = TF.binary_cross_entropy_with_logits(pred, label, reduction="none").sum(dim=1)
+    return rec + 0.5 * (log_var.exp() + mean.square() - 1 - log_var).sum(dim=1)
 
 
 def _ctc_inputs(rng, size):
@@ -251,6 +275,60 @@ def copy_bandwidth(reps):
     return max(rates.values()), rates
 
 
+# ------------------------------------------------------- candidate sampling ---
+
+NCE_VOCAB, NCE_DIM, NCE_NEGATIVES, NCE_BATCH = 50000, 128, 64, 256
+
+
+def sampled_softmax_runners(batch=NCE_BATCH, vocab=NCE_VOCAB, dim=NCE_DIM,
+                            negatives=NCE_NEGATIVES):
+    """One forward+backward training step of the output layer (its weight and bias
+    gradients and the input's), hybridized: NCELoss with ``negatives`` sampled
+    classes against a full softmax cross-entropy over the ``vocab`` classes."""
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.randn(batch, dim).astype(np.float32))
+    label = mx.nd.array(rng.randint(0, vocab, batch).astype(np.float32))
+    x.attach_grad()
+    noise = 1.0 / np.arange(1, vocab + 1)   # Zipf-like unigram counts
+    nce = gloss.NCELoss(vocab, negatives, noise, in_units=dim)
+    nce.initialize()
+    nce.hybridize(static_alloc=True, static_shape=True)
+
+    class FullSoftmax(mx.gluon.HybridBlock):
+        def __init__(self):
+            super(FullSoftmax, self).__init__()
+            self.out = mx.gluon.nn.Dense(vocab, in_units=dim)
+            self.ce = gloss.SoftmaxCELoss()
+
+        def hybrid_forward(self, F, h, y):  # pylint: disable=arguments-differ
+            return self.ce(self.out(h), y)
+
+    full = FullSoftmax()
+    full.initialize()
+    full.hybridize(static_alloc=True, static_shape=True)
+
+    def step(block):
+        def run():
+            with mx.autograd.record():
+                out = block(x, label)
+            out.backward()
+        return run
+    return {"NCELoss": step(nce), "full softmax CE": step(full)}
+
+
+def sampled_softmax(reps, min_sample):
+    times = measure(sampled_softmax_runners(), reps, min_sample)
+    row = {"vocab": NCE_VOCAB, "dim": NCE_DIM, "batch": NCE_BATCH, "negatives": NCE_NEGATIVES,
+           "ms": {k: v * 1e3 for k, v in times.items()}}
+    row["speedup"] = row["ms"]["full softmax CE"] / row["ms"]["NCELoss"]
+    print("NCELoss (%d negatives) vs full softmax CE, vocabulary %d, batch %d, dim %d, "
+          "fwd+bwd: %.2f ms vs %.2f ms (%.1fx)" % (NCE_NEGATIVES, NCE_VOCAB, NCE_BATCH, NCE_DIM,
+                                                   row["ms"]["NCELoss"],
+                                                   row["ms"]["full softmax CE"], row["speedup"]),
+          flush=True)
+    return row
+
+
 # ------------------------------------------------------------------- main ---
 
 def run(args):
@@ -281,10 +359,9 @@ def run(args):
             arrays = case.inputs(rng, size)
             for hybrid in (False, True):
                 for backward in (False, True):
-                    runners = {
-                        "gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid),
-                        "mxnet": mx_runner(case.mxnet_block, arrays, backward, hybrid),
-                    }
+                    runners = {"gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid)}
+                    if case.mxnet_block is not None:
+                        runners["mxnet"] = mx_runner(case.mxnet_block, arrays, backward, hybrid)
                     if torch is not None and case.torch_fn is not None:
                         runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
                     errors = {}
@@ -310,6 +387,9 @@ def run(args):
                     }
                     rows.append(row)
                     print(format_row(row), flush=True)
+    sampled = None
+    if not args.only or "NCELoss" in args.only:
+        sampled = sampled_softmax(reps, min_sample)
     # the bandwidth again at the end; the floor uses the best of both
     end_bandwidth, end_rates = copy_bandwidth(reps)
     print("copy bandwidth at the end: %.1f GB/s" % (end_bandwidth / 1e9), flush=True)
@@ -327,6 +407,7 @@ def run(args):
         "noop_us": {"fwd": noop[False] * 1e6, "fwd+bwd": noop[True] * 1e6},
         "reps": reps, "quick": bool(args.quick),
         "rows": rows,
+        "sampled_softmax": sampled,
     }
 
 
@@ -351,7 +432,7 @@ def target_report(result):
     """The speed targets of the gluonx issue, checked against this run (hybridized
     rows, 5% noise allowed on the comparisons)."""
     rows = [r for r in result["rows"] if r["mode"] == "hybridized" and "gluonx" in r["ms"]]
-    fused = [c.name for c in make_cases() if c.name != "SDMLLoss"]  # SDML has no kernel
+    fused = [c.name for c in make_cases() if c.fused and c.name != "SDMLLoss"]  # SDML: none
     checks = [  # (target, applies to row, measured ratio, limit)
         ("slower than mxnet", lambda r: "mxnet" in r["ms"],
          lambda r: r["ms"]["gluonx"] / r["ms"]["mxnet"], 1.05),
@@ -470,6 +551,19 @@ def markdown(result):
                 row["loss"], row["size"], row["pass"], _fmt(g), _fmt(m), _fmt(t),
                 _fmt(_ratio(g, m), 2), _fmt(_ratio(g, t), 2),
                 _fmt(_ratio(g, row["floor_ms"]), 1), _fmt(_ratio(g, row["noop_ms"]), 2)))
+    sampled = result.get("sampled_softmax")
+    if sampled:
+        lines += ["", "## Candidate sampling: NCELoss against a full softmax", "",
+                  "One hybridized training step of an output layer over a %d-word vocabulary "
+                  "(forward and backward: the input's, weight's and bias's gradients), batch "
+                  "%d, %d-dimensional inputs: `NCELoss` with %d sampled negatives against "
+                  "`Dense(%d)` + `SoftmaxCELoss` (target: at least 10x faster)."
+                  % (sampled["vocab"], sampled["batch"], sampled["dim"], sampled["negatives"],
+                     sampled["vocab"]), "",
+                  "| NCELoss | full softmax CE | speed-up |", "|---:|---:|---:|",
+                  "| %s ms | %s ms | %.1fx |" % (_fmt(sampled["ms"]["NCELoss"]),
+                                               _fmt(sampled["ms"]["full softmax CE"]),
+                                               sampled["speedup"])]
     failed = [(r["loss"], r["size"], r["mode"], r["pass"], k, v) for r in result["rows"]
               for k, v in r["errors"].items()]
     if failed:

@@ -212,11 +212,19 @@ class NCELoss(Loss):
             negatives = self._sample(F, noise_keep, noise_alias)
         label = F.reshape(label, shape=(-1,))
         x = F.reshape(pred, shape=(0, -1, self.weight.shape[1]))           # (N, T, D)
+        # one gather of the N target rows and the k negative rows: the backward
+        # then scatters into one dense weight gradient, not two
+        classes = F.concat(F.cast(label, dtype="int32"), F.cast(negatives, dtype="int32"),
+                           dim=0)
+        rows, row_bias = F.take(weight, classes), F.take(bias, classes)
+        k = self._num_sampled
         true = F.broadcast_add(
-            F.sum(F.broadcast_mul(x, F.expand_dims(F.take(weight, label), axis=1)), axis=2),
-            F.expand_dims(F.take(bias, label), axis=1))                   # (N, T)
-        noise = F.broadcast_add(F.dot(x, F.take(weight, negatives), transpose_b=True),
-                                F.reshape(F.take(bias, negatives), shape=(1, 1, -1)))
+            F.sum(F.broadcast_mul(x, F.expand_dims(
+                F.slice_axis(rows, axis=0, begin=0, end=-k), axis=1)), axis=2),
+            F.expand_dims(F.slice_axis(row_bias, axis=0, begin=0, end=-k), axis=1))  # (N, T)
+        noise = F.broadcast_add(
+            F.dot(x, F.slice_axis(rows, axis=0, begin=-k, end=None), transpose_b=True),
+            F.reshape(F.slice_axis(row_bias, axis=0, begin=-k, end=None), shape=(1, 1, -1)))
         if self._subtract_log_q:
             noise_log_q = F.cast(noise_log_q, dtype=self._call_dtype or "float32")
             true = F.broadcast_sub(true, F.expand_dims(F.take(noise_log_q, label), axis=1))
