@@ -242,10 +242,10 @@ class NCELoss(_NumpyMLNames, _NCELoss):
         self._config["noise_sampler"] = probs.tolist()
         self.optimizer = optimizer
 
-    def _dispatch(self, values):
+    def _dispatch(self, values, *args, **kwargs):
         if self.bias._data is None and self.bias._deferred_init == ():
             self.initialize()
-        return super(NCELoss, self)._dispatch(values)
+        return super(NCELoss, self)._dispatch(values, *args, **kwargs)
 
     def loss(self, X, target, neg_samples=None, retain_derived=True):  # noqa: N803
         """numpy-ml's ``loss``: ``(loss, y_pred)``; ``retain_derived`` is ignored."""

@@ -140,20 +140,20 @@ class NCELoss(Loss):
                                     init=bias_initializer)
 
     # ------------------------------------------------------------------ calls
-    def _dispatch(self, values):
+    def _dispatch(self, values, *args, **kwargs):
         pred = values.get(self._inputs[0])
         if isinstance(pred, mx.nd.NDArray) and self.weight.shape[1] == 0 and pred.ndim >= 2:
             self.weight.shape = (self._num_classes, pred.shape[-1])
             self.weight._finish_deferred_init()
-        return super(NCELoss, self)._dispatch(values)
+        return super(NCELoss, self)._dispatch(values, *args, **kwargs)
 
-    def _run(self, plan, tensors, arrays):
+    def _run(self, plan, tensors, *args):
         if plan.graph is None and self._optional[-1] in tensors:   # negatives given
             # with negatives given, the sampler's tables are unused in this graph
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*not used by any computation.*")
-                return super(NCELoss, self)._run(plan, tensors, arrays)
-        return super(NCELoss, self)._run(plan, tensors, arrays)
+                return super(NCELoss, self)._run(plan, tensors, *args)
+        return super(NCELoss, self)._run(plan, tensors, *args)
 
     def _check_shapes(self, plan):
         pred, label = plan.shapes["pred"], plan.shapes["label"]
