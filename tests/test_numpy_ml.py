@@ -110,6 +110,14 @@ def test_cross_entropy_value_in_every_mode(dtype, tmp_path):
                  tmp_path)
 
 
+def test_cross_entropy_integer_one_hot_targets():
+    rng = np.random.RandomState(12)
+    y = _one_hot(rng, 5, 3).astype(np.int64)
+    p = rng.dirichlet(np.ones(3), size=5)
+    ours = G.CrossEntropy()(mx.nd.array(y, dtype="int64"), nd(p)).asnumpy()
+    assert_close(ours, [npml_losses.CrossEntropy.loss(y, p)], TOL["float64"], "value")
+
+
 def test_cross_entropy_eps_keeps_zero_probabilities_finite():
     y = np.array([[0.0, 1.0], [1.0, 0.0]])
     p = np.array([[1.0, 0.0], [1.0, 0.0]])

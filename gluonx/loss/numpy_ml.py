@@ -35,6 +35,15 @@ class _NumpyMLNames(object):
     numpy-ml name to the parent's), and names numpy-ml's arguments in errors."""
 
     _names = {}
+    _kernel = None   # inputs renamed: the parents' fused kernels do not apply
+
+    def _dispatch(self, values, *args, **kwargs):
+        # numpy-ml takes integer targets (one-hot y): compute them in y_pred's dtype
+        y, y_pred = values.get("y"), values.get("y_pred")
+        if isinstance(y, mx.nd.NDArray) and isinstance(y_pred, mx.nd.NDArray) and \
+                np.dtype(y.dtype).kind != "f":
+            values = dict(values, y=y.astype(y_pred.dtype))
+        return super(_NumpyMLNames, self)._dispatch(values, *args, **kwargs)
 
     def _to_parent(self, mapping):
         return {self._names.get(k, k): v for k, v in mapping.items()}
