@@ -165,6 +165,13 @@ def make_cases():
         Case("MaskedSoftmaxCELoss (forward subclass)", _masked_ce_inputs,
              _masked_ce(gloss), _masked_ce(mloss), _torch_masked_ce,
              sizes=[(64, 10), (1024, 1000)]),
+        # no mxnet counterpart; the stock path (no fused kernel yet)
+        Case("VAELoss", _vae_inputs, lambda: gloss.VAELoss(from_sigmoid=False), None,
+             _torch_vae, fused=False),
+        Case("WGANGPLoss", lambda rng, s: [normal(rng, (s[0],)), normal(rng, (s[0],)),
+                                           normal(rng, s)],
+             gloss.WGANGPLoss, None,
+             lambda f, r, g: f - r + 10 * (g.norm(dim=1) - 1).square(), fused=False),
     ]
     # softmax CE with each option (the mxnet column: mxnet's softmax CE without it)
     option_sizes = [(1024, 1000), (16384, 1000)]
@@ -507,6 +514,22 @@ def _torch_valid_length_ce(pred, label, lengths):
     return e.sum(1) / steps.sum(1)
 
 
+def _vae_latent(size):
+    return min(size[1], 32)
+
+
+def _vae_inputs(rng, size):
+    """Logits and binary data of shape size; mean and log-variance (N, min(D, 32))."""
+    latent = (size[0], _vae_latent(size))
+    return [rng.randn(*size).astype(np.float32), (rng.rand(*size) > 0.5).astype(np.float32),
+            rng.randn(*latent).astype(np.float32), rng.randn(*latent).astype(np.float32)]
+
+
+def _torch_vae(pred, label, mean, log_var):
+    rec = TF.binary_cross_entropy_with_logits(pred, label, reduction="none").sum(dim=1)
+    return rec + 0.5 * (log_var.exp() + mean.square() - 1 - log_var).sum(dim=1)
+
+
 def _ctc_inputs(rng, size):
     n = size[0]
     pred = rng.randn(n, CTC_T, CTC_C).astype(np.float32)  # NTC, as gluon's default
@@ -793,6 +816,60 @@ def linear_ce_markdown(rows):
     return lines
 
 
+# ------------------------------------------------------- candidate sampling ---
+
+NCE_VOCAB, NCE_DIM, NCE_NEGATIVES, NCE_BATCH = 50000, 128, 64, 256
+
+
+def sampled_softmax_runners(batch=NCE_BATCH, vocab=NCE_VOCAB, dim=NCE_DIM,
+                            negatives=NCE_NEGATIVES):
+    """One forward+backward training step of the output layer (its weight and bias
+    gradients and the input's), hybridized: NCELoss with ``negatives`` sampled
+    classes against a full softmax cross-entropy over the ``vocab`` classes."""
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.randn(batch, dim).astype(np.float32))
+    label = mx.nd.array(rng.randint(0, vocab, batch).astype(np.float32))
+    x.attach_grad()
+    noise = 1.0 / np.arange(1, vocab + 1)   # Zipf-like unigram counts
+    nce = gloss.NCELoss(vocab, negatives, noise, in_units=dim)
+    nce.initialize()
+    nce.hybridize(static_alloc=True, static_shape=True)
+
+    class FullSoftmax(mx.gluon.HybridBlock):
+        def __init__(self):
+            super(FullSoftmax, self).__init__()
+            self.out = mx.gluon.nn.Dense(vocab, in_units=dim)
+            self.ce = gloss.SoftmaxCELoss()
+
+        def hybrid_forward(self, F, h, y):  # pylint: disable=arguments-differ
+            return self.ce(self.out(h), y)
+
+    full = FullSoftmax()
+    full.initialize()
+    full.hybridize(static_alloc=True, static_shape=True)
+
+    def step(block):
+        def run():
+            with mx.autograd.record():
+                out = block(x, label)
+            out.backward()
+        return run
+    return {"NCELoss": step(nce), "full softmax CE": step(full)}
+
+
+def sampled_softmax(reps, min_sample):
+    times = measure(sampled_softmax_runners(), reps, min_sample)
+    row = {"vocab": NCE_VOCAB, "dim": NCE_DIM, "batch": NCE_BATCH, "negatives": NCE_NEGATIVES,
+           "ms": {k: v * 1e3 for k, v in times.items()}}
+    row["speedup"] = row["ms"]["full softmax CE"] / row["ms"]["NCELoss"]
+    print("NCELoss (%d negatives) vs full softmax CE, vocabulary %d, batch %d, dim %d, "
+          "fwd+bwd: %.2f ms vs %.2f ms (%.1fx)" % (NCE_NEGATIVES, NCE_VOCAB, NCE_BATCH, NCE_DIM,
+                                                   row["ms"]["NCELoss"],
+                                                   row["ms"]["full softmax CE"], row["speedup"]),
+          flush=True)
+    return row
+
+
 # ------------------------------------------------------------------- main ---
 
 def run(args):
@@ -824,7 +901,12 @@ def run(args):
             scope = numpy_mode() if case.numpy_mode else contextlib.nullcontext()
             with scope:
                 rows.extend(time_case(case, size, arrays, reps, min_sample, bandwidth, noop))
-    return finish(rows, bandwidth, rates, reps, noop, args)
+    sampled = None
+    if not args.only or "NCELoss" in args.only:
+        sampled = sampled_softmax(reps, min_sample)
+    result = finish(rows, bandwidth, rates, reps, noop, args)
+    result["sampled_softmax"] = sampled
+    return result
 
 
 @contextlib.contextmanager
@@ -840,10 +922,9 @@ def time_case(case, size, arrays, reps, min_sample, bandwidth, noop):
     rows = []
     for hybrid in (False, True):
         for backward in (False, True):
-            runners = {
-                "gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid),
-                "mxnet": mx_runner(case.mxnet_block, arrays, backward, hybrid),
-            }
+            runners = {"gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid)}
+            if case.mxnet_block is not None:   # (gluonx's own losses have none)
+                runners["mxnet"] = mx_runner(case.mxnet_block, arrays, backward, hybrid)
             if torch is not None and case.torch_fn is not None:
                 # (the "torch" entry runs case.torch_label: torch, or keras on torch)
                 runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
@@ -1072,6 +1153,19 @@ def markdown(result):
                 _fmt(_ratio(g, row["floor_ms"]), 1), _fmt(_ratio(g, row["noop_ms"]), 2)))
     if result.get("linear_ce"):
         lines += linear_ce_markdown(result["linear_ce"])
+    sampled = result.get("sampled_softmax")
+    if sampled:
+        lines += ["", "## Candidate sampling: NCELoss against a full softmax", "",
+                  "One hybridized training step of an output layer over a %d-word vocabulary "
+                  "(forward and backward: the input's, weight's and bias's gradients), batch "
+                  "%d, %d-dimensional inputs: `NCELoss` with %d sampled negatives against "
+                  "`Dense(%d)` + `SoftmaxCELoss` (target: at least 10x faster)."
+                  % (sampled["vocab"], sampled["batch"], sampled["dim"], sampled["negatives"],
+                     sampled["vocab"]), "",
+                  "| NCELoss | full softmax CE | speed-up |", "|---:|---:|---:|",
+                  "| %s ms | %s ms | %.1fx |" % (_fmt(sampled["ms"]["NCELoss"]),
+                                               _fmt(sampled["ms"]["full softmax CE"]),
+                                               sampled["speedup"])]
     failed = [(r["loss"], r["size"], r["mode"], r["pass"], k, v) for r in result["rows"]
               for k, v in r["errors"].items()]
     if failed:

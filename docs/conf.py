@@ -17,13 +17,25 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "myst_parser",
+    "sphinx-mathjax-offline",   # ships MathJax into _static: formulas render without internet
+    "myst_nb",                  # markdown (myst-parser) and the executed notebooks
 ]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 templates_path = []
+
+# The notebooks (stored without outputs in notebooks/) are copied into
+# _generated/notebooks/ and executed at every build, so their pages show what
+# they compute, pictures included. The kernel imports this checkout.
+REPO = os.path.dirname(DOCS)
+os.environ["PYTHONPATH"] = REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
+nb_execution_mode = "force"
+nb_execution_in_temp = True
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
+nb_merge_streams = True
 html_theme = "alabaster"
 html_static_path = []
 html_theme_options = {"description": "Hybridizable loss blocks for MXNet Gluon", "fixed_sidebar": True}
@@ -47,6 +59,16 @@ def _make_plots(app):
     import plots  # docs/plots.py
 
     plots.make_all(os.path.join(DOCS, "_generated"))
+
+
+def _copy_notebooks(app):
+    import glob
+    import shutil
+
+    target = os.path.join(DOCS, "_generated", "notebooks")
+    os.makedirs(target, exist_ok=True)
+    for path in sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb"))):
+        shutil.copyfile(path, os.path.join(target, os.path.basename(path)))
 
 
 def _end_parameter_sections(app, what, name, obj, options, lines):
@@ -73,3 +95,4 @@ def setup(app):
     app.connect("autodoc-process-docstring", _end_parameter_sections, priority=400)
     app.connect("source-read", _add_benchmarks)
     app.connect("builder-inited", _make_plots)
+    app.connect("builder-inited", _copy_notebooks)

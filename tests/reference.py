@@ -21,6 +21,7 @@ __all__ = [
     "ref_distillation", "ref_masked_softmax_ce", "ref_label_smoothing",
     "ref_activation_regularization", "ref_temporal_activation_regularization",
     "ref_mix_softmax_ce",
+    "ref_vae", "ref_wgan_gp", "ref_nce",
     "reduce", "numeric_grad", "log_softmax", "softplus", "ctc_nll",
     "ref_log_cosh", "ref_mape", "ref_msle", "ref_categorical_hinge", "ref_generalized_ce",
     "ref_sigmoid_focal", "ref_softmax_focal", "ref_dice", "ref_tversky", "ref_circle",
@@ -481,6 +482,53 @@ def ref_mix_softmax_ce(*inputs, aux=True, aux_weight=0.2, ignore_index=-1, axis=
         elem = np.where(lab == ignore_index, 0.0, elem)
     elem = _weighted(elem, sample_weight, weight, batch_axis)
     return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
+# generative models and candidate sampling
+def ref_vae(pred, label, mean, log_var, sample_weight=None, from_sigmoid=True, eps=1e-7,
+            weight=None, batch_axis=0):
+    """Bernoulli reconstruction cross-entropy (summed) + KL(N(mean, e^log_var) || N(0, I))."""
+    pred, label, mean, log_var = _f64(pred), _f64(label), _f64(mean), _f64(log_var)
+    if from_sigmoid:
+        p = np.clip(pred, eps, 1 - eps)
+        rec = -(label * np.log(p) + (1 - label) * np.log(1 - p))
+    else:
+        rec = softplus(pred) - pred * label
+    kl = 0.5 * (np.exp(log_var) + mean ** 2 - 1 - log_var)
+    elem = _per_sample(rec, batch_axis, "sum") + _per_sample(kl, batch_axis, "sum")
+    none = _weighted(elem, sample_weight, weight)
+    return none, none
+
+
+def ref_wgan_gp(fake, real=None, grad_interp=None, sample_weight=None, lambda_=10, weight=None):
+    """Critic loss fake - real + lambda (||g|| - 1)^2 per sample, or generator loss -fake."""
+    fake = _f64(fake).reshape(len(fake), -1).sum(axis=1)
+    if real is None:
+        elem = -fake
+    else:
+        real = _f64(real).reshape(len(real), -1).sum(axis=1)
+        norm = np.sqrt(np.sum(_f64(grad_interp).reshape(len(fake), -1) ** 2, axis=1))
+        elem = fake - real + lambda_ * (norm - 1) ** 2
+    none = _weighted(elem, sample_weight, weight)
+    return none, none
+
+
+def ref_nce(pred, label, negatives, W, b, noise, subtract_log_q=True, sample_weight=None,
+            weight=None):
+    """Binary logistic loss of the target against the given negatives, summed
+    over the sample's context vectors (pred (N, D) or (N, T, D))."""
+    x = _f64(pred)
+    x = x.reshape(x.shape[0], -1, x.shape[-1])
+    label = np.asarray(label).astype(int).ravel()
+    negatives = np.asarray(negatives).astype(int)
+    W, b = _f64(W), _f64(b)
+    q = _f64(noise) / np.sum(noise)
+    true = np.einsum("ntd,nd->nt", x, W[label]) + b[label][:, None]
+    noise_scores = np.einsum("ntd,kd->ntk", x, W[negatives]) + b[negatives]
+    if subtract_log_q:
+        true = true - np.log(q[label])[:, None]
+        noise_scores = noise_scores - np.log(q[negatives])
+    elem = softplus(-true).sum(axis=1) + softplus(noise_scores).sum(axis=(1, 2))
+    none = _weighted(elem, sample_weight, weight)
+    return none, none
 
 
 # --------------------------------------------------------------------------

@@ -47,6 +47,9 @@ INPUTS = {
     "DiceLoss": ("pred", "label", "sample_weight"),
     "TverskyLoss": ("pred", "label", "sample_weight"),
     "CircleLoss": ("pred", "label", "sample_weight"),
+    # gluonx's own losses (no mxnet counterpart)
+    "VAELoss": ("pred", "label", "mean", "log_var", "sample_weight"),
+    "WGANGPLoss": ("fake", "real", "grad_interp", "sample_weight"),
 }
 
 

@@ -14,6 +14,9 @@ from .distillation import DistillationLoss
 from .language import (MaskedSoftmaxCrossEntropyLoss, MaskedSoftmaxCELoss, LabelSmoothing,
                        ActivationRegularizationLoss, TemporalActivationRegularizationLoss)
 from .pixelwise import MixSoftmaxCrossEntropyLoss, MixSoftmaxCELoss
+from .generative import VAELoss, WGANGPLoss, critic_input_gradient, CriticInputGradient
+from .sampling import NCELoss
+from . import numpy_ml  # noqa: F401  (numpy-ml's names: gluonx.loss.numpy_ml.SquaredError, ...)
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
@@ -24,4 +27,5 @@ __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNL
            "DistillationLoss", "MaskedSoftmaxCrossEntropyLoss", "MaskedSoftmaxCELoss",
            "LabelSmoothing", "ActivationRegularizationLoss",
            "TemporalActivationRegularizationLoss", "MixSoftmaxCrossEntropyLoss",
-           "MixSoftmaxCELoss", "LinearSoftmaxCELoss"]
+           "MixSoftmaxCELoss", "LinearSoftmaxCELoss",
+           "VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient", "NCELoss"]

@@ -1,0 +1,394 @@
+"""Losses of generative models: the Bernoulli VAE bound and WGAN-GP.
+
+Also :func:`critic_input_gradient`, which writes the gradient of a Gluon
+critic with respect to its input as a forward graph of ordinary operators,
+so that the gradient penalty of :class:`WGANGPLoss` trains the critic with
+plain first-order ``autograd`` (MXNet 1.9.1 cannot differentiate the backward
+of ``Activation`` or ``FullyConnected`` again).
+"""
+import numpy as np
+import mxnet as mx
+from mxnet import autograd
+from mxnet.gluon import HybridBlock, nn
+
+from ._base import Loss, _fail
+
+__all__ = ["VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient"]
+
+#: added to the squared gradient norm before its square root (keeps the
+#: penalty's gradient finite where the critic's input gradient is 0)
+NORM_EPSILON = 1e-30
+
+
+class VAELoss(Loss):
+    r"""Negative evidence lower bound of a VAE with Bernoulli outputs and a
+    diagonal Gaussian posterior, per sample.
+
+    .. math::
+        L = -\sum_j \big(y_j \log p_j + (1 - y_j) \log(1 - p_j)\big)
+            + \frac{1}{2} \sum_k \big(e^{v_k} + \mu_k^2 - 1 - v_k\big)
+
+    with :math:`p` the reconstruction probabilities (``pred`` clipped to
+    :math:`[\epsilon, 1 - \epsilon]``, or :math:`\sigma(\text{pred})` computed
+    stably as :math:`\mathrm{softplus}(x) - x y` when ``from_sigmoid=False``),
+    :math:`y` the data, :math:`\mu` and :math:`v` the posterior's mean and
+    log-variance. The first sum runs over all non-batch axes of ``pred``, the
+    second (the KL divergence to :math:`\mathcal{N}(0, I)`) over those of ``mean``.
+
+    Parameters
+    ----------
+    from_sigmoid : bool, default True
+        Whether ``pred`` holds probabilities (else logits).
+    eps : float, default 1e-7
+        Probabilities are clipped to ``[eps, 1 - eps]`` before their log
+        (``from_sigmoid=True`` only). 1e-7 still differs from 1 in float32.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: reconstruction, shape (batch_size, ...).
+        - **label**: the data, values in [0, 1], pred's shape.
+        - **mean**: posterior mean, shape (batch_size, latent...).
+        - **log_var**: posterior log-variance, mean's shape.
+        - **sample_weight**: optional, shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.VAELoss()
+        >>> loss(mx.nd.full((1, 2), 0.5), mx.nd.array([[0, 1]]), mx.nd.zeros((1, 3)),
+        ...      mx.nd.zeros((1, 3)))  # [1.3863]  (2 log 2, KL 0)
+    """
+
+    _inputs = ("pred", "label", "mean", "log_var")
+    _kind = "sample"
+
+    def __init__(self, from_sigmoid=True, eps=1e-7, weight=None, batch_axis=0,
+                 reduction="sample", **kwargs):
+        super(VAELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not 0 <= eps < 0.5:
+            _fail(self, "eps", "must be in [0, 0.5), got %r" % (eps,))
+        self._from_sigmoid = from_sigmoid
+        self._eps = float(eps)
+
+    def _check_shapes(self, plan):
+        pred, mean, log_var = (plan.shapes[n] for n in ("pred", "mean", "log_var"))
+        if log_var != mean:
+            _fail(self, "log_var", "has shape %s, expected mean's shape %s" % (log_var, mean))
+        axis = self._batch_axis
+        if len(mean) <= axis % len(pred) or mean[axis] != pred[axis]:
+            _fail(self, "mean", "has shape %s, expected %d samples along axis %d (pred's "
+                  "shape %s)" % (mean, pred[axis], axis, pred))
+
+    def _check_values(self, tensors, plan):
+        label = tensors["label"].asnumpy()
+        if not ((label >= 0) & (label <= 1)).all():
+            _fail(self, "label", "must hold data in [0, 1]")
+        if self._from_sigmoid:
+            pred = tensors["pred"].asnumpy()
+            if not ((pred >= 0) & (pred <= 1)).all():
+                _fail(self, "pred", "must hold probabilities in [0, 1] when from_sigmoid=True")
+
+    def _loss(self, F, pred, label, mean, log_var):
+        if self._from_sigmoid:
+            # (not F.clip: its bounds are float32, and 1 - 2.2e-16 would round to 1)
+            p = F.maximum(F.minimum(pred, 1 - self._eps), self._eps)
+            reconstruction = -(label * F.log(p) + (1 - label) * F.log(1 - p))
+        else:
+            reconstruction = F.Activation(pred, act_type="softrelu") - pred * label
+        kl = (F.exp(log_var) + F.square(mean) - 1 - log_var) * 0.5
+        axis = self._batch_axis
+        return F.sum(reconstruction, axis=axis, exclude=True) + \
+            F.sum(kl, axis=axis, exclude=True)
+
+
+class WGANGPLoss(Loss):
+    r"""Wasserstein GAN losses with gradient penalty (Gulrajani et al., 2017).
+
+    One block serves both players; the inputs passed select the loss:
+
+    - critic loss, ``loss(fake, real, grad_interp)``:
+
+      .. math::
+          L_i = D(\tilde x_i) - D(x_i) + \lambda \big(\lVert g_i \rVert_2 - 1\big)^2
+
+    - generator loss, ``loss(fake)``: :math:`L_i = -D(\tilde x_i)`,
+
+    where :math:`D(\tilde x_i)` (``fake``) and :math:`D(x_i)` (``real``) are the
+    critic's scores and :math:`g_i` (``grad_interp``) the gradient of the
+    critic's output at :math:`\alpha_i x_i + (1 - \alpha_i) \tilde x_i`
+    with respect to that point (its norm over all non-batch axes). With
+    ``reduction='mean'`` the critic loss is
+    :math:`\overline{D(\tilde x)} - \overline{D(x)} + \lambda\,\overline{(\lVert g\rVert - 1)^2}`.
+
+    For the penalty to train the critic, ``grad_interp`` must be a
+    differentiable function of the critic's parameters: build it with
+    :func:`critic_input_gradient`.
+
+    Parameters
+    ----------
+    lambda_ : float, default 10
+        Weight :math:`\lambda` of the gradient penalty (>= 0).
+    weight : float or None
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **fake**: critic scores of generated samples, shape (batch_size,)
+          or (batch_size, 1).
+        - **real**: optional (critic loss), critic scores of real samples, fake's shape.
+        - **grad_interp**: optional (critic loss), shape (batch_size, ...).
+        - **sample_weight**: optional, shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.WGANGPLoss(lambda_=10)
+        >>> loss(mx.nd.array([1.]), mx.nd.array([3.]), mx.nd.array([[0.6, 0.8]]))  # [-2.]
+        >>> loss(mx.nd.array([1.]))  # generator: [-1.]
+    """
+
+    _inputs = ("fake",)
+    _optional = ("real", "grad_interp", "sample_weight")
+    _like_pred = ("real",)
+    _kind = "sample"
+
+    def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
+        super(WGANGPLoss, self).__init__(weight, 0, reduction, **kwargs)
+        if not lambda_ >= 0:
+            _fail(self, "lambda_", "must be >= 0, got %r" % (lambda_,))
+        self._lambda = float(lambda_)
+
+    def _check_shapes(self, plan):
+        fake = plan.shapes["fake"]
+        if len(fake) not in (1, 2) or (len(fake) == 2 and fake[1] != 1):
+            _fail(self, "fake", "has shape %s, expected one critic score per sample, shape "
+                  "(batch_size,) or (batch_size, 1)" % (fake,))
+        given = [n for n in ("real", "grad_interp") if n in plan.shapes]
+        if len(given) == 1:
+            missing = ({"real", "grad_interp"} - set(given)).pop()
+            _fail(self, missing, "is missing: the critic loss needs both 'real' and "
+                  "'grad_interp', the generator loss neither")
+        if "grad_interp" in plan.shapes:
+            grad = plan.shapes["grad_interp"]
+            if not grad or grad[0] != fake[0]:
+                _fail(self, "grad_interp", "has shape %s, expected (batch_size=%d, ...)"
+                      % (grad, fake[0]))
+
+    def _loss(self, F, fake, real=None, grad_interp=None):
+        fake = F.sum(F.reshape(fake, shape=(0, -1)), axis=1)
+        if real is None:
+            return -fake
+        real = F.sum(F.reshape(real, shape=(0, -1)), axis=1)
+        squared = F.sum(F.square(F.reshape(grad_interp, shape=(0, -1))), axis=1)
+        norm = F.sqrt(squared + NORM_EPSILON)
+        return fake - real + F.square(norm - 1) * self._lambda
+
+
+# ---------------------------------------------------------------------------
+# the critic's input gradient as a forward graph
+
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu")
+
+
+def _layers(block):
+    """The critic's layers in order (nested HybridSequential/Sequential flattened)."""
+    if isinstance(block, (nn.HybridSequential, nn.Sequential)):
+        out = []
+        for child in block._children.values():
+            out.extend(_layers(child))
+        return out
+    return [block]
+
+
+def _activation(layer):
+    """('relu'|'sigmoid'|'tanh'|'softrelu'|'leaky'|'elu', alpha) for an activation layer."""
+    if isinstance(layer, nn.Activation):
+        act = layer._act_type
+        if act in _ACTIVATIONS:
+            return act, None
+        return None
+    if isinstance(layer, nn.LeakyReLU):
+        return "leaky", float(layer._alpha)
+    if isinstance(layer, nn.ELU):
+        return "elu", float(layer._alpha)
+    return None
+
+
+def _describe(layer):
+    return "%s (%s)" % (layer.name, type(layer).__name__ if not isinstance(layer, nn.Activation)
+                        else "Activation(%r)" % layer._act_type)
+
+
+def _plan_critic(critic):
+    """[('dense', layer) | ('act', (kind, alpha))] or LossInputError naming the layer."""
+    steps = []
+    for layer in _layers(critic):
+        if isinstance(layer, nn.Dense):
+            steps.append(("dense", layer))
+            if layer.act is not None:
+                act = _activation(layer.act)
+                if act is None:
+                    _fail("critic_input_gradient", "critic", "has layer %s with activation "
+                          "%r, which is not supported" % (layer.name, layer.act._act_type))
+                steps.append(("act", act))
+        elif isinstance(layer, nn.Flatten):
+            steps.append(("flatten", layer))
+        elif _activation(layer) is not None:
+            steps.append(("act", _activation(layer)))
+        else:
+            _fail("critic_input_gradient", "critic", "has layer %s, which is not supported; "
+                  "supported: Dense, Flatten, Activation(%s), LeakyReLU, ELU, in a "
+                  "(Hybrid)Sequential" % (_describe(layer), "|".join(_ACTIVATIONS)))
+    if not any(kind == "dense" for kind, _ in steps):
+        _fail("critic_input_gradient", "critic", "has no Dense layer")
+    return steps
+
+
+def _act_forward(F, z, kind, alpha):
+    if kind in _ACTIVATIONS:
+        return F.Activation(z, act_type=kind)
+    # written out: MXNet's float64 LeakyReLU/ELU are accurate to float32 only
+    positive = z > 0
+    if kind == "leaky":
+        return z * (positive + (1 - positive) * alpha)
+    return positive * z + (1 - positive) * alpha * (F.exp(F.minimum(z, 0)) - 1)
+
+
+def _act_derivative(F, z, h, kind, alpha):
+    """d act / d z as first-order-differentiable operators of z (and h = act(z))."""
+    if kind == "relu":
+        return z > 0
+    if kind == "sigmoid":
+        return h * (1 - h)
+    if kind == "tanh":
+        return 1 - F.square(h)
+    if kind == "softrelu":
+        return F.sigmoid(z)
+    positive = z > 0
+    if kind == "leaky":
+        return positive + (1 - positive) * alpha
+    return positive + (1 - positive) * (h + alpha)   # elu: alpha * e^z = h + alpha
+
+
+def critic_input_gradient(critic, x, return_output=False):
+    r"""The gradient of a critic's output with respect to its input, as an
+    ordinary forward graph: :math:`g_i = \nabla_{x_i} \sum_o D(x)_{i,o}`.
+
+    The forward pass and its backward (the chain rule, layer by layer) are
+    written with first-order-differentiable operators (``FullyConnected``,
+    ``dot``, elementwise math), so ``autograd`` of anything computed from
+    ``g`` -- the WGAN-GP penalty of :class:`WGANGPLoss` -- reaches the
+    critic's parameters exactly, which ``autograd.grad(create_graph=True)``
+    cannot do through MXNet 1.9.1's layers.
+
+    Parameters
+    ----------
+    critic : HybridSequential (or Sequential, nested) of ``Dense`` (with or
+        without an activation), ``Flatten``, ``Activation`` (relu, sigmoid,
+        tanh, softrelu), ``LeakyReLU`` and ``ELU`` layers. Any other layer
+        raises :class:`LossInputError` naming it. Samples must be independent
+        (no batch statistics), which these layers are.
+    x : NDArray, shape (batch_size, ...)
+        The points, typically :math:`\alpha x_{real} + (1 - \alpha) x_{fake}`.
+    return_output : bool, default False
+        Also return the critic's output :math:`D(x)`.
+
+    Returns
+    -------
+    NDArray of x's shape (and the output, when ``return_output``).
+
+    Example::
+
+        >>> with autograd.record():
+        ...     grad = gluonx.loss.critic_input_gradient(critic, x_interp)
+        ...     loss = wgan(critic(fake), critic(real), grad)
+        >>> loss.backward()   # the penalty's gradient reaches every critic parameter
+    """
+    _finish_init(critic, x)
+    g, output = _input_gradient(mx.nd, _plan_critic(critic), x, lambda p: p.data(x.context))
+    if return_output:
+        return g, output
+    return g
+
+
+def _finish_init(critic, x):
+    if any(p._data is None for p in critic.collect_params().values()):
+        with autograd.pause():
+            critic(x)   # finishes deferred initialisation (shapes)
+
+
+def _input_gradient(F, steps, x, param):
+    """(input gradient, output) of the critic's ``steps`` at x; ``param(p)``
+    gives a parameter's tensor on F."""
+    h = x
+    tape = []
+    for kind, item in steps:
+        if kind == "dense":
+            layer = item
+            w = param(layer.weight)
+            b = param(layer.bias) if layer.bias is not None else None
+            args = (h, w) if b is None else (h, w, b)
+            tape.append(("dense", (w, layer.weight.shape[1]), h))
+            h = F.FullyConnected(*args, num_hidden=layer._units, no_bias=b is None,
+                                 flatten=layer._flatten)
+        elif kind == "flatten":
+            tape.append(("flatten", None, h))
+            h = F.flatten(h)
+        else:
+            act, alpha = item
+            z = h
+            h = _act_forward(F, z, act, alpha)
+            tape.append(("act", (act, alpha), (z, h)))
+    output = h
+    g = F.ones_like(output)
+    for kind, item, saved in reversed(tape):
+        if kind == "dense":
+            w, in_units = item                  # (..., units) x (units, in) -> (..., in)
+            # (FullyConnected, not dot: MKL-DNN makes it several times faster on CPU)
+            g = F.FullyConnected(g, F.transpose(w), num_hidden=in_units, no_bias=True,
+                                 flatten=False)
+            g = F.reshape_like(g, saved)        # undo Dense's flatten
+        elif kind == "flatten":
+            g = F.reshape_like(g, saved)
+        else:
+            z, h_act = saved
+            g = g * _act_derivative(F, z, h_act, *item)
+    return g, output
+
+
+class CriticInputGradient(HybridBlock):
+    r""":func:`critic_input_gradient` as a block, so it can be hybridized (one
+    cached graph instead of a few dozen small operator calls: much faster in
+    a training loop). ``CriticInputGradient(critic)(x)`` returns the gradient
+    of the critic's output with respect to ``x``; the critic's parameters are
+    shared (the block holds the critic as its child). Supported layers and
+    the rest are those of :func:`critic_input_gradient`.
+
+    Example::
+
+        >>> gradient = gluonx.loss.CriticInputGradient(critic)
+        >>> gradient.hybridize()
+        >>> with autograd.record():
+        ...     loss = wgan(critic(fake), critic(real), gradient(x_interp))
+    """
+
+    def __init__(self, critic, **kwargs):
+        super(CriticInputGradient, self).__init__(**kwargs)
+        _plan_critic(critic)   # unsupported layers fail here, by name
+        self.critic = critic
+
+    def forward(self, x, *args):
+        _finish_init(self.critic, x)
+        return super(CriticInputGradient, self).forward(x, *args)
+
+    def hybrid_forward(self, F, x):  # pylint: disable=arguments-differ
+        if F is mx.sym:
+            param = lambda p: p.var()  # noqa: E731
+        else:
+            param = lambda p: p.data(x.context)  # noqa: E731
+        return _input_gradient(F, _plan_critic(self.critic), x, param)[0]

@@ -1,0 +1,282 @@
+"""VAE bound, WGAN-GP and the critic's input gradient (gluonx/loss/generative.py)."""
+import numpy as np
+import pytest
+
+import gluonx.loss as L
+import mxnet as mx
+from mxnet import autograd, gluon
+
+import reference as R
+from cases import family_tests
+
+CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
+    family_tests("generative")
+
+
+def nd(a, dtype="float64"):
+    return mx.nd.array(np.asarray(a), dtype=dtype)
+
+
+# ---------------------------------------------------------------- VAELoss
+def test_vae_logits_equal_probabilities():
+    """from_sigmoid=False on logits equals the default on sigmoid(logits)."""
+    rng = np.random.RandomState(0)
+    logits, y = rng.standard_normal((3, 6)) * 3, (rng.uniform(size=(3, 6)) < 0.5) * 1.0
+    mean, lv = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    a = L.VAELoss(from_sigmoid=False)(nd(logits), nd(y), nd(mean), nd(lv)).asnumpy()
+    b = L.VAELoss(eps=0)(nd(1 / (1 + np.exp(-logits))), nd(y), nd(mean), nd(lv)).asnumpy()
+    np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_vae_logits_are_stable_at_large_values():
+    logits = np.array([[800.0, -800.0]])
+    y = np.array([[0.0, 1.0]])
+    z = np.zeros((1, 1))
+    x = nd(logits)
+    x.attach_grad()
+    with autograd.record():
+        out = L.VAELoss(from_sigmoid=False)(x, nd(y), nd(z), nd(z))
+    out.backward()
+    np.testing.assert_allclose(out.asnumpy(), [1600.0])
+    np.testing.assert_allclose(x.grad.asnumpy(), [[1.0, -1.0]])
+
+
+def test_vae_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    y = nd(np.full((2, 3), 0.5))
+    p = nd(np.full((2, 3), 0.5))
+    zero = L.VAELoss()(p, y, nd(np.zeros((2, 4))), nd(np.zeros((2, 4)))).asnumpy()
+    np.testing.assert_allclose(zero, [3 * np.log(2)] * 2, rtol=1e-12)
+    moved = L.VAELoss()(p, y, nd(np.ones((2, 4))), nd(np.zeros((2, 4)))).asnumpy()
+    np.testing.assert_allclose(moved - zero, [2.0, 2.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("args, arg, fragment", [
+    (dict(log_var=np.zeros((4, 2))), "log_var", "mean's shape"),
+    (dict(mean=np.zeros((3, 3)), log_var=np.zeros((3, 3))), "mean", "samples"),
+    (dict(pred=np.full((4, 5), 1.5)), "pred", "probabilities"),
+    (dict(label=np.full((4, 5), -0.5)), "label", "[0, 1]"),
+    (dict(label=np.zeros((4, 6))), "label", "shape"),
+])
+def test_vae_bad_input(args, arg, fragment):
+    inputs = dict(pred=np.full((4, 5), 0.5), label=np.zeros((4, 5)), mean=np.zeros((4, 3)),
+                  log_var=np.zeros((4, 3)))
+    inputs.update(args)
+    with pytest.raises(L.LossInputError, match=r"VAELoss: argument '%s'.*%s"
+                       % (arg, fragment.replace("[", r"\[").replace("]", r"\]"))):
+        L.VAELoss()(*(nd(inputs[k]) for k in ("pred", "label", "mean", "log_var")))
+
+
+def test_vae_bad_eps():
+    with pytest.raises(L.LossInputError, match="VAELoss: argument 'eps'"):
+        L.VAELoss(eps=0.7)
+
+
+# ---------------------------------------------------------------- WGANGPLoss
+def test_wgan_mean_reduction_is_the_paper_objective():
+    rng = np.random.RandomState(1)
+    fake, real, g = rng.standard_normal(6), rng.standard_normal(6), rng.standard_normal((6, 3))
+    out = L.WGANGPLoss(lambda_=3, reduction="mean")(nd(fake), nd(real), nd(g)).asnumpy()
+    norm = np.linalg.norm(g, axis=1)
+    np.testing.assert_allclose(out, [fake.mean() - real.mean() + 3 * ((norm - 1) ** 2).mean()],
+                               rtol=1e-10)
+    gen = L.WGANGPLoss(reduction="mean")(nd(fake)).asnumpy()
+    np.testing.assert_allclose(gen, [-fake.mean()], rtol=1e-12)
+
+
+def test_wgan_penalty_gradient_is_finite_at_zero_gradient():
+    g = nd(np.zeros((2, 3)))
+    g.attach_grad()
+    with autograd.record():
+        out = L.WGANGPLoss()(nd(np.zeros(2)), nd(np.zeros(2)), g)
+    out.backward()
+    np.testing.assert_allclose(out.asnumpy(), [10.0, 10.0], rtol=1e-9)
+    assert np.all(np.isfinite(g.grad.asnumpy()))
+
+
+def test_wgan_critic_and_generator_from_one_hybridized_block():
+    loss = L.WGANGPLoss()
+    loss.hybridize()
+    fake, real, g = nd([1.0, 2.0]), nd([3.0, 1.0]), nd([[0.6, 0.8], [0.0, 2.0]])
+    np.testing.assert_allclose(loss(fake, real, g).asnumpy(), [-2.0, 11.0])
+    np.testing.assert_allclose(loss(fake).asnumpy(), [-1.0, -2.0])
+    np.testing.assert_allclose(loss(fake, real=real, grad_interp=g).asnumpy(), [-2.0, 11.0])
+
+
+@pytest.mark.parametrize("args, arg, fragment", [
+    ((np.zeros(4), np.zeros(4)), "grad_interp", "missing"),
+    ((np.zeros(4), None, np.zeros((4, 2))), "real", "missing"),
+    ((np.zeros((4, 2)),), "fake", "one critic score"),
+    ((np.zeros(4), np.zeros(4), np.zeros((3, 2))), "grad_interp", "batch_size=4"),
+    ((np.zeros(4), np.zeros(5), np.zeros((4, 2))), "real", "shape"),
+])
+def test_wgan_bad_input(args, arg, fragment):
+    with pytest.raises(L.LossInputError, match="WGANGPLoss: argument '%s'.*%s" % (arg, fragment)):
+        L.WGANGPLoss()(*(None if a is None else nd(a) for a in args))
+
+
+def test_wgan_bad_lambda():
+    with pytest.raises(L.LossInputError, match="WGANGPLoss: argument 'lambda_'"):
+        L.WGANGPLoss(lambda_=-1)
+
+
+# ---------------------------------------------------------------- critic_input_gradient
+def _critic(layers, in_units=3, seed=0):
+    net = gluon.nn.HybridSequential()
+    with net.name_scope():
+        for layer in layers:
+            net.add(layer)
+    mx.random.seed(seed)
+    net.initialize(mx.init.Normal(0.7))
+    net.cast("float64")
+    net(nd(np.zeros((1, in_units))))
+    return net
+
+
+CRITICS = {
+    "relu": lambda: [gluon.nn.Dense(7, activation="relu"), gluon.nn.Dense(1)],
+    "tanh-sigmoid": lambda: [gluon.nn.Dense(6, activation="tanh"),
+                             gluon.nn.Dense(5), gluon.nn.Activation("sigmoid"),
+                             gluon.nn.Dense(1)],
+    "leaky-softrelu": lambda: [gluon.nn.Dense(6), gluon.nn.LeakyReLU(0.2),
+                               gluon.nn.Dense(5, activation="softrelu"), gluon.nn.Dense(1)],
+    "elu-nested-nobias": lambda: [gluon.nn.Dense(6, use_bias=False), gluon.nn.ELU(0.7),
+                                  _nested(), gluon.nn.Dense(1)],
+}
+
+
+def _nested():
+    inner = gluon.nn.HybridSequential()
+    inner.add(gluon.nn.Dense(4), gluon.nn.Activation("tanh"))
+    return inner
+
+
+@pytest.mark.parametrize("name", sorted(CRITICS))
+def test_input_gradient_equals_autograd(name):
+    net = _critic(CRITICS[name]())
+    x = nd(np.random.RandomState(2).standard_normal((5, 3)))
+    x.attach_grad()
+    with autograd.record():
+        out = net(x)
+    out.backward()
+    g, output = L.critic_input_gradient(net, x, return_output=True)
+    # (MXNet's float64 LeakyReLU/ELU, used by the critic, are accurate to ~1e-8 only)
+    np.testing.assert_allclose(output.asnumpy(), out.asnumpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(g.asnumpy(), x.grad.asnumpy(), rtol=1e-6, atol=1e-9)
+
+
+def _penalty(net, x, lambda_=10.0):
+    """The critic loss of WGAN-GP with constant scores: only the penalty depends on
+    the critic here, through critic_input_gradient."""
+    g = L.critic_input_gradient(net, x)
+    return L.WGANGPLoss(lambda_=lambda_, reduction="sum")(nd(np.zeros(len(x))),
+                                                         nd(np.zeros(len(x))), g)
+
+
+@pytest.mark.parametrize("name", sorted(CRITICS))
+def test_penalty_gradient_reaches_every_parameter_and_matches_finite_differences(name):
+    net = _critic(CRITICS[name]())
+    x = nd(np.random.RandomState(3).standard_normal((4, 3)) * 0.8)
+    params = list(net.collect_params().values())
+    with autograd.record():
+        loss = _penalty(net, x)
+    loss.backward()
+    rng = np.random.RandomState(4)
+    # the input gradient does not depend on the output layer's bias, nor on
+    # any bias of a piecewise-linear (relu) critic: their finite differences
+    # are 0 too, checked below
+    zero = {net[len(net) - 1].bias.name}
+    if name == "relu":
+        zero = {p.name for p in params if p.name.endswith("bias")}
+    for p in params:
+        grad = p.grad().asnumpy()
+        assert p.name in zero or np.abs(grad).max() > 0, \
+            "penalty gradient does not reach %s" % p.name
+        data = p.data()
+        flat = data.asnumpy().ravel()
+        for j in rng.choice(flat.size, size=min(4, flat.size), replace=False):
+            h = 1e-6
+            values = []
+            for step in (h, -h):
+                bumped = flat.copy()
+                bumped[j] += step
+                data[:] = bumped.reshape(data.shape)
+                values.append(float(_penalty(net, x).asscalar()))
+            data[:] = flat.reshape(data.shape)
+            numeric = (values[0] - values[1]) / (2 * h)
+            np.testing.assert_allclose(grad.ravel()[j], numeric, rtol=1e-5, atol=1e-7,
+                                       err_msg="%s[%d]" % (p.name, j))
+
+
+def test_mxnet_second_order_autograd_does_not_train_the_critic():
+    """Why the helper exists: create_graph=True fails through MXNet 1.9.1's layers."""
+    net = _critic(CRITICS["relu"]())
+    x = nd(np.random.RandomState(5).standard_normal((4, 3)))
+    x.attach_grad()
+    with pytest.raises(mx.base.MXNetError):
+        with autograd.record():
+            g = autograd.grad(net(x), [x], create_graph=True, retain_graph=True)[0]
+            penalty = L.WGANGPLoss(reduction="sum")(nd(np.zeros(4)), nd(np.zeros(4)), g)
+        penalty.backward()
+        mx.nd.waitall()
+
+
+@pytest.mark.parametrize("layer, fragment", [
+    (lambda: gluon.nn.Dropout(0.5), "Dropout"),
+    (lambda: gluon.nn.BatchNorm(), "BatchNorm"),
+    (lambda: gluon.nn.Activation("softsign"), "softsign"),
+    (lambda: gluon.nn.Dense(3, activation="softsign"), "softsign"),
+])
+def test_input_gradient_names_unsupported_layers(layer, fragment):
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dense(4), layer(), gluon.nn.Dense(1))
+    net.initialize()
+    with pytest.raises(L.LossInputError, match="critic_input_gradient.*%s" % fragment):
+        L.critic_input_gradient(net, mx.nd.ones((2, 3)))
+
+
+def test_input_gradient_finishes_deferred_initialisation():
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dense(4, activation="relu"), gluon.nn.Dense(1))
+    net.initialize()
+    g = L.critic_input_gradient(net, mx.nd.ones((2, 3)))
+    assert g.shape == (2, 3)
+
+
+def test_penalty_trains_a_critic_towards_unit_gradient_norm():
+    """A few Trainer steps on the penalty alone bring ||grad D|| towards 1."""
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dense(16, activation="tanh"), gluon.nn.Dense(1))
+    mx.random.seed(6)
+    net.initialize(mx.init.Normal(2.0))
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.02})
+    x = mx.nd.random.normal(shape=(64, 2))
+    zeros = mx.nd.zeros(64)
+    loss = L.WGANGPLoss(reduction="mean")
+    values = []
+    for _ in range(60):
+        with autograd.record():
+            out = loss(zeros, zeros, L.critic_input_gradient(net, x))
+        out.backward()
+        trainer.step(1)
+        values.append(float(out.asscalar()))
+    assert values[-1] < values[0] / 10, (values[0], values[-1])
+
+
+@pytest.mark.parametrize("flags", [None, {}, {"static_alloc": True, "static_shape": True}],
+                         ids=["imperative", "hybrid", "static"])
+def test_input_gradient_block_matches_the_function_and_trains(flags):
+    net = _critic(CRITICS["tanh-sigmoid"]())
+    block = L.CriticInputGradient(net)
+    if flags is not None:
+        block.hybridize(**flags)
+    x = nd(np.random.RandomState(7).standard_normal((5, 3)))
+    np.testing.assert_allclose(block(x).asnumpy(), L.critic_input_gradient(net, x).asnumpy(),
+                               rtol=1e-12, atol=1e-14)
+    grads = []
+    for fn in (block, lambda v: L.critic_input_gradient(net, v)):
+        with autograd.record():
+            loss = L.WGANGPLoss(reduction="sum")(nd(np.zeros(5)), nd(np.zeros(5)), fn(x))
+        loss.backward()
+        grads.append([p.grad().asnumpy().copy() for p in net.collect_params().values()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
