@@ -1,14 +1,22 @@
 """Hybridizable loss blocks: a drop-in superset of ``mxnet.gluon.loss``."""
 from ._base import Loss, LossInputError
-from .regression import L2Loss, L1Loss, HuberLoss, PoissonNLLLoss
+from .regression import (L2Loss, L1Loss, HuberLoss, PoissonNLLLoss, MSELoss, SmoothL1Loss,
+                         GaussianNLLLoss)
 from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
                              SoftmaxCrossEntropyLoss, SoftmaxCELoss, HingeLoss,
-                             SquaredHingeLoss, LogisticLoss)
+                             SquaredHingeLoss, LogisticLoss, NLLLoss,
+                             MultiLabelSoftMarginLoss)
+from .margin import MultiMarginLoss, MultiLabelMarginLoss, SoftMarginLoss
 from .divergence import KLDivLoss
-from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss
+from .embedding import (TripletLoss, CosineEmbeddingLoss, SDMLLoss, MarginRankingLoss,
+                        HingeEmbeddingLoss, TripletMarginLoss, TripletMarginWithDistanceLoss)
 from .sequence import CTCLoss
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "KLDivLoss",
-           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss"]
+           "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss",
+           # from torch.nn, Gluon-style (issue 10)
+           "MSELoss", "SmoothL1Loss", "GaussianNLLLoss", "NLLLoss", "MultiLabelSoftMarginLoss",
+           "MultiMarginLoss", "MultiLabelMarginLoss", "SoftMarginLoss", "MarginRankingLoss",
+           "HingeEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss"]
