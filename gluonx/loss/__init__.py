@@ -11,6 +11,8 @@ from .divergence import KLDivLoss
 from .embedding import (TripletLoss, CosineEmbeddingLoss, SDMLLoss, MarginRankingLoss,
                         HingeEmbeddingLoss, TripletMarginLoss, TripletMarginWithDistanceLoss)
 from .sequence import CTCLoss
+# PyTorch's loss classes with PyTorch's conventions: gluonx.loss.torch (not in __all__)
+from . import torch  # noqa: E402  (gluonx.loss.torch; never shadows the torch package)
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
