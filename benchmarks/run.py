@@ -5,7 +5,7 @@ One command::
     python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
     python benchmarks/run.py --quick    # smoke test (well under a minute)
 
-For every loss gluonx shares with ``mxnet.gluon.loss`` it times forward and
+For every loss gluonx shares with ``mxnet.gluon.loss`` (and every loss from ``torch.nn``) it times forward and
 forward+backward, imperative and hybridized (``static_alloc=True,
 static_shape=True``), float32, at 64x10, 1024x1000 and 16384x1000 (CTC:
 T=50, alphabet 30, label length 10, N=16 and 128), for gluonx (fused kernels
@@ -66,8 +66,8 @@ class Case:
     """One loss: its inputs, its three implementations, and its byte counts.
 
     `inputs(rng, size)` returns a list of numpy arrays (the first gets the
-    gradient); `gluonx`/`mxnet` build the loss block; `torch(*tensors)`
-    returns the per-sample loss.
+    gradient); `gluonx`/`mxnet` build the loss block (`mxnet` None: no
+    counterpart in mxnet.gluon.loss); `torch(*tensors)` returns the per-sample loss.
     """
 
     def __init__(self, name, inputs, gluonx_block, mxnet_block, torch_fn=None,
@@ -139,8 +139,50 @@ def make_cases():
         Case("SDMLLoss", lambda rng, s: [normal(rng, s), normal(rng, s)],
              gloss.SDMLLoss, mloss.SDMLLoss, None, sizes=[(64, 10), (256, 100)]),
         Case("CTCLoss", _ctc_inputs, gloss.CTCLoss, mloss.CTCLoss, _torch_ctc, ctc=True),
+        # torch.nn's losses, Gluon-style (issue 10): no mxnet counterpart
+        Case("MSELoss", pred_label(normal), gloss.MSELoss, None,
+             lambda p, l: t_mean(TF.mse_loss(p, l, reduction="none"))),
+        Case("SmoothL1Loss", pred_label(normal), gloss.SmoothL1Loss, None,
+             lambda p, l: t_mean(TF.smooth_l1_loss(p, l, reduction="none", beta=1.0))),
+        Case("GaussianNLLLoss",
+             lambda rng, s: [normal(rng, s), normal(rng, s), rng.rand(*s).astype(np.float32) + .1],
+             gloss.GaussianNLLLoss, None,
+             lambda p, l, v: t_mean(TF.gaussian_nll_loss(p, l, v, reduction="none"))),
+        Case("NLLLoss", lambda rng, s: [np.log(_probs(rng, s)), classes(rng, s)], gloss.NLLLoss,
+             None, lambda p, l: TF.nll_loss(p, l.long(), reduction="none")),
+        Case("MultiLabelSoftMarginLoss", pred_label(bits), gloss.MultiLabelSoftMarginLoss, None,
+             lambda p, l: TF.multilabel_soft_margin_loss(p, l, reduction="none")),
+        Case("MultiMarginLoss", pred_label(classes), gloss.MultiMarginLoss, None,
+             lambda p, l: TF.multi_margin_loss(p, l.long(), reduction="none")),
+        # pairs of classes: (batch, C, C) elements in gluonx, O(C^2) work in both
+        Case("MultiLabelMarginLoss", pred_label(_multilabel_targets), gloss.MultiLabelMarginLoss,
+             None, lambda p, l: TF.multilabel_margin_loss(p, l.long(), reduction="none"),
+             sizes=[(64, 10), (256, 100)]),
+        Case("SoftMarginLoss", pred_label(signs), gloss.SoftMarginLoss, None,
+             lambda p, l: t_mean(TF.soft_margin_loss(p, l, reduction="none"))),
+        Case("MarginRankingLoss", lambda rng, s: [normal(rng, s), normal(rng, s), signs(rng, s)],
+             gloss.MarginRankingLoss, None,
+             lambda a, b, y: t_mean(TF.margin_ranking_loss(a, b, y, reduction="none"))),
+        Case("HingeEmbeddingLoss", lambda rng, s: [np.abs(normal(rng, s)), signs(rng, s)],
+             gloss.HingeEmbeddingLoss, None,
+             lambda p, y: t_mean(TF.hinge_embedding_loss(p, y, reduction="none"))),
+        Case("TripletMarginLoss", lambda rng, s: [normal(rng, s), normal(rng, s), normal(rng, s)],
+             gloss.TripletMarginLoss, None,
+             lambda a, p, n: TF.triplet_margin_loss(a, p, n, reduction="none")),
+        Case("TripletMarginWithDistanceLoss",
+             lambda rng, s: [normal(rng, s), normal(rng, s), normal(rng, s)],
+             gloss.TripletMarginWithDistanceLoss, None,
+             lambda a, p, n: TF.triplet_margin_with_distance_loss(a, p, n, reduction="none")),
     ]
     return cases
+
+
+def _multilabel_targets(rng, s):
+    """Each row lists 3 distinct classes, then -1 padding."""
+    t = np.full(s, -1.0, dtype=np.float32)
+    for i in range(s[0]):
+        t[i, :3] = rng.permutation(s[1])[:3]
+    return t
 
 
 def _ctc_inputs(rng, size):
@@ -281,10 +323,9 @@ def run(args):
             arrays = case.inputs(rng, size)
             for hybrid in (False, True):
                 for backward in (False, True):
-                    runners = {
-                        "gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid),
-                        "mxnet": mx_runner(case.mxnet_block, arrays, backward, hybrid),
-                    }
+                    runners = {"gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid)}
+                    if case.mxnet_block is not None:
+                        runners["mxnet"] = mx_runner(case.mxnet_block, arrays, backward, hybrid)
                     if torch is not None and case.torch_fn is not None:
                         runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
                     errors = {}
