@@ -25,6 +25,7 @@ Writes ``benchmarks/results/latest.md`` and ``benchmarks/results/latest.json``
 ``docs/benchmarks.md`` with the new table (``--no-docs`` to skip that).
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -71,8 +72,9 @@ class Case:
     """
 
     def __init__(self, name, inputs, gluonx_block, mxnet_block, torch_fn=None,
-                 ctc=False, sizes=None):
+                 ctc=False, sizes=None, numpy_mode=False):
         self.name = name
+        self.numpy_mode = numpy_mode  # run gluonx and mxnet on mx.np arrays (npx.set_np())
         self.inputs = inputs
         self.gluonx_block = gluonx_block
         self.mxnet_block = mxnet_block
@@ -139,6 +141,13 @@ def make_cases():
         Case("SDMLLoss", lambda rng, s: [normal(rng, s), normal(rng, s)],
              gloss.SDMLLoss, mloss.SDMLLoss, None, sizes=[(64, 10), (256, 100)]),
         Case("CTCLoss", _ctc_inputs, gloss.CTCLoss, mloss.CTCLoss, _torch_ctc, ctc=True),
+        # the drop-in paths: numpy mode, and a user subclass that overrides forward
+        Case("SoftmaxCELoss (numpy mode)", pred_label(classes), gloss.SoftmaxCELoss,
+             mloss.SoftmaxCELoss, lambda p, l: TF.cross_entropy(p, l.long(), reduction="none"),
+             sizes=[(64, 10), (1024, 1000)], numpy_mode=True),
+        Case("MaskedSoftmaxCELoss (forward subclass)", _masked_ce_inputs,
+             _masked_ce(gloss), _masked_ce(mloss), _torch_masked_ce,
+             sizes=[(64, 10), (1024, 1000)]),
         # torch.nn's losses, Gluon-style (issue 10): no mxnet counterpart
         Case("MSELoss", pred_label(normal), gloss.MSELoss, None,
              lambda p, l: t_mean(TF.mse_loss(p, l, reduction="none"))),
@@ -185,6 +194,33 @@ def _multilabel_targets(rng, s):
     return t
 
 
+#: sequence length of the masked softmax CE rows: N x C is (N / T sequences, T, C)
+MASKED_T = 16
+
+
+def _masked_ce(module):
+    """Dive into Deep Learning's masked softmax CE: a subclass overriding forward."""
+    class MaskedSoftmaxCELoss(module.SoftmaxCELoss):
+        def forward(self, pred, label, valid_len):
+            weights = mx.nd.SequenceMask(mx.nd.ones_like(label).expand_dims(axis=-1), valid_len,
+                                         True, axis=1)
+            return super(MaskedSoftmaxCELoss, self).forward(pred, label, weights)
+    return MaskedSoftmaxCELoss
+
+
+def _masked_ce_inputs(rng, size):
+    n, c = max(1, size[0] // MASKED_T), size[1]
+    return [rng.randn(n, MASKED_T, c).astype(np.float32),
+            rng.randint(0, c, (n, MASKED_T)).astype(np.float32),
+            rng.randint(1, MASKED_T + 1, n).astype(np.float32)]
+
+
+def _torch_masked_ce(pred, label, valid_len):
+    ce = TF.cross_entropy(pred.transpose(1, 2), label.long(), reduction="none")
+    mask = torch.arange(pred.shape[1])[None, :] < valid_len[:, None]
+    return (ce * mask).mean(dim=1)
+
+
 def _ctc_inputs(rng, size):
     n = size[0]
     pred = rng.randn(n, CTC_T, CTC_C).astype(np.float32)  # NTC, as gluon's default
@@ -210,7 +246,8 @@ def mx_runner(block_cls, arrays, backward, hybrid):
     block = block_cls()
     if hybrid:
         block.hybridize(static_alloc=True, static_shape=True)
-    nd = [mx.nd.array(a) for a in arrays]
+    nd = [mx.np.array(a, dtype=a.dtype) if mx.util.is_np_array() else mx.nd.array(a)
+          for a in arrays]
     if backward:
         nd[0].attach_grad()
 
@@ -321,36 +358,58 @@ def run(args):
             case_sizes = [s for s in case_sizes if s in sizes or case.ctc]
         for size in case_sizes:
             arrays = case.inputs(rng, size)
-            for hybrid in (False, True):
-                for backward in (False, True):
-                    runners = {"gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid)}
-                    if case.mxnet_block is not None:
-                        runners["mxnet"] = mx_runner(case.mxnet_block, arrays, backward, hybrid)
-                    if torch is not None and case.torch_fn is not None:
-                        runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
-                    errors = {}
-                    for name, runner in list(runners.items()):
-                        try:
-                            runner()
-                            sync()
-                        except Exception as err:  # pylint: disable=broad-except
-                            errors[name] = str(err).strip().splitlines()[0][:200]
-                            del runners[name]
-                    times = measure(runners, reps, min_sample)
-                    floor_bytes = case.floor_bytes(arrays, backward)
-                    row = {
-                        "loss": case.name,
-                        "size": "N=%d" % size[0] if case.ctc else "%dx%d" % size,
-                        "mode": "hybridized" if hybrid else "imperative",
-                        "pass": "fwd+bwd" if backward else "fwd",
-                        "ms": {k: v * 1e3 for k, v in times.items()},
-                        "floor_bytes": floor_bytes,
-                        "floor_ms": floor_bytes / bandwidth * 1e3,  # provisional
-                        "noop_ms": noop[backward] * 1e3,
-                        "errors": errors,
-                    }
-                    rows.append(row)
-                    print(format_row(row), flush=True)
+            scope = numpy_mode() if case.numpy_mode else contextlib.nullcontext()
+            with scope:
+                rows.extend(time_case(case, size, arrays, reps, min_sample, bandwidth, noop))
+    return finish(rows, bandwidth, rates, reps, noop, args)
+
+
+@contextlib.contextmanager
+def numpy_mode():
+    """``with numpy_mode():`` runs its body as after ``mx.npx.set_np()`` and
+    restores legacy mode after, also on error."""
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        yield
+
+
+def time_case(case, size, arrays, reps, min_sample, bandwidth, noop):
+    """Rows of one case at one size: imperative/hybridized x fwd/fwd+bwd."""
+    rows = []
+    for hybrid in (False, True):
+        for backward in (False, True):
+            runners = {"gluonx": mx_runner(case.gluonx_block, arrays, backward, hybrid)}
+            if case.mxnet_block is not None:
+                runners["mxnet"] = mx_runner(case.mxnet_block, arrays, backward, hybrid)
+            if torch is not None and case.torch_fn is not None:
+                runners["torch"] = torch_runner(case.torch_fn, arrays, backward)
+            errors = {}
+            for name, runner in list(runners.items()):
+                try:
+                    runner()
+                    sync()
+                except Exception as err:  # pylint: disable=broad-except
+                    errors[name] = str(err).strip().splitlines()[0][:200]
+                    del runners[name]
+            times = measure(runners, reps, min_sample)
+            floor_bytes = case.floor_bytes(arrays, backward)
+            row = {
+                "loss": case.name,
+                "size": "N=%d" % size[0] if case.ctc else "%dx%d" % size,
+                "mode": "hybridized" if hybrid else "imperative",
+                "pass": "fwd+bwd" if backward else "fwd",
+                "ms": {k: v * 1e3 for k, v in times.items()},
+                "floor_bytes": floor_bytes,
+                "floor_ms": floor_bytes / bandwidth * 1e3,  # provisional
+                "noop_ms": noop[backward] * 1e3,
+                "errors": errors,
+            }
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+def finish(rows, bandwidth, rates, reps, noop, args):
+    """The end-of-run bandwidth and the result record."""
     # the bandwidth again at the end; the floor uses the best of both
     end_bandwidth, end_rates = copy_bandwidth(reps)
     print("copy bandwidth at the end: %.1f GB/s" % (end_bandwidth / 1e9), flush=True)

@@ -65,7 +65,7 @@ BAD_CALLS = [
     E("L1-sample_weight-kw", L.L1Loss, lambda: [nd(P45), nd(P45)], "L1Loss", "sample_weight",
       kwargs={"sample_weight": lambda: nd(np.ones((4, 3)))}),
     E("SoftmaxCE-sample_weight", L.SoftmaxCELoss,
-      lambda: [nd(P46), nd(np.zeros(4)), nd(np.ones(3))], "SoftmaxCrossEntropyLoss",
+      lambda: [nd(P46), nd(np.zeros(4)), nd(np.ones((3, 2)))], "SoftmaxCrossEntropyLoss",
       "sample_weight"),
     E("Triplet-sample_weight", L.TripletLoss,
       lambda: [nd(P45), nd(P45), nd(P45), nd(np.ones(5))], "TripletLoss", "sample_weight"),

@@ -1,5 +1,5 @@
 """Hybridizable loss blocks: a drop-in superset of ``mxnet.gluon.loss``."""
-from ._base import Loss, LossInputError
+from ._base import Loss, LossInputError, _apply_weighting, _reshape_like  # noqa: F401
 from .regression import (L2Loss, L1Loss, HuberLoss, PoissonNLLLoss, MSELoss, SmoothL1Loss,
                          GaussianNLLLoss)
 from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,

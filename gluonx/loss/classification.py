@@ -2,6 +2,9 @@
 multi-label soft margin, hinge, logistic."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail, _squeezed
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
@@ -12,7 +15,7 @@ __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntro
 PROBABILITY_EPSILON = 1e-12
 
 
-class SigmoidBinaryCrossEntropyLoss(Loss):
+class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss):
     r"""Binary cross-entropy of a sigmoid output against 0/1 labels.
 
     .. math::
@@ -49,6 +52,8 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     """
 
     _optional = ("sample_weight", "pos_weight")
+    _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs=("from_sigmoid",),
+                     weights={"pos_weight": "pred"})
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
@@ -82,7 +87,7 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
 
 
-class SoftmaxCrossEntropyLoss(Loss):
+class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     r"""Cross-entropy between a softmax over ``axis`` and the labels.
 
     .. math::
@@ -130,6 +135,12 @@ class SoftmaxCrossEntropyLoss(Loss):
     """
 
     _kind = "contract"
+    _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
+                     options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
+                              "ignore_index": None},
+                     any_dtype=("label",),  # class indices; a dense label is checked below
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
@@ -182,6 +193,9 @@ class SoftmaxCrossEntropyLoss(Loss):
         valid = (label >= 0) & (label < classes) & (label == np.floor(label))
         if self._ignore_index is not None:
             valid |= label == self._ignore_index
+        masked = self._masked_out(tensors, plan)
+        if masked is not None:  # e.g. label -1 with sample_weight (label >= 0), as GluonCV does
+            valid |= masked.reshape(label.shape)
         if not valid.all():
             bad = label[~valid].ravel()[0]
             _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
@@ -211,7 +225,7 @@ def _squeezed_equal(a, b):
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
 
 
-class HingeLoss(Loss):
+class HingeLoss(Loss, mx_loss.HingeLoss):
     r"""Hinge loss for labels in {-1, 1}.
 
     .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})
@@ -229,6 +243,8 @@ class HingeLoss(Loss):
         >>> gluonx.loss.HingeLoss()(mx.nd.array([[0.5, 2.]]), mx.nd.array([[1, 1]]))  # [0.25]
     """
 
+    _kernel = Kernel("gluonx_hinge_loss", attrs=("margin",))
+
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = margin
@@ -237,7 +253,7 @@ class HingeLoss(Loss):
         return F.relu(self._margin - pred * label)
 
 
-class SquaredHingeLoss(Loss):
+class SquaredHingeLoss(Loss, mx_loss.SquaredHingeLoss):
     r"""Squared hinge loss for labels in {-1, 1}.
 
     .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})^2
@@ -249,6 +265,8 @@ class SquaredHingeLoss(Loss):
         >>> gluonx.loss.SquaredHingeLoss()(mx.nd.array([[0.5]]), mx.nd.array([[1]]))  # [0.25]
     """
 
+    _kernel = Kernel("gluonx_squared_hinge_loss", attrs=("margin",))
+
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SquaredHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = margin
@@ -257,7 +275,7 @@ class SquaredHingeLoss(Loss):
         return F.square(F.relu(self._margin - pred * label))
 
 
-class LogisticLoss(Loss):
+class LogisticLoss(Loss, mx_loss.LogisticLoss):
     r"""Logistic loss of logits against binary labels.
 
     .. math:: L = \log(1 + e^{\text{pred}}) - \text{pred} \cdot z
@@ -281,6 +299,10 @@ class LogisticLoss(Loss):
 
         >>> gluonx.loss.LogisticLoss()(mx.nd.zeros((1, 1)), mx.nd.array([[1]]))  # [0.6931]
     """
+
+    _kernel = Kernel("gluonx_logistic_loss",
+                     attrs={"signed": lambda self: self._label_format == "signed"},
+                     options={"label_format": ("signed", "binary")})
 
     def __init__(self, weight=None, batch_axis=0, label_format="signed", reduction="sample",
                  **kwargs):

@@ -1,4 +1,7 @@
 """Divergences between distributions: Kullback-Leibler."""
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import ANY, Kernel
 from ._base import Loss
 
 __all__ = ["KLDivLoss"]
@@ -7,7 +10,7 @@ __all__ = ["KLDivLoss"]
 LOG_EPSILON = 1e-12
 
 
-class KLDivLoss(Loss):
+class KLDivLoss(Loss, mx_loss.KLDivLoss):
     r"""Kullback-Leibler divergence of the prediction from the label distribution.
 
     .. math:: L = \text{label} \cdot (\log(\text{label} + 10^{-12}) - \log p)
@@ -42,6 +45,11 @@ class KLDivLoss(Loss):
     """
 
     _sample_reduce = "sum"
+    _kernel = Kernel(lambda self: "gluonx_kldiv_loss" if self._from_logits
+                     else "gluonx_kldiv_softmax_loss",
+                     options={"from_logits": ANY, "axis": ANY},
+                     when=lambda self, call: self._from_logits or (
+                         call.ndim >= 2 and call.last_axis(self._axis)))
 
     def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0,
                  reduction="sample", **kwargs):

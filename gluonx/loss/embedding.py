@@ -6,6 +6,9 @@ import math
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "MarginRankingLoss",
@@ -17,7 +20,7 @@ COSINE_EPSILON = 1e-12
 LOG_EPSILON = 1e-12
 
 
-class TripletLoss(Loss):
+class TripletLoss(Loss, mx_loss.TripletLoss):
     r"""Triplet loss: the anchor should be nearer the positive than the negative.
 
     .. math::
@@ -50,6 +53,7 @@ class TripletLoss(Loss):
     _inputs = ("pred", "positive", "negative")
     _like_pred = ("positive", "negative")
     _kind = "sample"
+    _kernel = Kernel("gluonx_triplet_loss", attrs=("margin",))
 
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(TripletLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -60,7 +64,7 @@ class TripletLoss(Loss):
         return F.relu(F.sum(gap, axis=self._batch_axis, exclude=True) + self._margin)
 
 
-class CosineEmbeddingLoss(Loss):
+class CosineEmbeddingLoss(Loss, mx_loss.CosineEmbeddingLoss):
     r"""Cosine embedding loss for pairs labelled similar (1) or dissimilar (-1).
 
     .. math::
@@ -98,6 +102,8 @@ class CosineEmbeddingLoss(Loss):
     _like_pred = ("input2",)
     _kind = "contract"
     _contract_axis = -1
+    _kernel = Kernel("gluonx_cosine_loss", attrs=("margin",), any_dtype=("label",),
+                     when=lambda self, call: call.ndim >= 2)
 
     def __init__(self, weight=None, batch_axis=0, margin=0, reduction="sample", **kwargs):
         super(CosineEmbeddingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -124,7 +130,7 @@ class CosineEmbeddingLoss(Loss):
         return (label == 1) * (1 - cosine) + (label == -1) * F.relu(cosine - self._margin)
 
 
-class SDMLLoss(Loss):
+class SDMLLoss(Loss, mx_loss.SDMLLoss):
     r"""Batch-wise Smoothed Deep Metric Learning loss (Bonadiman et al., 2019).
 
     Row i of ``x1`` is paired with row i of ``x2``; every other row of ``x2``
@@ -159,6 +165,7 @@ class SDMLLoss(Loss):
     _inputs = ("x1", "x2")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_sdml_loss", attrs=("smoothing_parameter",))
 
     def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, reduction="sample",
                  **kwargs):

@@ -3,14 +3,16 @@ mean squared error, smooth L1."""
 import math
 
 import numpy as np
+from mxnet.gluon import loss as mx_loss
 
+from ..kernels import Kernel
 from ._base import Loss, _broadcasts_onto, _fail
 
 __all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss", "MSELoss", "SmoothL1Loss",
            "GaussianNLLLoss"]
 
 
-class L2Loss(Loss):
+class L2Loss(Loss, mx_loss.L2Loss):
     r"""Half the squared error between ``pred`` and ``label``.
 
     .. math:: L = \frac{1}{2} (\text{pred} - \text{label})^2
@@ -37,6 +39,8 @@ class L2Loss(Loss):
         >>> loss(mx.nd.array([[1., 2.]]), mx.nd.array([[1., 0.]]))  # [1.]
     """
 
+    _kernel = Kernel("gluonx_l2_loss")
+
     def __init__(self, weight=1., batch_axis=0, reduction="sample", **kwargs):
         super(L2Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -44,7 +48,7 @@ class L2Loss(Loss):
         return F.square(pred - label) * 0.5
 
 
-class L1Loss(Loss):
+class L1Loss(Loss, mx_loss.L1Loss):
     r"""Absolute error between ``pred`` and ``label``.
 
     .. math:: L = |\text{pred} - \text{label}|
@@ -57,6 +61,8 @@ class L1Loss(Loss):
         >>> gluonx.loss.L1Loss()(mx.nd.array([[1., 3.]]), mx.nd.array([[0., 0.]]))  # [2.]
     """
 
+    _kernel = Kernel("gluonx_l1_loss")
+
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(L1Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -64,7 +70,7 @@ class L1Loss(Loss):
         return F.abs(pred - label)
 
 
-class HuberLoss(Loss):
+class HuberLoss(Loss, mx_loss.HuberLoss):
     r"""Smoothed L1 loss: quadratic for errors below ``rho``, linear above.
 
     .. math::
@@ -86,6 +92,8 @@ class HuberLoss(Loss):
         >>> gluonx.loss.HuberLoss(rho=1)(mx.nd.array([[0., 3.]]), mx.nd.zeros((1, 2)))  # [1.25]
     """
 
+    _kernel = Kernel("gluonx_huber_loss", attrs=("rho",))
+
     def __init__(self, rho=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HuberLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         if not rho > 0:
@@ -98,7 +106,7 @@ class HuberLoss(Loss):
                        F.square(error) * (0.5 / self._rho))
 
 
-class PoissonNLLLoss(Loss):
+class PoissonNLLLoss(Loss, mx_loss.PoissonNLLLoss):
     r"""Negative log-likelihood of ``target`` counts under a Poisson rate.
 
     .. math::
@@ -141,6 +149,7 @@ class PoissonNLLLoss(Loss):
     _inputs = ("pred", "target")
     _like_pred = ("target",)
     _call_options = {"epsilon": None}
+    _kernel = Kernel("gluonx_poisson_nll_loss", attrs=("from_logits", "compute_full", "epsilon"))
 
     def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False,
                  epsilon=1e-08, reduction="sample", **kwargs):

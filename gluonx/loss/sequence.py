@@ -1,6 +1,9 @@
 """Sequence losses: connectionist temporal classification (CTC)."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["CTCLoss"]
@@ -9,7 +12,7 @@ __all__ = ["CTCLoss"]
 PADDING = -1
 
 
-class CTCLoss(Loss):
+class CTCLoss(Loss, mx_loss.CTCLoss):
     r"""Connectionist Temporal Classification loss (Graves et al., 2006).
 
     .. math:: L = -\log \sum_{\pi \in \mathcal{B}^{-1}(\text{label})} \prod_t p_t(\pi_t)
@@ -50,6 +53,11 @@ class CTCLoss(Loss):
     _optional = ("pred_lengths", "label_lengths", "sample_weight")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_ctc_loss",
+                     attrs={"layout_ntc": lambda self: self._layout == "NTC",
+                            "label_nt": lambda self: self._label_layout == "NT"},
+                     options={"layout": ("NTC", "TNC"), "label_layout": ("NT", "TN")},
+                     any_dtype=("label", "pred_lengths", "label_lengths"), own_batch_axis=True)
 
     def __init__(self, layout="NTC", label_layout="NT", weight=None, reduction="sample",
                  **kwargs):

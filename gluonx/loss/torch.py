@@ -31,7 +31,7 @@ import mxnet as mx
 
 import gluonx.loss as _package
 from gluonx.loss import classification, divergence, embedding, margin, regression, sequence
-from gluonx.loss._base import _fail
+from gluonx.loss._base import _NP_TYPES, _fail
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "CTCLoss", "NLLLoss", "PoissonNLLLoss",
            "GaussianNLLLoss", "KLDivLoss", "BCELoss", "BCEWithLogitsLoss", "MarginRankingLoss",
@@ -68,6 +68,8 @@ class _TorchLoss(object):
     sample, gluonx's ``'sample'``)."""
 
     _optional = ()
+    #: PyTorch's reductions are not those the fused kernels compute
+    _kernel = None
     _torch_none = "elementwise"
     _torch_reductions = REDUCTIONS
 
@@ -92,12 +94,6 @@ class _TorchLoss(object):
         elif reduction == "sum" and self._torch_none == "elementwise":
             self._sample_reduce = "sum"
 
-    def _plan(self, names, tensors):
-        plan = super(_TorchLoss, self)._plan(names, tensors)
-        # gluonx's fused kernels are matched to a loss by class name and read
-        # its constructor arguments; these classes share names, not arguments
-        plan.use_kernels = False
-        return plan
 
 
 def _vector(value):
@@ -111,13 +107,16 @@ def _vector(value):
     return np.asarray(value, dtype=np.float32)
 
 
-def _as_array(value, like):
-    """A Python number or sequence as an NDArray on ``like``'s context."""
+def _as_array(value, like, shape=None):
+    """A Python number or sequence as an array of ``like``'s kind (legacy or
+    numpy-mode), context and dtype; ``shape``: a number filled to that shape."""
     if value is None or isinstance(value, (mx.nd.NDArray, mx.sym.Symbol)):
         return value
     if not isinstance(like, mx.nd.NDArray):
         return value
-    return mx.nd.array(np.asarray(value), ctx=like.context, dtype=like.dtype)
+    value = np.full(shape, value) if shape is not None else np.asarray(value)
+    array = mx.nd.array(value, ctx=like.context, dtype=like.dtype)
+    return array.as_np_ndarray() if isinstance(like, _NP_TYPES) else array
 
 
 # ---------------------------------------------------------------- regression
@@ -191,13 +190,11 @@ class GaussianNLLLoss(_TorchLoss, regression.GaussianNLLLoss):
     def __init__(self, full=False, eps=1e-06, reduction="mean"):
         self._torch_init(reduction, full=full, eps=eps)
 
-    def _dispatch(self, values):
-        if isinstance(values.get("var"), (int, float)) and \
-                isinstance(values.get("pred"), mx.nd.NDArray):
-            pred = values["pred"]
-            values = dict(values, var=mx.nd.full(pred.shape, values["var"], ctx=pred.context,
-                                                 dtype=pred.dtype))
-        return super(GaussianNLLLoss, self)._dispatch(values)
+    def _dispatch(self, values, graph=True):
+        pred = values.get("pred")
+        if isinstance(values.get("var"), (int, float)) and isinstance(pred, mx.nd.NDArray):
+            values = dict(values, var=_as_array(values["var"], pred, pred.shape))
+        return super(GaussianNLLLoss, self)._dispatch(values, graph)
 
 
 # ------------------------------------------------------------ classification
@@ -240,9 +237,9 @@ class CrossEntropyLoss(_TorchLoss, _ClassAxis1, classification.SoftmaxCrossEntro
         self._sparse_label = not dense
         self._like_pred = ("label",) if dense else ()
 
-    def _dispatch(self, values):
+    def _dispatch(self, values, graph=True):
         self._targets(values.get("pred"), values.get("label"))
-        return super(CrossEntropyLoss, self)._dispatch(values)
+        return super(CrossEntropyLoss, self)._dispatch(values, graph)
 
     def _compute(self, F, tensors, plan, params):
         # a cached graph is built later, from its plan; a call inside a user's
@@ -501,11 +498,11 @@ class CTCLoss(_TorchLoss, sequence.CTCLoss):
         self._torch_init(reduction, **options)
         self._blank = int(blank)
 
-    def _dispatch(self, values):
+    def _dispatch(self, values, graph=True):
         pred = values.get("pred")
         values = dict(values, **{k: _as_array(values.get(k), pred)
                                  for k in ("pred_lengths", "label_lengths")})
-        return super(CTCLoss, self)._dispatch(values)
+        return super(CTCLoss, self)._dispatch(values, graph)
 
     @staticmethod
     def _concatenated(plan):
