@@ -94,6 +94,12 @@ class _TorchLoss(object):
         elif reduction == "sum" and self._torch_none == "elementwise":
             self._sample_reduce = "sum"
 
+    def _dispatch(self, values, graph=True):
+        out = super(_TorchLoss, self)._dispatch(values, graph)
+        if self._torch_reduction != "none" and isinstance(out, _NP_TYPES):
+            out = out.reshape(())   # numpy mode has 0-d arrays: PyTorch's scalar
+        return out
+
 
 
 def _vector(value):
