@@ -391,6 +391,11 @@ class MultiLabelSoftMarginLoss(Loss):
         >>> loss(mx.nd.zeros((1, 2)), mx.nd.array([[0, 1]]))  # [0.6931]
     """
 
+    # without class weights: sigmoid BCE on logits, without pos_weight
+    _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs={"from_sigmoid": lambda self: False},
+                     options={"class_weight": None},
+                     inputs=("pred", "label", "sample_weight", "pos_weight"))
+
     def __init__(self, class_weight=None, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
         super(MultiLabelSoftMarginLoss, self).__init__(weight, batch_axis, reduction, **kwargs)

@@ -268,6 +268,8 @@ class HingeEmbeddingLoss(Loss):
         >>> loss(mx.nd.array([[0.3, 0.4]]), mx.nd.array([[1., -1.]]))  # [0.45]
     """
 
+    _kernel = Kernel("gluonx_hinge_embedding_loss", attrs=("margin",))
+
     def __init__(self, margin=1.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HingeEmbeddingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = float(margin)

@@ -1,6 +1,7 @@
 """Margin classification losses: multi-class and multi-label hinge, soft margin."""
 import numpy as np
 
+from ..kernels import Kernel
 from ._base import Loss, _fail
 from .classification import _class_weights
 
@@ -187,6 +188,8 @@ class SoftMarginLoss(Loss):
 
         >>> gluonx.loss.SoftMarginLoss()(mx.nd.zeros((1, 1)), mx.nd.array([[1]]))  # [0.6931]
     """
+
+    _kernel = Kernel("gluonx_soft_margin_loss")
 
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SoftMarginLoss, self).__init__(weight, batch_axis, reduction, **kwargs)

@@ -189,6 +189,8 @@ class MSELoss(Loss):
         >>> gluonx.loss.MSELoss()(mx.nd.array([[1., 3.]]), mx.nd.zeros((1, 2)))  # [5.]
     """
 
+    _kernel = Kernel("gluonx_mse_loss")
+
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(MSELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -220,6 +222,10 @@ class SmoothL1Loss(Loss):
 
         >>> gluonx.loss.SmoothL1Loss(beta=1.)(mx.nd.array([[0.5, 3.]]), mx.nd.zeros((1, 2)))
     """
+
+    # HuberLoss's operator is this function for beta > 0 (beta = 0 is the L1 loss)
+    _kernel = Kernel("gluonx_huber_loss", attrs={"rho": "beta"},
+                     when=lambda self, call: self._beta > 0)
 
     def __init__(self, beta=1.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SmoothL1Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
