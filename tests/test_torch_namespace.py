@@ -468,3 +468,60 @@ def test_numpy_mode_python_lengths_and_number_variance():
         np.testing.assert_allclose(float(out), ref, rtol=1e-5)
         g = GT.GaussianNLLLoss()(mx.np.array(x), mx.np.array(y), 0.5)
         np.testing.assert_allclose(float(g), gref, rtol=1e-6)
+
+
+def test_linear_cross_entropy_matches_torch():
+    """The fused output layer + CE (issue 10 item 1b) with torch's weights."""
+    try:
+        ours = GT.LinearCrossEntropyLoss(8, 6, bias=False, reduction="sum")
+    except NotImplementedError as err:
+        pytest.skip("needs issue 10 item 1b (%s)" % err)
+    torch.manual_seed(0)
+    theirs = torch.nn.LinearCrossEntropyLoss(8, 6, bias=False, reduction="sum").double()
+    (weight,) = [p for p in theirs.parameters()]
+    ours.initialize()
+    params = [p for p in ours.collect_params().values() if len(p.shape) == 2]
+    assert len(params) == 1, "expected one weight matrix, got %s" % params
+    w = weight.detach().numpy().reshape(6, 8)
+    params[0].set_data(mx.nd.array(w if params[0].shape == (6, 8) else w.T, dtype="float64"))
+    r = np.random.RandomState(5)
+    x, t = r.standard_normal((7, 8)), r.randint(0, 6, size=7)
+    tx = torch.tensor(x, requires_grad=True)
+    ref = theirs(tx, torch.tensor(t))
+    ref.backward()
+    value, grads = run_mode("imperative", lambda: ours, [x, t.astype(np.float64)], (0,))
+    assert_close(value.reshape(()), ref.detach().numpy(), (1e-6, 1e-8))
+    assert_close(grads[0], tx.grad.numpy(), (1e-5, 1e-7))
+
+
+class _Net(mx.gluon.HybridBlock):
+    def __init__(self, loss, **kwargs):
+        super(_Net, self).__init__(**kwargs)
+        with self.name_scope():
+            self.dense = mx.gluon.nn.Dense(C, in_units=D)
+        self.loss = loss
+
+    def hybrid_forward(self, F, x, y):  # pylint: disable=arguments-differ
+        return self.loss(self.dense(x), y)
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_inside_a_users_network(hybridize):
+    """PyTorch's CrossEntropyLoss inside a Gluon model: torch's value, trains."""
+    r = np.random.RandomState(6)
+    x, y = r.standard_normal((N, D)), r.randint(0, C, size=N).astype(np.float64)
+    net = _Net(GT.CrossEntropyLoss(label_smoothing=0.1))
+    net.initialize(mx.init.Xavier())
+    if hybridize:
+        net.hybridize()
+    w = net.dense.weight.data().asnumpy().astype(np.float64)
+    b = net.dense.bias.data().asnumpy().astype(np.float64)
+    ref = torch.nn.CrossEntropyLoss(label_smoothing=0.1)(
+        torch.tensor(x @ w.T + b), torch.tensor(y).long()).item()
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+    with mx.autograd.record():
+        out = net(mx.nd.array(x), mx.nd.array(y))
+    out.backward()
+    trainer.step(1)
+    np.testing.assert_allclose(out.asnumpy(), [ref], rtol=1e-5)
+    assert net(mx.nd.array(x), mx.nd.array(y)).asscalar() < out.asscalar()

@@ -220,7 +220,8 @@ class CrossEntropyLoss(_TorchLoss, _ClassAxis1, classification.SoftmaxCrossEntro
     class_weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing``.
     The target holds class indices, shape (N,) or (N, d1, ..., dk), or
     probabilities of the input's shape (decided per call by the target's
-    shape, as PyTorch). ``reduction='mean'`` with class weights or ignored
+    shape, as PyTorch; in ``mx.sym`` composition, as inside a user's
+    hybridized model, shapes are unknown and the target holds class indices). ``reduction='mean'`` with class weights or ignored
     targets is PyTorch's weighted mean, :math:`\\sum w_y l / \\sum w_y` over the
     targets not ignored.
 
