@@ -43,6 +43,19 @@ def _canonical(name):
     return getattr(L, name).__name__
 
 
+def _names(name):
+    """A loss's input names in call order: mxnet's (above), else as declared
+    (the losses mxnet does not have)."""
+    name = _canonical(name)
+    cls = getattr(L, name)
+    return INPUTS.get(name) or tuple(cls._inputs) + tuple(cls._optional)
+
+
+def _nreq(name):
+    """How many inputs a loss requires."""
+    return len(getattr(L, _canonical(name))._inputs)
+
+
 def _same(out, case, inputs, reduction="sample", tol=None):
     assert_close(out.asnumpy(), case.reference(inputs, reduction), tol or case.tol["float32"],
                  case.id)
@@ -79,14 +92,14 @@ def test_constructor_matches_mxnet(name):
 def test_every_input_by_keyword(case, hybridize):
     """Inputs passed by keyword (mxnet's names) give what positional inputs give."""
     inputs = as_dtype(case.inputs(), "float32")
-    names = INPUTS[_canonical(case.cls)]
+    names = _names(case.cls)
     kw = {n: a for n, a in zip(names, to_nd(inputs, mx.cpu())) if a is not None}
     loss = case.factory()()
     if hybridize:
         loss.hybridize()
     _same(loss(**kw), case, inputs)
     # required inputs by position, optional ones by keyword
-    nreq = 2 if _canonical(case.cls) not in ("TripletLoss", "CosineEmbeddingLoss") else 3
+    nreq = _nreq(case.cls)
     args = [kw[n] for n in names[:nreq]]
     _same(loss(*args, **{n: kw[n] for n in names[nreq:] if n in kw}), case, inputs)
 
@@ -116,14 +129,14 @@ OPTIONAL = [c for c in CASES if any(a is None for a in c.inputs()[2:]) or len(c.
 def _variants(case):
     """The case's inputs with each present optional input dropped, and as given."""
     inputs = as_dtype(case.inputs(), "float32")
-    nreq = 3 if _canonical(case.cls) in ("TripletLoss", "CosineEmbeddingLoss") else 2
+    nreq = _nreq(case.cls)
     full = list(inputs)
     bare = full[:nreq] + [None] * (len(full) - nreq)
     return full, bare
 
 
 SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[
-    3 if c.cls in ("TripletLoss", "CosineEmbeddingLoss") else 2:])]
+    _nreq(c.cls):])]
 
 
 @pytest.mark.parametrize("case", SWITCH, ids=ids(SWITCH))
@@ -137,7 +150,7 @@ def test_optional_inputs_switch_between_none_and_array(case, flags, order):
     seq = [full, bare, full, bare] if order == "array-first" else [bare, full, bare, full]
     loss = case.factory()()
     loss.hybridize(**flags)
-    names = INPUTS[_canonical(case.cls)]
+    names = _names(case.cls)
     for k, inputs in enumerate(seq):
         nds = to_nd(inputs, mx.cpu())
         if k % 2:   # alternate positional Nones and keywords
@@ -152,7 +165,7 @@ def test_explicit_none_optional_inputs(name):
     """Optional inputs given as explicit None (by position or keyword) are ignored."""
     case = next(c for c in CASES if _canonical(c.cls) == _canonical(name))
     _, bare = _variants(case)
-    names = INPUTS[_canonical(name)]
+    names = _names(name)
     nreq = sum(a is not None for a in bare)
     nds = to_nd(bare, mx.cpu())
     loss = case.factory()()
