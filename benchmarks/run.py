@@ -5,7 +5,7 @@ One command::
     python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
     python benchmarks/run.py --quick    # smoke test (well under a minute)
 
-For every loss gluonx shares with ``mxnet.gluon.loss`` it times forward and
+For every loss gluonx shares with ``mxnet.gluon.loss`` (and every loss from ``torch.nn``) it times forward and
 forward+backward, imperative and hybridized (``static_alloc=True,
 static_shape=True``), float32, at 64x10, 1024x1000 and 16384x1000 (CTC:
 T=50, alphabet 30, label length 10, N=16 and 128), for gluonx (fused kernels
@@ -77,8 +77,8 @@ class Case:
     """One loss: its inputs, its three implementations, and its byte counts.
 
     `inputs(rng, size)` returns a list of numpy arrays (the first gets the
-    gradient); `gluonx`/`mxnet` build the loss block; `torch(*tensors)`
-    returns the per-sample loss.
+    gradient); `gluonx`/`mxnet` build the loss block (`mxnet` None: no
+    counterpart in mxnet.gluon.loss); `torch(*tensors)` returns the per-sample loss.
     """
 
     def __init__(self, name, inputs, gluonx_block, mxnet_block, torch_fn=None,
@@ -165,6 +165,40 @@ def make_cases():
         Case("MaskedSoftmaxCELoss (forward subclass)", _masked_ce_inputs,
              _masked_ce(gloss), _masked_ce(mloss), _torch_masked_ce,
              sizes=[(64, 10), (1024, 1000)]),
+        # torch.nn's losses, Gluon-style (issue 10): no mxnet counterpart
+        Case("MSELoss", pred_label(normal), gloss.MSELoss, None,
+             lambda p, l: t_mean(TF.mse_loss(p, l, reduction="none"))),
+        Case("SmoothL1Loss", pred_label(normal), gloss.SmoothL1Loss, None,
+             lambda p, l: t_mean(TF.smooth_l1_loss(p, l, reduction="none", beta=1.0))),
+        Case("GaussianNLLLoss",
+             lambda rng, s: [normal(rng, s), normal(rng, s), rng.rand(*s).astype(np.float32) + .1],
+             gloss.GaussianNLLLoss, None,
+             lambda p, l, v: t_mean(TF.gaussian_nll_loss(p, l, v, reduction="none"))),
+        Case("NLLLoss", lambda rng, s: [np.log(_probs(rng, s)), classes(rng, s)], gloss.NLLLoss,
+             None, lambda p, l: TF.nll_loss(p, l.long(), reduction="none")),
+        Case("MultiLabelSoftMarginLoss", pred_label(bits), gloss.MultiLabelSoftMarginLoss, None,
+             lambda p, l: TF.multilabel_soft_margin_loss(p, l, reduction="none")),
+        Case("MultiMarginLoss", pred_label(classes), gloss.MultiMarginLoss, None,
+             lambda p, l: TF.multi_margin_loss(p, l.long(), reduction="none")),
+        # pairs of classes: (batch, C, C) elements in gluonx, O(C^2) work in both
+        Case("MultiLabelMarginLoss", pred_label(_multilabel_targets), gloss.MultiLabelMarginLoss,
+             None, lambda p, l: TF.multilabel_margin_loss(p, l.long(), reduction="none"),
+             sizes=[(64, 10), (256, 100)]),
+        Case("SoftMarginLoss", pred_label(signs), gloss.SoftMarginLoss, None,
+             lambda p, l: t_mean(TF.soft_margin_loss(p, l, reduction="none"))),
+        Case("MarginRankingLoss", lambda rng, s: [normal(rng, s), normal(rng, s), signs(rng, s)],
+             gloss.MarginRankingLoss, None,
+             lambda a, b, y: t_mean(TF.margin_ranking_loss(a, b, y, reduction="none"))),
+        Case("HingeEmbeddingLoss", lambda rng, s: [np.abs(normal(rng, s)), signs(rng, s)],
+             gloss.HingeEmbeddingLoss, None,
+             lambda p, y: t_mean(TF.hinge_embedding_loss(p, y, reduction="none"))),
+        Case("TripletMarginLoss", lambda rng, s: [normal(rng, s), normal(rng, s), normal(rng, s)],
+             gloss.TripletMarginLoss, None,
+             lambda a, p, n: TF.triplet_margin_loss(a, p, n, reduction="none")),
+        Case("TripletMarginWithDistanceLoss",
+             lambda rng, s: [normal(rng, s), normal(rng, s), normal(rng, s)],
+             gloss.TripletMarginWithDistanceLoss, None,
+             lambda a, p, n: TF.triplet_margin_with_distance_loss(a, p, n, reduction="none")),
         # no mxnet counterpart; the stock path (no fused kernel yet)
         Case("VAELoss", _vae_inputs, lambda: gloss.VAELoss(from_sigmoid=False), None,
              _torch_vae, fused=False),
@@ -453,6 +487,14 @@ def keras_cases(normal, bits, classes):
              k(lambda x, y: K.circle(y, TF.normalize(x, dim=1), gamma=256, margin=0.25)),
              torch_label="keras", fused=False, sizes=[(64, 10), (1024, 1000), (4096, 256)]),
     ]
+
+
+def _multilabel_targets(rng, s):
+    """Each row lists 3 distinct classes, then -1 padding."""
+    t = np.full(s, -1.0, dtype=np.float32)
+    for i in range(s[0]):
+        t[i, :3] = rng.permutation(s[1])[:3]
+    return t
 
 
 #: sequence length of the masked softmax CE rows: N x C is (N / T sequences, T, C)

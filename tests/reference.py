@@ -25,6 +25,10 @@ __all__ = [
     "reduce", "numeric_grad", "log_softmax", "softplus", "ctc_nll",
     "ref_log_cosh", "ref_mape", "ref_msle", "ref_categorical_hinge", "ref_generalized_ce",
     "ref_sigmoid_focal", "ref_softmax_focal", "ref_dice", "ref_tversky", "ref_circle",
+    "ref_mse", "ref_smooth_l1", "ref_gaussian_nll", "ref_nll", "ref_multilabel_soft_margin",
+    "ref_multi_margin", "ref_multilabel_margin", "ref_soft_margin", "ref_margin_ranking",
+    "ref_hinge_embedding", "ref_triplet_margin", "ref_triplet_margin_with_distance",
+    "p_distance",
 ]
 
 
@@ -527,6 +531,146 @@ def ref_nce(pred, label, negatives, W, b, noise, subtract_log_q=True, sample_wei
         true = true - np.log(q[label])[:, None]
         noise_scores = noise_scores - np.log(q[negatives])
     elem = softplus(-true).sum(axis=1) + softplus(noise_scores).sum(axis=(1, 2))
+
+
+# torch.nn's losses, Gluon-style (issue 10)
+def ref_mse(pred, label, sample_weight=None, weight=None, batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    return _finish((pred - label) ** 2, sample_weight, weight, batch_axis)
+
+
+def ref_smooth_l1(pred, label, sample_weight=None, beta=1.0, weight=None, batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    d = np.abs(pred - label)
+    elem = d if beta == 0 else np.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_gaussian_nll(pred, label, var, sample_weight=None, full=False, eps=1e-6, weight=None,
+                     batch_axis=0):
+    """0.5 (log v + (pred - label)^2 / v) with v = max(var, eps); var may lack
+    pred's last axis (one variance per row)."""
+    pred, label, var = _f64(pred), _f64(label).reshape(np.shape(pred)), _f64(var)
+    if var.shape == pred.shape[:-1] and var.shape != pred.shape:
+        var = var[..., None]
+    v = np.maximum(var, eps)
+    elem = 0.5 * (np.log(v) + (pred - label) ** 2 / v) + np.zeros_like(pred)
+    if full:
+        elem = elem + 0.5 * math.log(2 * math.pi)
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_nll(pred, label, sample_weight=None, axis=-1, class_weight=None, ignore_index=None,
+            weight=None, batch_axis=0):
+    """-cw[y] * pred[y]: softmax CE of log-probabilities."""
+    return ref_softmax_ce(pred, label, sample_weight, axis=axis, from_logits=True,
+                          weight=weight, batch_axis=batch_axis, class_weight=class_weight,
+                          ignore_index=ignore_index)
+
+
+def ref_multilabel_soft_margin(pred, label, sample_weight=None, class_weight=None, weight=None,
+                               batch_axis=0):
+    """-cw_c (y log sigmoid(x) + (1 - y) log sigmoid(-x)), C last."""
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    elem = label * softplus(-pred) + (1.0 - label) * softplus(pred)
+    if class_weight is not None:
+        elem = elem * _f64(class_weight)
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_multi_margin(pred, label, sample_weight=None, p=1, margin=1.0, class_weight=None,
+                     weight=None, batch_axis=0):
+    """(1/C) sum_{c != y} cw[y] max(0, margin - x[y] + x[c])^p, one value per row."""
+    pred = _f64(pred)
+    n, C = pred.shape
+    y = _f64(label).reshape(n).astype(np.int64)
+    out = np.empty((n, 1))
+    for i in range(n):
+        terms = [max(0.0, margin - pred[i, y[i]] + pred[i, c]) ** p for c in range(C)
+                 if c != y[i]]
+        w = 1.0 if class_weight is None else float(_f64(class_weight)[y[i]])
+        out[i, 0] = w * sum(terms) / C
+    none = _weighted(out, sample_weight, weight)
+    return none[:, 0], _per_sample(none, 0)
+
+
+def ref_multilabel_margin(pred, label, sample_weight=None, weight=None, batch_axis=0):
+    """(1/C) sum over listed j, unlisted i of max(0, 1 - (x[j] - x[i])); a row's
+    list ends at its first -1."""
+    pred = _f64(pred)
+    n, C = pred.shape
+    label = _f64(label).astype(np.int64)
+    out = np.empty((n, 1))
+    for k in range(n):
+        listed = []
+        for v in label[k]:
+            if v < 0:
+                break
+            listed.append(int(v))
+        others = [i for i in range(C) if i not in listed]
+        out[k, 0] = sum(max(0.0, 1.0 - (pred[k, j] - pred[k, i]))
+                        for j in listed for i in others) / C
+    none = _weighted(out, sample_weight, weight)
+    return none[:, 0], _per_sample(none, 0)
+
+
+def ref_soft_margin(pred, label, sample_weight=None, weight=None, batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    return _finish(softplus(-label * pred), sample_weight, weight, batch_axis)
+
+
+def ref_margin_ranking(input1, input2, label, sample_weight=None, margin=0.0, weight=None,
+                       batch_axis=0):
+    input1 = _f64(input1)
+    input2, label = _f64(input2).reshape(input1.shape), _f64(label).reshape(input1.shape)
+    return _finish(np.maximum(0.0, margin - label * (input1 - input2)), sample_weight, weight,
+                   batch_axis)
+
+
+def ref_hinge_embedding(pred, label, sample_weight=None, margin=1.0, weight=None,
+                        batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    elem = np.where(label == 1, pred, np.maximum(0.0, margin - pred))
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def p_distance(a, b, p=2.0, eps=1e-6):
+    """||a - b + eps||_p along the last axis."""
+    d = np.abs(_f64(a) - _f64(b) + eps)
+    if math.isinf(p):
+        return d.max(axis=-1)
+    return (d ** p).sum(axis=-1) ** (1.0 / p)
+
+
+def _triplet_margin(dist, anchor, positive, negative, sample_weight, margin, swap, weight):
+    to_neg = dist(anchor, negative)
+    if swap:
+        to_neg = np.minimum(to_neg, dist(positive, negative))
+    elem = np.maximum(0.0, dist(anchor, positive) - to_neg + margin)
+    return elem
+
+
+def ref_triplet_margin(pred, positive, negative, sample_weight=None, margin=1.0, p=2, eps=1e-6,
+                       swap=False, weight=None, batch_axis=0):
+    """max(0, d(a, p) - d(a, n) + margin), d the (non-squared) p-norm distance
+    along the last axis; 'none' has the last axis removed."""
+    pred = _f64(pred)
+    positive, negative = _f64(positive).reshape(pred.shape), _f64(negative).reshape(pred.shape)
+    elem = _triplet_margin(lambda a, b: p_distance(a, b, p, eps), pred, positive, negative,
+                           sample_weight, margin, swap, weight)[..., None]
+    none = _weighted(elem, sample_weight, weight, batch_axis)
+    return none[..., 0], _per_sample(none, batch_axis)
+
+
+def ref_triplet_margin_with_distance(pred, positive, negative, sample_weight=None,
+                                     distance_function=None, margin=1.0, swap=False,
+                                     weight=None, batch_axis=0):
+    """As ref_triplet_margin with any numpy distance (default p=2, eps=1e-6).
+    ``distance_function`` here is a numpy function of (a, b)."""
+    pred = _f64(pred)
+    positive, negative = _f64(positive).reshape(pred.shape), _f64(negative).reshape(pred.shape)
+    dist = distance_function or p_distance
+    elem = _triplet_margin(dist, pred, positive, negative, sample_weight, margin, swap, weight)
     none = _weighted(elem, sample_weight, weight)
     return none, none
 

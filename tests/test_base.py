@@ -175,7 +175,7 @@ def test_explicit_none_optional_inputs(name):
     """Optional inputs given as explicit None (by position or keyword) are ignored."""
     case = next(c for c in CASES if _canonical(c.cls) == _canonical(name))
     _, bare = _variants(case)
-    names = INPUTS[_canonical(name)]
+    names = _names(name)
     nreq = sum(a is not None for a in bare)
     nds = to_nd(bare, mx.cpu())
     loss = case.factory()()

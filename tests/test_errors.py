@@ -97,6 +97,52 @@ BAD_CALLS = [
     E("PoissonNLL-negative-rate", lambda: L.PoissonNLLLoss(from_logits=False),
       lambda: [nd(np.abs(P45) * np.where(np.arange(5) == 2, -1, 1)), nd(np.ones((4, 5)))],
       "PoissonNLLLoss", "pred", True),
+    # torch.nn's losses, Gluon-style (issue 10)
+    E("MSE-label-shape", L.MSELoss, lambda: [nd(P45), nd(P46)], "MSELoss", "label"),
+    E("SmoothL1-label-shape", L.SmoothL1Loss, lambda: [nd(P45), nd(np.ones((5, 4)))],
+      "SmoothL1Loss", "label"),
+    E("GaussianNLL-var-shape", L.GaussianNLLLoss,
+      lambda: [nd(P45), nd(P45), nd(np.ones((4, 3)))], "GaussianNLLLoss", "var"),
+    E("GaussianNLL-var-negative", L.GaussianNLLLoss,
+      lambda: [nd(P45), nd(P45), nd(-np.ones((4, 1)))], "GaussianNLLLoss", "var", True),
+    E("NLL-label-shape", L.NLLLoss, lambda: [nd(P46), nd(np.zeros((3,)))], "NLLLoss", "label"),
+    E("NLL-label-too-big", L.NLLLoss, lambda: [nd(P46), nd([0.0, 6.0, 1.0, 2.0])], "NLLLoss",
+      "label", True),
+    E("NLL-class_weight-length", lambda: L.NLLLoss(class_weight=[1.0, 2.0]),
+      lambda: [nd(P46), nd([0.0, 1.0, 1.0, 2.0])], "NLLLoss", "class_weight"),
+    E("MultiLabelSoftMargin-label-shape", L.MultiLabelSoftMarginLoss,
+      lambda: [nd(P45), nd(np.ones((4, 3)))], "MultiLabelSoftMarginLoss", "label"),
+    E("MultiLabelSoftMargin-class_weight-length",
+      lambda: L.MultiLabelSoftMarginLoss(class_weight=[1.0, 2.0]),
+      lambda: [nd(P45), nd(np.ones((4, 5)))], "MultiLabelSoftMarginLoss", "class_weight"),
+    E("MultiMargin-pred-rank", L.MultiMarginLoss,
+      lambda: [nd(rng.standard_normal((2, 3, 4))), nd(np.zeros(2))], "MultiMarginLoss", "pred"),
+    E("MultiMargin-label-shape", L.MultiMarginLoss, lambda: [nd(P45), nd(np.zeros(3))],
+      "MultiMarginLoss", "label"),
+    E("MultiMargin-label-too-big", L.MultiMarginLoss, lambda: [nd(P45), nd([0.0, 5.0, 1.0, 2.0])],
+      "MultiMarginLoss", "label", True),
+    E("MultiMargin-label-fraction", L.MultiMarginLoss,
+      lambda: [nd(P45), nd([0.0, 0.5, 1.0, 2.0])], "MultiMarginLoss", "label", True),
+    E("MultiMargin-class_weight-length", lambda: L.MultiMarginLoss(class_weight=[1.0, 2.0]),
+      lambda: [nd(P45), nd([0.0, 1.0, 1.0, 2.0])], "MultiMarginLoss", "class_weight"),
+    E("MultiLabelMargin-label-shape", L.MultiLabelMarginLoss,
+      lambda: [nd(P45), nd(np.zeros((4, 3)))], "MultiLabelMarginLoss", "label"),
+    E("MultiLabelMargin-label-too-big", L.MultiLabelMarginLoss,
+      lambda: [nd(P45), nd(np.full((4, 5), 5.0))], "MultiLabelMarginLoss", "label", True),
+    E("MultiLabelMargin-label-below-minus-one", L.MultiLabelMarginLoss,
+      lambda: [nd(P45), nd(np.full((4, 5), -2.0))], "MultiLabelMarginLoss", "label", True),
+    E("SoftMargin-label-shape", L.SoftMarginLoss, lambda: [nd(P45), nd(P46)],
+      "SoftMarginLoss", "label"),
+    E("MarginRanking-input2-shape", L.MarginRankingLoss,
+      lambda: [nd(P45), nd(P46), nd(np.ones((4, 5)))], "MarginRankingLoss", "input2"),
+    E("MarginRanking-label-values", L.MarginRankingLoss,
+      lambda: [nd(P45), nd(P45), nd(np.zeros((4, 5)))], "MarginRankingLoss", "label", True),
+    E("HingeEmbedding-label-values", L.HingeEmbeddingLoss,
+      lambda: [nd(P45), nd(np.full((4, 5), 2.0))], "HingeEmbeddingLoss", "label", True),
+    E("TripletMargin-negative-shape", L.TripletMarginLoss, lambda: [nd(P45), nd(P45), nd(P46)],
+      "TripletMarginLoss", "negative"),
+    E("TripletMarginWithDistance-positive-shape", L.TripletMarginWithDistanceLoss,
+      lambda: [nd(P45), nd(P46), nd(P45)], "TripletMarginWithDistanceLoss", "positive"),
 ]
 
 
@@ -171,7 +217,10 @@ def test_check_values_is_on_by_default():
 
 ALL = ["L2Loss", "L1Loss", "SigmoidBCELoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss",
        "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "TripletLoss",
-       "PoissonNLLLoss", "CosineEmbeddingLoss", "SDMLLoss"]
+       "PoissonNLLLoss", "CosineEmbeddingLoss", "SDMLLoss", "MSELoss", "SmoothL1Loss",
+       "GaussianNLLLoss", "NLLLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
+       "MultiLabelMarginLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
+       "TripletMarginLoss", "TripletMarginWithDistanceLoss"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -366,3 +415,20 @@ def test_bad_option_at_construction(name, kwargs, arg):
 def test_unknown_reduction_at_construction_more_losses(name):
     with pytest.raises(L.LossInputError, match=_pattern(name, "reduction")):
         getattr(L, name)(reduction="avg")
+
+
+@pytest.mark.parametrize("factory,cls,arg", [
+    (lambda: L.SmoothL1Loss(beta=-1.0), "SmoothL1Loss", "beta"),
+    (lambda: L.GaussianNLLLoss(eps=0.0), "GaussianNLLLoss", "eps"),
+    (lambda: L.MultiMarginLoss(p=3), "MultiMarginLoss", "p"),
+    (lambda: L.MultiMarginLoss(class_weight=[[1.0, 2.0]]), "MultiMarginLoss", "class_weight"),
+    (lambda: L.MultiLabelSoftMarginLoss(class_weight="abc"), "MultiLabelSoftMarginLoss",
+     "class_weight"),
+    (lambda: L.TripletMarginLoss(p=0), "TripletMarginLoss", "p"),
+    (lambda: L.TripletMarginWithDistanceLoss(distance_function=3),
+     "TripletMarginWithDistanceLoss", "distance_function"),
+], ids=["SmoothL1-beta", "GaussianNLL-eps", "MultiMargin-p", "MultiMargin-class_weight-2d",
+        "MultiLabelSoftMargin-class_weight", "TripletMargin-p", "TripletMarginWithDistance-fn"])
+def test_bad_option_at_construction(factory, cls, arg):
+    with pytest.raises(L.LossInputError, match=_pattern(cls, arg)):
+        factory()

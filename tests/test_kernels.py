@@ -246,6 +246,8 @@ ELEMENTWISE = {
                          has_ignore_index="1"), "bit",
                     lambda p, l, w: R.ref_sigmoid_focal(p, l, alpha=0.7, gamma=0.5,
                                                         ignore_index=-1)[0]),
+    "mse": ("gluonx_mse_loss", {}, "normal", lambda p, l, w: (p - l) ** 2),
+    "soft_margin": ("gluonx_soft_margin_loss", {}, "normal", lambda p, l, w: _softplus(-l * p)),
 }
 
 SHAPE = (5, 4, 3)
@@ -321,6 +323,35 @@ def test_elementwise_ops(case, weight, dtype):
         want = _numeric_grad(lambda: float((per_sample() * head).sum()), arr)
         np.testing.assert_allclose(grads[k], want, rtol=1e-5, atol=1e-6,
                                    err_msg="gradient of input %d" % k)
+
+
+@pytest.mark.parametrize("weight", ["none", "row", "full"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_hinge_embedding_op(weight, dtype):
+    """p where the label is 1, max(0, margin - p) where it is -1; the labels
+    (discrete) get gradient 0. Its own test: the table's finite differences
+    would step a label off 1 or -1."""
+    rng = np.random.RandomState(zlib.crc32(("hinge_embedding/%s" % weight).encode()))
+    p = rng.uniform(0, 2.5, SHAPE)
+    l = np.sign(rng.randn(*SHAPE))
+    if dtype == "float16":
+        p = p.astype(np.float16).astype(np.float64)
+    sw = None if WEIGHTS[weight] is None else rng.uniform(0.5, 1.5, WEIGHTS[weight])
+    head = rng.rand(SHAPE[0])
+
+    def per_sample():
+        e = np.where(l == 1, p, np.maximum(1.2 - p, 0)) * (1.0 if sw is None else sw)
+        return e.reshape(SHAPE[0], -1).mean(axis=1)
+
+    arrays = [p, l] + ([sw] if sw is not None else [])
+    out, grads = _run_op("gluonx_hinge_embedding_loss", arrays,
+                         {"margin": "1.2", "has_sample_weight": "1" if sw is not None else "0"},
+                         dtype, head)
+    np.testing.assert_allclose(out, per_sample(), rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    if dtype == "float64":
+        want = _numeric_grad(lambda: float((per_sample() * head).sum()), p)
+        np.testing.assert_allclose(grads[0], want, rtol=1e-5, atol=1e-6)
+        assert not grads[1].any()
 
 
 def test_logistic_gradient_at_zero():

@@ -55,10 +55,11 @@ def _symbol_follows_mxnet(case, dtype, ctx, factory, exp, tmp_path, reduction="s
 
     ours = attempt(factory)
     mx_kwargs = {k: v for k, v in case.kwargs.items() if k != "reduction"}
-    theirs = attempt(lambda: getattr(gluon.loss, case.cls)(**mx_kwargs))
-    if theirs is None and ours is not None and dtype == "float64":
+    mx_cls = getattr(gluon.loss, case.cls, None)   # None: a loss mxnet does not have
+    theirs = attempt(lambda: mx_cls(**mx_kwargs)) if mx_cls is not None else None
+    if theirs is None and ours is not None and dtype == "float64" and mx_cls is not None:
         # some mxnet 1.9.1 losses fail in float64 only: their float32 rule
-        theirs = attempt(lambda: getattr(gluon.loss, case.cls)(**mx_kwargs), "float32")
+        theirs = attempt(lambda: mx_cls(**mx_kwargs), "float32")
         dtype = "float32"
     if ours is None:
         # mxnet has no reduction='none' (its per-sample mean is what could enlarge)
@@ -86,7 +87,14 @@ REDUCED = [c for c in CASES if c.id in (
     "L2-weight-sw", "Huber-rho", "PoissonNLL-full", "SigmoidBCE-pos_weight", "SoftmaxCE-axis1",
     "SoftmaxCE-sw-weight", "Hinge-margin", "Logistic-binary", "KLDiv-sw", "Triplet-margin-sw",
     "CosineEmbedding-margin-sw", "SDML", "CTC-lengths", "VAE-logits-sw",
-    "WGANGP-critic-lambda-sw")]
+    "WGANGP-critic-lambda-sw",
+    "CosineEmbedding-margin-sw", "SDML", "CTC-lengths",
+    # issue 10
+    "MSE-weight-sw-batch_axis1", "SmoothL1-beta-sw", "GaussianNLL-var-no-last-axis-sw",
+    "NLL-axis1-sw", "MultiLabelSoftMargin-class_weight-sw", "MultiMargin-p2-margin-class_weight",
+    "MultiLabelMargin-sw-weight", "SoftMargin-sw-weight", "MarginRanking-margin-sw",
+    "HingeEmbedding-margin-sw", "TripletMargin-p3-sw-3d",
+    "TripletMarginWithDistance-swap-margin-sw")]
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

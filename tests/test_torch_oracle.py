@@ -43,7 +43,8 @@ def torch_loss(case, x):
     kw, name = case.kwargs, case.cls
     x = list(x) + [None] * (5 - len(x))
     if name not in ("SoftmaxCELoss", "SoftmaxCrossEntropyLoss", "CTCLoss", "CosineEmbeddingLoss",
-                    "SDMLLoss") and x[1] is not None and x[1].numel() == x[0].numel():
+                    "SDMLLoss", "NLLLoss", "MultiMarginLoss", "MultiLabelMarginLoss") \
+            and x[1] is not None and x[1].numel() == x[0].numel():
         x[1] = x[1].reshape(x[0].shape)   # mxnet: label reshaped like pred
     w = kw.get("weight")
     ba = kw.get("batch_axis", 0)
@@ -105,6 +106,52 @@ def torch_loss(case, x):
                         lengths.long(), blank=0 if first else C - 1, reduction="none",
                         zero_infinity=_ZERO_INF[0] or kw.get("zero_infinity", False))
         return _weigh(e, x[4], w)
+    cw = kw.get("class_weight")
+    cw = None if cw is None else _t(cw)
+    if name == "MSELoss":
+        return _per_sample(_weigh(TF.mse_loss(x[0], x[1], reduction="none"), x[2], w, ba), ba)
+    if name == "SmoothL1Loss":
+        e = TF.smooth_l1_loss(x[0], x[1], reduction="none", beta=kw.get("beta", 1.0))
+        return _per_sample(_weigh(e, x[2], w, ba), ba)
+    if name == "GaussianNLLLoss":
+        e = TF.gaussian_nll_loss(x[0], x[1], x[2], full=kw.get("full", False),
+                                 eps=kw.get("eps", 1e-6), reduction="none")
+        return _per_sample(_weigh(e, x[3], w, ba), ba)
+    if name == "NLLLoss":
+        axis = kw.get("axis", -1) % x[0].dim()
+        label = x[1].reshape(x[0].shape[:axis] + x[0].shape[axis + 1:]).long()
+        ii = kw.get("ignore_index")
+        e = TF.nll_loss(torch.movedim(x[0], axis, 1), label, weight=cw, reduction="none",
+                        ignore_index=-100 if ii is None else ii)
+        return _per_sample(_weigh(e.unsqueeze(axis), x[2], w, ba), ba)
+    if name == "MultiLabelSoftMarginLoss":
+        e = TF.multilabel_soft_margin_loss(x[0], x[1], weight=cw, reduction="none")
+        return _weigh(e, None if x[2] is None else x[2].reshape(-1), w)
+    if name == "MultiMarginLoss":
+        e = TF.multi_margin_loss(x[0], x[1].reshape(-1).long(), p=kw.get("p", 1),
+                                 margin=kw.get("margin", 1.0), weight=cw, reduction="none")
+        return _weigh(e, x[2], w)
+    if name == "MultiLabelMarginLoss":
+        return _weigh(TF.multilabel_margin_loss(x[0], x[1].long(), reduction="none"), x[2], w)
+    if name == "SoftMarginLoss":
+        return _per_sample(_weigh(TF.soft_margin_loss(x[0], x[1], reduction="none"), x[2], w,
+                                  ba), ba)
+    if name == "MarginRankingLoss":
+        e = TF.margin_ranking_loss(x[0], x[1], x[2], margin=kw.get("margin", 0.0),
+                                   reduction="none")
+        return _per_sample(_weigh(e, x[3], w, ba), ba)
+    if name == "HingeEmbeddingLoss":
+        e = TF.hinge_embedding_loss(x[0], x[1], margin=kw.get("margin", 1.0), reduction="none")
+        return _per_sample(_weigh(e, x[2], w, ba), ba)
+    if name == "TripletMarginLoss":
+        e = TF.triplet_margin_loss(x[0], x[1], x[2], margin=kw.get("margin", 1.0),
+                                   p=kw.get("p", 2), eps=kw.get("eps", 1e-6),
+                                   swap=kw.get("swap", False), reduction="none")
+        return _per_sample(_weigh(e, x[3], w, ba), ba)
+    if name == "TripletMarginWithDistanceLoss":
+        e = TF.triplet_margin_with_distance_loss(x[0], x[1], x[2], margin=kw.get("margin", 1.0),
+                                                 swap=kw.get("swap", False), reduction="none")
+        return _weigh(e, x[3], w)
     return None   # torch has no counterpart (hinge, squared hinge, triplet)
 
 

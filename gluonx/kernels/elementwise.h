@@ -89,6 +89,53 @@ struct SquaredHinge {
   }
 };
 
+// torch.nn's losses, Gluon-style (issue 10) --------------------------------
+// (p - l)^2, without L2's 1/2.
+struct MSE {
+  static constexpr bool kSum = false;
+  explicit MSE(const Attrs&) {}
+  template <typename A> A value(A p, A l, A) const {
+    const A d = p - l;
+    return d * d;
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A d = p - l;
+    dp = A(2) * d; dl = -dp; dpw = 0;
+    return d * d;
+  }
+};
+
+// log(1 + exp(-l p)) for labels -1/1 (and any real label).
+struct SoftMargin {
+  static constexpr bool kSum = false;
+  explicit SoftMargin(const Attrs&) {}
+  template <typename A> A value(A p, A l, A) const { return softplus(-l * p); }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A z = -l * p, s = sigmoid(z);
+    dp = -l * s; dl = -p * s; dpw = 0;
+    return softplus(z);
+  }
+};
+
+// p where l != -1, plus max(0, margin - p) where l != 1 (PyTorch's form:
+// a label of 1 or -1 selects one term). The labels get no gradient.
+struct HingeEmbedding {
+  static constexpr bool kSum = false;
+  double margin;
+  explicit HingeEmbedding(const Attrs& a) : margin(attr_double(a, "margin")) {}
+  template <typename A> A value(A p, A l, A) const {
+    const A keep = l != A(-1) ? A(1) : A(0), push = l != A(1) ? A(1) : A(0);
+    return keep * p + push * std::max(A(margin) - p, A(0));
+  }
+  template <typename A> A both(A p, A l, A, A& dp, A& dl, A& dpw) const {
+    const A keep = l != A(-1) ? A(1) : A(0), push = l != A(1) ? A(1) : A(0);
+    const A z = A(margin) - p;
+    const bool on = z > A(0);
+    dp = keep - (on ? push : A(0)); dl = 0; dpw = 0;
+    return keep * p + (on ? push * z : A(0));
+  }
+};
+
 // Logistic loss on logits; label 0/1, or -1/1 when `signed` (mapped to
 // t = 0.5 l + 0.5). f = softplus(p) - p t, df/dp = sigmoid(p) - t, also at
 // p == 0 (the stock abs/relu form gives -t there).
@@ -331,6 +378,21 @@ struct HingeOp : Plain<Hinge> {
 };
 struct SquaredHingeOp : Plain<SquaredHinge> {
   static constexpr const char* kName = "gluonx_squared_hinge_loss";
+  static constexpr const char* kAttrs = "margin";
+  static constexpr bool kPosWeight = false;
+};
+struct MSEOp : Plain<MSE> {
+  static constexpr const char* kName = "gluonx_mse_loss";
+  static constexpr const char* kAttrs = "";
+  static constexpr bool kPosWeight = false;
+};
+struct SoftMarginOp : Plain<SoftMargin> {
+  static constexpr const char* kName = "gluonx_soft_margin_loss";
+  static constexpr const char* kAttrs = "";
+  static constexpr bool kPosWeight = false;
+};
+struct HingeEmbeddingOp : Plain<HingeEmbedding> {
+  static constexpr const char* kName = "gluonx_hinge_embedding_loss";
   static constexpr const char* kAttrs = "margin";
   static constexpr bool kPosWeight = false;
 };

@@ -1,5 +1,6 @@
 // Classification and divergence losses on the elementwise loops: hinge,
-// squared hinge, logistic, sigmoid BCE, KL divergence on log-probabilities.
+// squared hinge, logistic, sigmoid BCE, KL divergence on log-probabilities,
+// soft margin and hinge embedding.
 #include "elementwise.h"
 
 namespace gluonx {
@@ -13,6 +14,8 @@ struct Registration {
     register_loss<LogisticOp>();
     register_loss<SigmoidBCEOp>();
     register_loss<KLDivOp>();
+    register_loss<SoftMarginOp>();
+    register_loss<HingeEmbeddingOp>();
   }
 } registration;
 

@@ -1,4 +1,4 @@
-// Regression losses on the elementwise loops: L2, L1, Huber, Poisson NLL.
+// Regression losses on the elementwise loops: L2, L1, Huber, Poisson NLL, MSE.
 #include "elementwise.h"
 
 namespace gluonx {
@@ -11,6 +11,7 @@ struct Registration {
     register_loss<L1Op>();
     register_loss<HuberOp>();
     register_loss<PoissonNLLOp>();
+    register_loss<MSEOp>();
   }
 } registration;
 

@@ -1,12 +1,17 @@
 """Hybridizable loss blocks: a drop-in superset of ``mxnet.gluon.loss``."""
 from ._base import Loss, LossInputError, _apply_weighting, _reshape_like  # noqa: F401
-from .regression import L2Loss, L1Loss, HuberLoss, PoissonNLLLoss, LogCoshLoss, MAPELoss, MSLELoss
+from .regression import (L2Loss, L1Loss, HuberLoss, PoissonNLLLoss, LogCoshLoss, MAPELoss,
+                         MSLELoss, MSELoss, SmoothL1Loss, GaussianNLLLoss)
 from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
                              SoftmaxCrossEntropyLoss, SoftmaxCELoss, HingeLoss,
                              SquaredHingeLoss, LogisticLoss, CategoricalHingeLoss,
-                             GeneralizedCELoss, LinearSoftmaxCELoss)
+                             GeneralizedCELoss, LinearSoftmaxCELoss, NLLLoss,
+                             MultiLabelSoftMarginLoss)
+from .margin import MultiMarginLoss, MultiLabelMarginLoss, SoftMarginLoss
 from .divergence import KLDivLoss
-from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss, CircleLoss
+from .embedding import (TripletLoss, CosineEmbeddingLoss, SDMLLoss, CircleLoss,
+                        MarginRankingLoss, HingeEmbeddingLoss, TripletMarginLoss,
+                        TripletMarginWithDistanceLoss)
 from .detection import SigmoidFocalLoss, SoftmaxFocalLoss
 from .segmentation import DiceLoss, TverskyLoss
 from .sequence import CTCLoss
@@ -17,6 +22,8 @@ from .pixelwise import MixSoftmaxCrossEntropyLoss, MixSoftmaxCELoss
 from .generative import VAELoss, WGANGPLoss, critic_input_gradient, CriticInputGradient
 from .sampling import NCELoss
 from . import numpy_ml  # noqa: F401  (numpy-ml's names: gluonx.loss.numpy_ml.SquaredError, ...)
+# PyTorch's loss classes with PyTorch's conventions: gluonx.loss.torch (not in __all__)
+from . import torch  # noqa: E402  (gluonx.loss.torch; never shadows the torch package)
 
 __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss",
            "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
@@ -28,4 +35,8 @@ __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNL
            "LabelSmoothing", "ActivationRegularizationLoss",
            "TemporalActivationRegularizationLoss", "MixSoftmaxCrossEntropyLoss",
            "MixSoftmaxCELoss", "LinearSoftmaxCELoss",
-           "VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient", "NCELoss"]
+           "VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient", "NCELoss",
+           # from torch.nn, Gluon-style (issue 10)
+           "MSELoss", "SmoothL1Loss", "GaussianNLLLoss", "NLLLoss", "MultiLabelSoftMarginLoss",
+           "MultiMarginLoss", "MultiLabelMarginLoss", "SoftMarginLoss", "MarginRankingLoss",
+           "HingeEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss"]

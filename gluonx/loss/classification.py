@@ -1,5 +1,6 @@
-"""Classification losses: sigmoid and softmax cross-entropy, hinge, logistic,
-categorical hinge, generalized cross-entropy, and the chunked linear + softmax CE."""
+"""Classification losses: sigmoid and softmax cross-entropy, negative log-likelihood,
+multi-label soft margin, hinge, logistic, categorical hinge, generalized cross-entropy, and
+the chunked linear + softmax CE."""
 import mxnet as mx
 import numpy as np
 
@@ -11,7 +12,8 @@ from . import _linear_ce  # noqa: F401  (registers the chunked linear + softmax 
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-           "CategoricalHingeLoss", "GeneralizedCELoss", "LinearSoftmaxCELoss"]
+           "CategoricalHingeLoss", "GeneralizedCELoss", "LinearSoftmaxCELoss", "NLLLoss",
+           "MultiLabelSoftMarginLoss"]
 
 #: added to probabilities before their log when the input is already a probability
 PROBABILITY_EPSILON = 1e-12
@@ -737,3 +739,126 @@ class LinearSoftmaxCELoss(Loss):
             total = count * F.reshape_like(F.take(F.reshape(class_weight, shape=(-1,)), label),
                                            count)
         return loss, (count, total)
+
+
+class NLLLoss(SoftmaxCrossEntropyLoss):
+    r"""Negative log-likelihood of class indices under given log-probabilities.
+
+    .. math:: L = -w_y \, \text{pred}_y
+
+    where :math:`y` is the label and :math:`w` the optional class weights.
+    This is :class:`SoftmaxCrossEntropyLoss` with ``from_logits=True``
+    (``pred`` holds log-probabilities, e.g. a ``log_softmax`` output), and
+    it shares that loss's ``class_weight`` and ``ignore_index`` semantics,
+    including how they enter ``reduction='mean'``.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The class axis.
+    class_weight : sequence of float or None
+        One weight per class (length C).
+    ignore_index : int or None
+        Labels equal to it contribute 0 (and get no gradient).
+    weight, batch_axis, reduction : as in :class:`SoftmaxCrossEntropyLoss`.
+
+    Inputs:
+        - **pred**: log-probabilities, shape (..., C, ...) with C along ``axis``.
+        - **label**: class indices, pred's shape without ``axis``.
+        - **sample_weight**: optional, as in :class:`SoftmaxCrossEntropyLoss`.
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.NLLLoss()
+        >>> loss(mx.nd.log(mx.nd.array([[0.5, 0.25, 0.25]])), mx.nd.array([0]))  # [0.6931]
+    """
+
+    # the stock operators read only the picked entries (pick), softmax CE's
+    # operator streams every score: 3-8x slower here, forward and backward
+    _kernel = None
+
+    def __init__(self, axis=-1, class_weight=None, ignore_index=None, weight=None,
+                 batch_axis=0, reduction="sample", **kwargs):
+        super(NLLLoss, self).__init__(axis=axis, sparse_label=True, from_logits=True,
+                                      weight=weight, batch_axis=batch_axis,
+                                      class_weight=class_weight, ignore_index=ignore_index,
+                                      reduction=reduction, **kwargs)
+
+
+class MultiLabelSoftMarginLoss(Loss):
+    r"""Multi-label logistic loss: one binary cross-entropy per class on logits,
+    averaged over the classes.
+
+    .. math::
+        L_c = w_c \big(\log(1 + e^{x_c}) - x_c \, y_c\big)
+            = -w_c \big(y_c \log \sigma(x_c) + (1 - y_c) \log \sigma(-x_c)\big)
+
+    with :math:`x` = ``pred``, :math:`y` = ``label`` in [0, 1] and the classes
+    along the last axis; a sample's value is the mean over its classes.
+
+    Parameters
+    ----------
+    class_weight : sequence of float or None
+        One weight per class (length C, the last axis).
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs:
+        - **pred**: logits, shape (batch_size, C) (or any shape with C last).
+        - **label**: targets in [0, 1], pred's shape.
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.MultiLabelSoftMarginLoss()
+        >>> loss(mx.nd.zeros((1, 2)), mx.nd.array([[0, 1]]))  # [0.6931]
+    """
+
+    # without class weights: sigmoid BCE on logits, without pos_weight
+    _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs={"from_sigmoid": lambda self: False},
+                     options={"class_weight": None},
+                     inputs=("pred", "label", "sample_weight", "pos_weight"))
+
+    def __init__(self, class_weight=None, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(MultiLabelSoftMarginLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._num_weights = None
+        if class_weight is not None:
+            values = _class_weights(self, class_weight)
+            self._num_weights = values.shape[0]
+            self._config["class_weight"] = values.tolist()
+            self._constant("class_weight", values)
+
+    def _check_shapes(self, plan):
+        pred = plan.shapes["pred"]
+        if self._num_weights is not None and (not pred or pred[-1] != self._num_weights):
+            _fail(self, "class_weight", "has %d entries, expected one per class (pred's last "
+                  "axis, shape %s)" % (self._num_weights, pred))
+
+    def _loss(self, F, pred, label, class_weight=None):
+        loss = F.Activation(pred, act_type="softrelu") - pred * label
+        if class_weight is not None:
+            loss = F.broadcast_mul(loss, class_weight)
+        return loss
+
+
+def _class_weights(loss, class_weight):
+    """``class_weight`` (a sequence, numpy array, NDArray or tensor) as a float32
+    vector; the loss fails naming the argument when it is not one."""
+    if hasattr(class_weight, "asnumpy"):
+        class_weight = class_weight.asnumpy()
+    elif hasattr(class_weight, "detach"):
+        class_weight = class_weight.detach().cpu().numpy()
+    try:
+        values = np.asarray(class_weight, dtype=np.float32)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.ndim != 1 or values.size == 0:
+        _fail(loss, "class_weight", "must be a non-empty vector of numbers, one per class, "
+              "got %r" % (class_weight,))
+    return values

@@ -1,12 +1,18 @@
-"""Embedding and metric-learning losses: triplet, cosine embedding, SDML, circle."""
+"""Embedding, metric-learning and ranking losses: triplet (squared and p-norm
+distances, or any distance), cosine embedding, hinge embedding, margin ranking, SDML, circle."""
+import inspect
+import math
+
 import numpy as np
+from mxnet.gluon import HybridBlock
 
 from mxnet.gluon import loss as mx_loss
 
 from ..kernels import Kernel
 from ._base import Loss, _fail
 
-__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CircleLoss"]
+__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CircleLoss", "MarginRankingLoss",
+           "HingeEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss"]
 
 #: smallest product of norms in the cosine similarity (as mxnet 1.9.1)
 COSINE_EPSILON = 1e-12
@@ -300,3 +306,255 @@ class CircleLoss(Loss):
         negative, has_negative = _masked_logsumexp(F, negative_logits, 1 - same)
         loss = F.Activation(positive + negative, act_type="softrelu") * has_positive * has_negative
         return F.reshape(loss, shape=(-1,))
+
+
+def _signs(loss, label):
+    if not np.isin(label.asnumpy(), (-1, 1)).all():
+        _fail(loss, "label", "must hold 1 or -1")
+
+
+class MarginRankingLoss(Loss):
+    r"""Margin ranking loss: ``input1`` should rank above ``input2`` where
+    ``label`` is 1 and below it where ``label`` is -1, by at least ``margin``.
+
+    .. math:: L = \max(0, -\text{label} \cdot (\text{input1} - \text{input2}) + \text{margin})
+
+    Parameters
+    ----------
+    margin : float, default 0.
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs:
+        - **input1**, **input2**: scores, any shape (input2 of input1's shape).
+        - **label**: 1 or -1, input1's shape.
+        - **sample_weight**: optional, broadcastable to input1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.MarginRankingLoss(margin=0.5)
+        >>> loss(mx.nd.array([1., 0.]), mx.nd.array([0., 0.]), mx.nd.array([1., -1.]))
+    """
+
+    _inputs = ("input1", "input2", "label")
+    _like_pred = ("input2", "label")
+
+    def __init__(self, margin=0.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(MarginRankingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = float(margin)
+
+    def _check_values(self, tensors, plan):
+        _signs(self, tensors["label"])
+
+    def _loss(self, F, input1, input2, label):
+        return F.relu(self._margin - label * (input1 - input2))
+
+
+class HingeEmbeddingLoss(Loss):
+    r"""Hinge embedding loss: ``pred`` (a distance) should be small for similar
+    pairs (label 1) and at least ``margin`` for dissimilar ones (label -1).
+
+    .. math::
+        L = \begin{cases} \text{pred} & \text{label} = 1 \\
+                          \max(0, \text{margin} - \text{pred}) & \text{label} = -1 \end{cases}
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs:
+        - **pred**: distances, any shape.
+        - **label**: 1 or -1, pred's shape.
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.HingeEmbeddingLoss(margin=1.)
+        >>> loss(mx.nd.array([[0.3, 0.4]]), mx.nd.array([[1., -1.]]))  # [0.45]
+    """
+
+    _kernel = Kernel("gluonx_hinge_embedding_loss", attrs=("margin",))
+
+    def __init__(self, margin=1.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(HingeEmbeddingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = float(margin)
+
+    def _check_values(self, tensors, plan):
+        _signs(self, tensors["label"])
+
+    def _loss(self, F, pred, label):
+        return (label != -1) * pred + (label != 1) * F.relu(self._margin - pred)
+
+
+def pairwise_distance(F, x1, x2, p=2.0, eps=1e-6):
+    r""":math:`\lVert x_1 - x_2 + \epsilon \rVert_p` along the last axis, one value
+    per row (PyTorch's ``pairwise_distance``, the default distance of
+    :class:`TripletMarginWithDistanceLoss`)."""
+    diff = x1 - x2 + eps
+    if p == 2:
+        return F.sqrt(F.sum(F.square(diff), axis=-1))
+    if p == 1:
+        return F.sum(F.abs(diff), axis=-1)
+    if math.isinf(p):
+        return F.max(F.abs(diff), axis=-1)
+    return F.power(F.sum(F.power(F.abs(diff), p), axis=-1), 1.0 / p)
+
+
+def _triplet(F, distance, anchor, positive, negative, margin, swap):
+    to_positive = distance(anchor, positive)
+    to_negative = distance(anchor, negative)
+    if swap:
+        to_negative = F.minimum(to_negative, distance(positive, negative))
+    return F.relu(to_positive - to_negative + margin)
+
+
+class TripletMarginLoss(Loss):
+    r"""Triplet margin loss with PyTorch's p-norm distance (not squared):
+    the anchor should be nearer the positive than the negative by ``margin``.
+
+    .. math::
+        d(a, b) = \lVert a - b + \epsilon \rVert_p,\qquad
+        L = \max\big(0, d(\text{pred}, \text{positive})
+                       - d(\text{pred}, \text{negative}) + \text{margin}\big)
+
+    with the norm along the last axis. With ``swap=True`` the negative
+    distance is :math:`\min(d(\text{pred}, \text{negative}), d(\text{positive},
+    \text{negative}))` (Balntas et al., 2016). :class:`TripletLoss` keeps
+    MXNet's squared Euclidean distance over all non-batch axes.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+    p : float, default 2
+        The norm's degree (> 0; ``inf`` for the largest absolute difference).
+    eps : float, default 1e-6
+        Added to the differences before the norm.
+    swap : bool, default False
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs:
+        - **pred**: anchors, shape (batch_size, D) (or (batch_size, ..., D)).
+        - **positive**, **negative**: pred's shape.
+        - **sample_weight**: optional, shape (batch_size,) or broadcastable
+          to pred's shape with the last axis of size 1.
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.TripletMarginLoss(margin=1.)
+        >>> loss(mx.nd.zeros((1, 2)), mx.nd.zeros((1, 2)), mx.nd.ones((1, 2)))  # [0.]
+    """
+
+    _inputs = ("pred", "positive", "negative")
+    _like_pred = ("positive", "negative")
+    _kind = "contract"
+    _contract_axis = -1
+
+    def __init__(self, margin=1.0, p=2, eps=1e-6, swap=False, weight=None, batch_axis=0,
+                 reduction="sample", **kwargs):
+        super(TripletMarginLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not (isinstance(p, (int, float, np.number)) and p > 0):
+            _fail(self, "p", "must be a number > 0, got %r" % (p,))
+        self._margin, self._p, self._eps, self._swap = float(margin), float(p), float(eps), \
+            bool(swap)
+
+    def _distance(self, F, a, b):
+        return F.expand_dims(pairwise_distance(F, a, b, self._p, self._eps), axis=-1)
+
+    def _loss(self, F, pred, positive, negative):
+        return _triplet(F, lambda a, b: self._distance(F, a, b), pred, positive, negative,
+                        self._margin, self._swap)
+
+
+class TripletMarginWithDistanceLoss(Loss):
+    r"""Triplet margin loss with any distance function.
+
+    .. math::
+        L = \max\big(0, d(\text{pred}, \text{positive}) - d(\text{pred}, \text{negative})
+                       + \text{margin}\big)
+
+    (with ``swap=True`` as in :class:`TripletMarginLoss`).
+
+    Parameters
+    ----------
+    distance_function : callable, HybridBlock or None
+        The distance :math:`d`, returning one value per sample, shape
+        (batch_size,): a function ``f(F, x1, x2)`` written on ``F`` (``mx.nd``
+        or ``mx.sym``), a function ``f(x1, x2)`` using only operators and
+        methods common to NDArray and Symbol (``(x1 - x2).square().sum(axis=-1)``),
+        or a HybridBlock called as ``block(x1, x2)``. None: the Euclidean
+        :func:`pairwise_distance` (p=2, eps=1e-6), as PyTorch.
+    margin : float, default 1.0
+    swap : bool, default False
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs:
+        - **pred**: anchors, shape (batch_size, ...).
+        - **positive**, **negative**: pred's shape.
+        - **sample_weight**: optional, shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> cosine = lambda F, a, b: 1 - F.sum(a * b, axis=-1) / (F.norm(a, axis=-1)
+        ...                                                          * F.norm(b, axis=-1))
+        >>> loss = gluonx.loss.TripletMarginWithDistanceLoss(distance_function=cosine)
+        >>> loss(mx.nd.ones((2, 3)), mx.nd.ones((2, 3)), -mx.nd.ones((2, 3)))  # [0., 0.]
+    """
+
+    _inputs = ("pred", "positive", "negative")
+    _like_pred = ("positive", "negative")
+    _kind = "sample"
+
+    def __init__(self, distance_function=None, margin=1.0, swap=False, weight=None,
+                 batch_axis=0, reduction="sample", **kwargs):
+        super(TripletMarginWithDistanceLoss, self).__init__(weight, batch_axis, reduction,
+                                                            **kwargs)
+        if distance_function is not None and not callable(distance_function):
+            _fail(self, "distance_function", "must be callable (a function or a HybridBlock), "
+                  "got %r" % (distance_function,))
+        self._margin, self._swap = float(margin), bool(swap)
+        self._distance_block = None
+        self._distance_takes_F = False
+        if isinstance(distance_function, HybridBlock):
+            self._distance_block = distance_function
+            self.register_child(distance_function, "distance_function")
+            # its parameters reach the loss's cached graphs
+            self.params.update(distance_function.collect_params())
+        elif distance_function is not None:
+            self._distance_takes_F = _positional_count(distance_function) >= 3
+        self._distance_function = distance_function
+
+    def _distance(self, F, a, b):
+        fn = self._distance_function
+        if fn is None:
+            return pairwise_distance(F, a, b)
+        if self._distance_block is not None or not self._distance_takes_F:
+            return fn(a, b)
+        return fn(F, a, b)
+
+    def _loss(self, F, pred, positive, negative):
+        return _triplet(F, lambda a, b: self._distance(F, a, b), pred, positive, negative,
+                        self._margin, self._swap)
+
+
+def _positional_count(fn):
+    """How many positional arguments ``fn`` takes (3 or more: it takes F first)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in kinds)

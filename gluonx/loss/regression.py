@@ -1,13 +1,15 @@
-"""Regression losses: L2, L1, Huber, Poisson negative log-likelihood, log-cosh, MAPE, MSLE."""
+"""Regression losses: L2, L1, Huber, Poisson and Gaussian negative log-likelihood,
+mean squared error, smooth L1, log-cosh, MAPE, MSLE."""
 import math
 
+import numpy as np
 from mxnet.gluon import loss as mx_loss
 
 from ..kernels import Kernel
-from ._base import Loss, _fail
+from ._base import Loss, _broadcasts_onto, _fail
 
 __all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss", "LogCoshLoss", "MAPELoss",
-           "MSLELoss"]
+           "MSLELoss", "MSELoss", "SmoothL1Loss", "GaussianNLLLoss"]
 
 
 class L2Loss(Loss, mx_loss.L2Loss):
@@ -295,3 +297,148 @@ class MSLELoss(Loss):
     def _loss(self, F, pred, label):
         eps = self._epsilon
         return F.square(F.log1p(F.maximum(pred, eps)) - F.log1p(F.maximum(label, eps)))
+
+
+class MSELoss(Loss):
+    r"""Squared error between ``pred`` and ``label`` (without :class:`L2Loss`'s \tfrac12).
+
+    .. math:: L = (\text{pred} - \text{label})^2
+
+    Parameters, inputs and outputs are those of :class:`L2Loss` (``weight``
+    defaults to None).
+
+    Example::
+
+        >>> gluonx.loss.MSELoss()(mx.nd.array([[1., 3.]]), mx.nd.zeros((1, 2)))  # [5.]
+    """
+
+    _kernel = Kernel("gluonx_mse_loss")
+
+    def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(MSELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+
+    def _loss(self, F, pred, label):
+        return F.square(pred - label)
+
+
+class SmoothL1Loss(Loss):
+    r"""Smooth L1 loss: quadratic for errors below ``beta``, linear above.
+
+    .. math::
+        L = \begin{cases} \frac{1}{2\beta} (\text{pred} - \text{label})^2
+              & |\text{pred} - \text{label}| < \beta \\
+            |\text{pred} - \text{label}| - \frac{\beta}{2} & \text{otherwise}
+            \end{cases}
+
+    The same function as :class:`HuberLoss` with ``rho=beta`` (which keeps
+    MXNet's name and meaning); ``beta=0`` is the L1 loss.
+
+    Parameters
+    ----------
+    beta : float, default 1.0
+        Threshold between the quadratic and the linear part (>= 0).
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs and outputs are those of :class:`L2Loss`.
+
+    Example::
+
+        >>> gluonx.loss.SmoothL1Loss(beta=1.)(mx.nd.array([[0.5, 3.]]), mx.nd.zeros((1, 2)))
+    """
+
+    # HuberLoss's operator is this function for beta > 0 (beta = 0 is the L1 loss)
+    _kernel = Kernel("gluonx_huber_loss", attrs={"rho": "beta"},
+                     when=lambda self, call: self._beta > 0)
+
+    def __init__(self, beta=1.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(SmoothL1Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not (isinstance(beta, (int, float, np.number)) and beta >= 0):
+            _fail(self, "beta", "must be a number >= 0, got %r" % (beta,))
+        self._beta = float(beta)
+
+    def _loss(self, F, pred, label):
+        error = F.abs(pred - label)
+        if self._beta == 0:
+            return error
+        return F.where(error < self._beta, F.square(error) * (0.5 / self._beta),
+                       error - 0.5 * self._beta)
+
+
+class GaussianNLLLoss(Loss):
+    r"""Negative log-likelihood of ``label`` under a Gaussian with mean ``pred``
+    and variance ``var``.
+
+    .. math::
+        v = \max(\text{var}, \epsilon),\qquad
+        L = \tfrac12 \Big(\log v + \frac{(\text{pred} - \text{label})^2}{v}\Big)
+            \; \big[+ \tfrac12 \log 2\pi \big]_{\text{full}}
+
+    As in PyTorch, the clamp at :math:`\epsilon` does not block the gradient:
+    ``var`` gets the gradient of the loss at :math:`v`.
+
+    Parameters
+    ----------
+    full : bool, default False
+        Add the constant :math:`\tfrac12 \log 2\pi`.
+    eps : float, default 1e-6
+        Smallest variance used (> 0).
+    weight, batch_axis, reduction : as in :class:`L2Loss` (weight defaults to None).
+
+    Inputs:
+        - **pred**: the means, any shape.
+        - **label**: the observations, pred's shape.
+        - **var**: the variances (>= 0): pred's shape, or broadcastable to it
+          (one variance per sample: ``(batch_size, 1)``), or pred's shape
+          without the last axis.
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.GaussianNLLLoss()
+        >>> loss(mx.nd.zeros((2, 3)), mx.nd.ones((2, 3)), mx.nd.ones((2, 1)))  # [0.5, 0.5]
+    """
+
+    _inputs = ("pred", "label", "var")
+
+    def __init__(self, full=False, eps=1e-6, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(GaussianNLLLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not (isinstance(eps, (int, float, np.number)) and eps > 0):
+            _fail(self, "eps", "must be a number > 0, got %r" % (eps,))
+        self._full = bool(full)
+        self._eps = float(eps)
+
+    def _check_shapes(self, plan):
+        var, pred = plan.shapes["var"], plan.shapes["pred"]
+        if var == pred or _broadcasts_onto(var, pred):
+            plan.align["var"] = ("broadcast", None)
+        elif pred and var == pred[:-1]:
+            plan.align["var"] = ("expand", None)   # one variance per row of the last axis
+        elif int(np.prod(var)) == int(np.prod(pred)):
+            plan.align["var"] = ("reshape", None)
+        else:
+            _fail(self, "var", "has shape %s, expected pred's shape %s, one that broadcasts "
+                  "to it, or pred's shape without the last axis %s" % (var, pred, pred[:-1]))
+
+    def _check_values(self, tensors, plan):
+        if float(tensors["var"].min().asscalar()) < 0:
+            _fail(self, "var", "must hold variances >= 0")
+
+    def _compute(self, F, tensors, plan, params):
+        mode = plan.align.get("var", ("broadcast", None))[0]
+        if mode != "broadcast":
+            var = tensors["var"]
+            var = F.expand_dims(var, axis=-1) if mode == "expand" else \
+                F.reshape_like(var, tensors["pred"])
+            tensors = dict(tensors, var=var)
+        return super(GaussianNLLLoss, self)._compute(F, tensors, plan, params)
+
+    def _loss(self, F, pred, label, var):
+        var = var + F.BlockGrad(F.maximum(var, self._eps) - var)
+        loss = F.broadcast_add(F.log(var), F.broadcast_div(F.square(pred - label), var)) * 0.5
+        if self._full:
+            loss = loss + 0.5 * math.log(2 * math.pi)
+        return loss
