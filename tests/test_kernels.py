@@ -909,3 +909,112 @@ def test_a_subclass_may_declare_its_own_kernel_or_none():
     results, ran = _both_paths(Own, [rng.randn(3, 4), rng.randn(3, 4)], (0,))
     assert ran
     _assert_same(results, "Own")
+
+
+# ----------------------------------------------------------------- loading --
+
+_NO_PROCESS = """
+    import sys
+    import mxnet  # mxnet itself runs `uname -p` at import; gluonx must run nothing
+    events = []
+    sys.addaudithook(lambda event, args: events.append(event) if event in (
+        "subprocess.Popen", "os.posix_spawn", "os.system", "os.exec", "os.fork",
+        "os.spawn") else None)
+    import gluonx
+    gluonx.kernels.status()
+    print(events)
+"""
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "empty-cache"])
+def test_import_gluonx_starts_no_process(built, tmp_path):
+    env = {} if built else {"GLUONX_CACHE_DIR": str(tmp_path)}
+    out = _run_python(_NO_PROCESS, env_extra=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+_FAILING_CALLS = """
+    import warnings
+    import gluonx, mxnet as mx
+    gluonx.config.check_values = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            gluonx.loss.L2Loss()(mx.nd.ones((4, 5)), mx.nd.zeros((4, 5))).asnumpy()
+    import json
+    print(json.dumps([" ".join(str(w.message) for w in caught
+                               if "kernels unavailable" in str(w.message)),
+                      gluonx.kernels.status()["reason"]]))
+"""
+
+
+def test_failed_build_is_remembered_across_processes(tmp_path):
+    log = tmp_path / "invocations"
+    fake = tmp_path / "fake-cxx"
+    fake.write_text("#!/bin/sh\necho run >> %s\necho 'fake compiler error' >&2\nexit 1\n" % log)
+    fake.chmod(0o755)
+    env = {"GLUONX_CACHE_DIR": str(tmp_path / "cache"), "CXX": str(fake), "GLUONX_KERNELS": "1"}
+
+    def invocations():
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    first = _run_python(_FAILING_CALLS, env_extra=env)
+    assert first.returncode == 0, first.stderr
+    assert invocations() >= 1
+    warned, reason = json.loads(first.stdout.strip().splitlines()[-1])
+    assert "fake compiler error" in warned and "fake compiler error" in reason
+    tried = invocations()
+    second = _run_python(_FAILING_CALLS, env_extra=env)
+    assert second.returncode == 0, second.stderr
+    assert invocations() == tried, "a later process ran the compiler again"
+    warned, reason = json.loads(second.stdout.strip().splitlines()[-1])
+    assert "earlier build failed" in warned and "fake compiler error" in reason
+    retry = _run_python("from gluonx.kernels.__main__ import main; main(['build'])",
+                        env_extra=env)
+    assert retry.returncode != 0 and invocations() > tried  # an explicit build retries
+
+
+def test_status_says_why_kernels_are_off(tmp_path, monkeypatch):
+    assert kernels.status()["enabled"] and kernels.status()["reason"] is None
+    monkeypatch.setattr(gluonx.config, "use_kernels", False)
+    assert "use_kernels" in kernels.status()["reason"]
+    out = _run_python("import gluonx; print(gluonx.kernels.status()['reason'])",
+                      env_extra={"GLUONX_CACHE_DIR": str(tmp_path), "PATH": ""},
+                      env_drop=("CXX",))
+    assert out.returncode == 0, out.stderr
+    assert "no C++ compiler" in out.stdout
+
+
+_COST = """
+    import time, warnings
+    import numpy as np
+    import gluonx, mxnet as mx
+    warnings.simplefilter("ignore")
+    gluonx.config.check_values = False
+    p, l = mx.nd.array(np.random.rand(4, 5)), mx.nd.array(np.random.rand(4, 5))
+    loss = gluonx.loss.L2Loss()
+    loss(p, l).asnumpy()
+
+    def per_call(use):
+        gluonx.config.use_kernels = use
+        t = time.perf_counter()
+        for _ in range(200):
+            loss(p, l)
+        mx.nd.waitall()
+        return (time.perf_counter() - t) / 200
+
+    times = {True: [], False: []}
+    for _ in range(5):
+        for use in (True, False):
+            times[use].append(per_call(use))
+    print(min(times[True]) / min(times[False]))
+"""
+
+
+def test_fallback_without_compiler_costs_what_use_kernels_false_costs(tmp_path):
+    out = _run_python(_COST, env_extra={"GLUONX_CACHE_DIR": str(tmp_path), "PATH": "",
+                                        "CXX": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    ratio = float(out.stdout.strip().splitlines()[-1])
+    assert ratio < 1.5, "fallback path %.2fx the cost of use_kernels=False" % ratio
