@@ -19,6 +19,9 @@ import mxnet as mx
 from gluonx import kernels
 from gluonx.kernels import _build
 
+from cases import CASES, as_dtype
+from conftest import run_mode
+
 pytestmark = pytest.mark.skipif(_build.compiler() is None,
                                 reason="no C++ compiler (g++/c++/clang++ or $CXX) on PATH")
 
@@ -469,43 +472,20 @@ def test_symbol_composition_and_bind():
 
 # -------------------------------------------------- through the loss classes --
 
-LOSSES = [
-    ("L2Loss", {}, "normal"), ("L1Loss", {}, "normal"), ("HuberLoss", {"rho": 0.5}, "normal"),
-    ("HingeLoss", {}, "sign"), ("SquaredHingeLoss", {"margin": 2}, "sign"),
-    ("LogisticLoss", {}, "sign"), ("LogisticLoss", {"label_format": "binary"}, "bit"),
-    ("SigmoidBCELoss", {}, "bit"), ("PoissonNLLLoss", {"compute_full": True}, "count"),
-    ("KLDivLoss", {}, "prob"), ("KLDivLoss", {"from_logits": False}, "prob"),
-    ("SoftmaxCELoss", {}, "class"), ("SoftmaxCELoss", {"sparse_label": False}, "prob"),
-]
+# every row of the case table meant to run fused, kernels on against off
+FUSED_CASES = [c for c in CASES if c.runs_fused()]
 
 
 @pytest.mark.parametrize("hybridize", [False, True])
-@pytest.mark.parametrize("name,options,kind", LOSSES)
-def test_loss_classes_use_the_kernels(name, options, kind, hybridize):
+@pytest.mark.parametrize("case", FUSED_CASES, ids=[c.id for c in FUSED_CASES])
+def test_loss_classes_use_the_kernels(case, hybridize):
     gluonx.config.check_values = False
-    rng = np.random.RandomState(9)
-    p = rng.randn(6, 5)
-    label = {"normal": rng.randn(6, 5), "sign": np.sign(rng.randn(6, 5)),
-             "bit": (rng.rand(6, 5) > 0.5) * 1.0, "count": rng.poisson(2.0, (6, 5)) * 1.0,
-             "prob": rng.dirichlet(np.ones(5), 6), "class": rng.randint(0, 5, 6) * 1.0}[kind]
-    sw = rng.rand(6, 1)
-    kernels.reset_calls()
-    results = []
-    for use in (False, True):
-        gluonx.config.use_kernels = use
-        loss = getattr(gluonx.loss, name)(**options)
-        if hybridize:
-            loss.hybridize(static_alloc=True, static_shape=True)
-        args = [mx.nd.array(a) for a in (p, label, sw)]
-        for a in args:
-            a.attach_grad()
-        with mx.autograd.record():
-            out = loss(*args)
-        out.backward()
-        results.append([out.asnumpy()] + [a.grad.asnumpy() for a in args])
-    assert sum(kernels.calls().values()) == 1, "the kernel was not used"
-    for k, (a, b) in enumerate(zip(*results)):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg="output/grad %d" % k)
+    inputs = as_dtype(case.inputs(), "float64")
+    mode = "static" if hybridize else "imperative"
+    results, ran = _both_paths(case.factory(), inputs, case.grad, mode=mode)
+    assert ran, "the kernel was not used"
+    assert sum(kernels.calls().values()) == 0  # the last run had kernels off
+    _assert_same(results, case.id)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -687,8 +667,6 @@ def test_sdml_loss_class_uses_the_kernel(hybridize, with_weight):
 # The kernel a loss runs is declared beside its math (``_kernel``); these
 # tests re-run the bugs that a second, name-keyed description used to cause.
 
-from cases import CASES, as_dtype  # noqa: E402
-from conftest import run_mode  # noqa: E402
 
 
 def _kernel_classes():
