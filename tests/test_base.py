@@ -246,7 +246,10 @@ def test_user_subclass_with_hybrid_forward(hybridize):
 OPTIONS = {"margin", "rho", "from_sigmoid", "axis", "sparse_label", "from_logits",
            "compute_full", "epsilon", "label_format", "layout", "label_layout",
            "smoothing_parameter", "label_smoothing", "class_weight", "ignore_index",
-           "batch_axis", "weight"}
+           "batch_axis", "weight", "alpha", "beta", "gamma", "q", "smooth", "normalize",
+           "from_softmax",
+           "batch_axis", "weight", "temperature", "hard_weight", "teacher_probabilities",
+           "soft_loss", "mix", "average", "alpha", "beta", "time_axis", "aux", "aux_weight"}
 
 
 def test_every_option_has_a_case():

@@ -133,7 +133,10 @@ def test_kernel_and_stock_paths_agree(data, tmp_path_factory):
     dtype = draw(st.sampled_from(["float32", "float64", "float16"]), label="dtype")
     mode = draw(st.sampled_from(MODES), label="mode")
     kw = _toggled(draw, case)
-    inputs = _inputs(case, np.random.RandomState(seed), batch, features)
+    try:  # some rows' generators need a minimum size (a few classes, say)
+        inputs = _inputs(case, np.random.RandomState(seed), batch, features)
+    except (IndexError, ValueError):
+        hypothesis.assume(False)
     names = input_names(case)
     factory = lambda: loss_class(case)(**kw)  # noqa: E731
     try:

@@ -1,4 +1,6 @@
 """Divergences between distributions: Kullback-Leibler."""
+from mxnet.gluon import loss as mx_loss
+
 from ..kernels import ANY, Kernel
 from ._base import Loss
 
@@ -8,7 +10,7 @@ __all__ = ["KLDivLoss"]
 LOG_EPSILON = 1e-12
 
 
-class KLDivLoss(Loss):
+class KLDivLoss(Loss, mx_loss.KLDivLoss):
     r"""Kullback-Leibler divergence of the prediction from the label distribution.
 
     .. math:: L = \text{label} \cdot (\log(\text{label} + 10^{-12}) - \log p)

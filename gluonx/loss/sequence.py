@@ -1,6 +1,8 @@
 """Sequence losses: connectionist temporal classification (CTC)."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
 from ..kernels import Kernel
 from ._base import Loss, _fail
 
@@ -10,7 +12,7 @@ __all__ = ["CTCLoss"]
 PADDING = -1
 
 
-class CTCLoss(Loss):
+class CTCLoss(Loss, mx_loss.CTCLoss):
     r"""Connectionist Temporal Classification loss (Graves et al., 2006).
 
     .. math:: L = -\log \sum_{\pi \in \mathcal{B}^{-1}(\text{label})} \prod_t p_t(\pi_t)
