@@ -34,7 +34,8 @@ EXTRAS = {
     "cpu": ["mxnet==1.9.1"],
     # The test suite. The torch oracle tests also need torch==2.13.0, which CI
     # installs on its own (Python 3.11 only); they skip without it.
-    "test": ["pytest>=7", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6", MATPLOTLIB],
+    "test": ["pytest>=7", "hypothesis>=6", "nbclient>=0.7", "nbformat>=5", "ipykernel>=6",
+             MATPLOTLIB],
     # myst-nb executes the notebooks into pages; sphinx-mathjax-offline ships
     # MathJax with the site (formulas render without internet)
     "docs": ["sphinx>=6", "myst-parser>=1", "myst-nb>=1", "sphinx-mathjax-offline>=0.0.2",

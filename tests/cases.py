@@ -797,6 +797,45 @@ def family(name):
     return [c for c in CASES if c.family == name]
 
 
+def loss_class(case):
+    import gluonx.loss as L
+    return getattr(L, case.cls)
+
+
+def input_names(case):
+    """The call-order names of ``case``'s inputs (from the loss, which may
+    set them per instance)."""
+    loss = case.factory()()
+    return tuple(loss._inputs) + tuple(loss._optional)
+
+
+def n_required(case):
+    return len(case.factory()()._inputs)
+
+
+def loss_classes():
+    """Every public gluonx loss class (aliases counted once), from gluonx.loss."""
+    import gluonx.loss as L
+    out = []
+    for name in L.__all__:
+        obj = getattr(L, name)
+        if isinstance(obj, type) and issubclass(obj, L.Loss) and obj is not L.Loss \
+                and obj not in out:
+            out.append(obj)
+    return out
+
+
+def one_per_class(cases=None):
+    """For each loss class, its row with the most options and inputs."""
+    best = {}
+    for case in cases if cases is not None else CASES:
+        cls = loss_class(case)
+        score = len(case.kwargs) + sum(a is not None for a in case.inputs())
+        if cls not in best or score > best[cls][0]:
+            best[cls] = (score, case)
+    return [case for _, case in best.values()]
+
+
 def ids(cases):
     return [c.id for c in cases]
 

@@ -10,61 +10,17 @@ import gluonx.loss as L
 import mxnet as mx
 
 import reference as R
-from cases import CASES, as_dtype, assert_close, check_imperative, ids
+from cases import CASES, as_dtype, assert_close, check_imperative, ids, input_names, n_required
 from conftest import to_nd
 
-NAMES = ["Loss", "L2Loss", "L1Loss", "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
-         "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss", "HuberLoss",
-         "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "TripletLoss", "PoissonNLLLoss",
-         "CosineEmbeddingLoss", "SDMLLoss"]
+# every loss name of mxnet.gluon.loss 1.9.1 (aliases included): gluonx has them all
+NAMES = sorted(n for n in dir(mx.gluon.loss) if isinstance(getattr(mx.gluon.loss, n), type)
+               and issubclass(getattr(mx.gluon.loss, n), mx.gluon.loss.Loss))
 LOSSES = [n for n in NAMES if n != "Loss"]
-
-# mxnet's call signatures (input names in call order), TripletLoss and SDMLLoss
-# extended by sample_weight as the issue asks
-INPUTS = {
-    "L2Loss": ("pred", "label", "sample_weight"),
-    "L1Loss": ("pred", "label", "sample_weight"),
-    "HuberLoss": ("pred", "label", "sample_weight"),
-    "HingeLoss": ("pred", "label", "sample_weight"),
-    "SquaredHingeLoss": ("pred", "label", "sample_weight"),
-    "LogisticLoss": ("pred", "label", "sample_weight"),
-    "SoftmaxCrossEntropyLoss": ("pred", "label", "sample_weight", "valid_length"),
-    "KLDivLoss": ("pred", "label", "sample_weight"),
-    "SigmoidBinaryCrossEntropyLoss": ("pred", "label", "sample_weight", "pos_weight"),
-    "PoissonNLLLoss": ("pred", "target", "sample_weight"),
-    "CTCLoss": ("pred", "label", "pred_lengths", "label_lengths", "sample_weight"),
-    "TripletLoss": ("pred", "positive", "negative", "sample_weight"),
-    "CosineEmbeddingLoss": ("input1", "input2", "label", "sample_weight"),
-    "SDMLLoss": ("x1", "x2", "sample_weight"),
-    # gluonx-only losses
-    "LogCoshLoss": ("pred", "label", "sample_weight"),
-    "MAPELoss": ("pred", "label", "sample_weight"),
-    "MSLELoss": ("pred", "label", "sample_weight"),
-    "CategoricalHingeLoss": ("pred", "label", "sample_weight"),
-    "GeneralizedCELoss": ("pred", "label", "sample_weight"),
-    "SigmoidFocalLoss": ("pred", "label", "sample_weight"),
-    "SoftmaxFocalLoss": ("pred", "label", "sample_weight"),
-    "DiceLoss": ("pred", "label", "sample_weight"),
-    "TverskyLoss": ("pred", "label", "sample_weight"),
-    "CircleLoss": ("pred", "label", "sample_weight"),
-    # gluonx's own losses (no mxnet counterpart)
-    "VAELoss": ("pred", "label", "mean", "log_var", "sample_weight"),
-    "WGANGPLoss": ("fake", "real", "grad_interp", "sample_weight"),
-}
 
 
 def _canonical(name):
     return getattr(L, name).__name__
-
-
-def _names(case):
-    """The case's loss's input names in call order (mxnet's, where mxnet has the loss)."""
-    loss = case.factory()()
-    return INPUTS.get(_canonical(case.cls), loss._inputs + loss._optional)
-
-
-def _nreq(case):
-    return len(case.factory()()._inputs)
 
 
 def _same(out, case, inputs, reduction="sample", tol=None):
@@ -98,19 +54,31 @@ def test_constructor_matches_mxnet(name):
     assert dict((p.name, p.default) for p in ours)["reduction"] == "sample"
 
 
+@pytest.mark.parametrize("name", LOSSES)
+def test_call_signature_extends_mxnet(name):
+    """mxnet's input names, in order, come first (TripletLoss and SDMLLoss add
+    sample_weight; PoissonNLLLoss's epsilon is a call-time option)."""
+    cls = getattr(L, name)
+    ours = tuple(cls._inputs) + tuple(cls._optional) + tuple(cls._call_options)
+    theirs = tuple(inspect.signature(getattr(mx.gluon.loss, name).hybrid_forward)
+                   .parameters)[2:]
+    assert ours[:len(theirs)] == theirs
+    assert len(NAMES) >= 17
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 @pytest.mark.parametrize("hybridize", [False, True], ids=["imperative", "hybrid"])
 def test_every_input_by_keyword(case, hybridize):
     """Inputs passed by keyword (mxnet's names) give what positional inputs give."""
     inputs = as_dtype(case.inputs(), "float32")
-    names = _names(case)
+    names = input_names(case)
     kw = {n: a for n, a in zip(names, to_nd(inputs, mx.cpu())) if a is not None}
     loss = case.factory()()
     if hybridize:
         loss.hybridize()
     _same(loss(**kw), case, inputs)
     # required inputs by position, optional ones by keyword
-    nreq = _nreq(case)
+    nreq = n_required(case)
     args = [kw[n] for n in names[:nreq]]
     _same(loss(*args, **{n: kw[n] for n in names[nreq:] if n in kw}), case, inputs)
 
@@ -140,13 +108,13 @@ OPTIONAL = [c for c in CASES if any(a is None for a in c.inputs()[2:]) or len(c.
 def _variants(case):
     """The case's inputs with each present optional input dropped, and as given."""
     inputs = as_dtype(case.inputs(), "float32")
-    nreq = _nreq(case)
+    nreq = n_required(case)
     full = list(inputs)
     bare = full[:nreq] + [None] * (len(full) - nreq)
     return full, bare
 
 
-SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[_nreq(c):])]
+SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[n_required(c):])]
 
 
 @pytest.mark.parametrize("case", SWITCH, ids=ids(SWITCH))
@@ -160,7 +128,7 @@ def test_optional_inputs_switch_between_none_and_array(case, flags, order):
     seq = [full, bare, full, bare] if order == "array-first" else [bare, full, bare, full]
     loss = case.factory()()
     loss.hybridize(**flags)
-    names = _names(case)
+    names = input_names(case)
     for k, inputs in enumerate(seq):
         nds = to_nd(inputs, mx.cpu())
         if k % 2:   # alternate positional Nones and keywords
@@ -175,7 +143,7 @@ def test_explicit_none_optional_inputs(name):
     """Optional inputs given as explicit None (by position or keyword) are ignored."""
     case = next(c for c in CASES if _canonical(c.cls) == _canonical(name))
     _, bare = _variants(case)
-    names = _names(name)
+    names = input_names(case)
     nreq = sum(a is not None for a in bare)
     nds = to_nd(bare, mx.cpu())
     loss = case.factory()()

@@ -9,6 +9,8 @@ import gluonx
 import gluonx.loss as L
 import mxnet as mx
 
+from cases import loss_classes
+
 nd = mx.nd.array
 rng = np.random.RandomState(0)
 P45 = rng.standard_normal((4, 5))
@@ -215,12 +217,7 @@ def test_check_values_is_on_by_default():
     assert gluonx.config.check_values is True
 
 
-ALL = ["L2Loss", "L1Loss", "SigmoidBCELoss", "SoftmaxCELoss", "KLDivLoss", "CTCLoss",
-       "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "TripletLoss",
-       "PoissonNLLLoss", "CosineEmbeddingLoss", "SDMLLoss", "MSELoss", "SmoothL1Loss",
-       "GaussianNLLLoss", "NLLLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
-       "MultiLabelMarginLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
-       "TripletMarginLoss", "TripletMarginWithDistanceLoss"]
+ALL = [cls.__name__ for cls in loss_classes()]
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -21,6 +21,8 @@ from gluonx import kernels
 from gluonx.kernels import _build
 
 import reference as R
+from cases import CASES, as_dtype
+from conftest import run_mode
 
 pytestmark = pytest.mark.skipif(_build.compiler() is None,
                                 reason="no C++ compiler (g++/c++/clang++ or $CXX) on PATH")
@@ -526,43 +528,20 @@ def test_symbol_composition_and_bind():
 
 # -------------------------------------------------- through the loss classes --
 
-LOSSES = [
-    ("L2Loss", {}, "normal"), ("L1Loss", {}, "normal"), ("HuberLoss", {"rho": 0.5}, "normal"),
-    ("HingeLoss", {}, "sign"), ("SquaredHingeLoss", {"margin": 2}, "sign"),
-    ("LogisticLoss", {}, "sign"), ("LogisticLoss", {"label_format": "binary"}, "bit"),
-    ("SigmoidBCELoss", {}, "bit"), ("PoissonNLLLoss", {"compute_full": True}, "count"),
-    ("KLDivLoss", {}, "prob"), ("KLDivLoss", {"from_logits": False}, "prob"),
-    ("SoftmaxCELoss", {}, "class"), ("SoftmaxCELoss", {"sparse_label": False}, "prob"),
-]
+# every row of the case table meant to run fused, kernels on against off
+FUSED_CASES = [c for c in CASES if c.runs_fused()]
 
 
 @pytest.mark.parametrize("hybridize", [False, True])
-@pytest.mark.parametrize("name,options,kind", LOSSES)
-def test_loss_classes_use_the_kernels(name, options, kind, hybridize):
+@pytest.mark.parametrize("case", FUSED_CASES, ids=[c.id for c in FUSED_CASES])
+def test_loss_classes_use_the_kernels(case, hybridize):
     gluonx.config.check_values = False
-    rng = np.random.RandomState(9)
-    p = rng.randn(6, 5)
-    label = {"normal": rng.randn(6, 5), "sign": np.sign(rng.randn(6, 5)),
-             "bit": (rng.rand(6, 5) > 0.5) * 1.0, "count": rng.poisson(2.0, (6, 5)) * 1.0,
-             "prob": rng.dirichlet(np.ones(5), 6), "class": rng.randint(0, 5, 6) * 1.0}[kind]
-    sw = rng.rand(6, 1)
-    kernels.reset_calls()
-    results = []
-    for use in (False, True):
-        gluonx.config.use_kernels = use
-        loss = getattr(gluonx.loss, name)(**options)
-        if hybridize:
-            loss.hybridize(static_alloc=True, static_shape=True)
-        args = [mx.nd.array(a) for a in (p, label, sw)]
-        for a in args:
-            a.attach_grad()
-        with mx.autograd.record():
-            out = loss(*args)
-        out.backward()
-        results.append([out.asnumpy()] + [a.grad.asnumpy() for a in args])
-    assert sum(kernels.calls().values()) == 1, "the kernel was not used"
-    for k, (a, b) in enumerate(zip(*results)):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg="output/grad %d" % k)
+    inputs = as_dtype(case.inputs(), "float64")
+    mode = "static" if hybridize else "imperative"
+    results, ran = _both_paths(case.factory(), inputs, case.grad, mode=mode)
+    assert ran, "the kernel was not used"
+    assert sum(kernels.calls().values()) == 0  # the last run had kernels off
+    _assert_same(results, case.id)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -744,8 +723,6 @@ def test_sdml_loss_class_uses_the_kernel(hybridize, with_weight):
 # The kernel a loss runs is declared beside its math (``_kernel``); these
 # tests re-run the bugs that a second, name-keyed description used to cause.
 
-from cases import CASES, as_dtype  # noqa: E402
-from conftest import run_mode  # noqa: E402
 
 
 def _kernel_classes():
@@ -966,3 +943,112 @@ def test_a_subclass_may_declare_its_own_kernel_or_none():
     results, ran = _both_paths(Own, [rng.randn(3, 4), rng.randn(3, 4)], (0,))
     assert ran
     _assert_same(results, "Own")
+
+
+# ----------------------------------------------------------------- loading --
+
+_NO_PROCESS = """
+    import sys
+    import mxnet  # mxnet itself runs `uname -p` at import; gluonx must run nothing
+    events = []
+    sys.addaudithook(lambda event, args: events.append(event) if event in (
+        "subprocess.Popen", "os.posix_spawn", "os.system", "os.exec", "os.fork",
+        "os.spawn") else None)
+    import gluonx
+    gluonx.kernels.status()
+    print(events)
+"""
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "empty-cache"])
+def test_import_gluonx_starts_no_process(built, tmp_path):
+    env = {} if built else {"GLUONX_CACHE_DIR": str(tmp_path)}
+    out = _run_python(_NO_PROCESS, env_extra=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+_FAILING_CALLS = """
+    import warnings
+    import gluonx, mxnet as mx
+    gluonx.config.check_values = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            gluonx.loss.L2Loss()(mx.nd.ones((4, 5)), mx.nd.zeros((4, 5))).asnumpy()
+    import json
+    print(json.dumps([" ".join(str(w.message) for w in caught
+                               if "kernels unavailable" in str(w.message)),
+                      gluonx.kernels.status()["reason"]]))
+"""
+
+
+def test_failed_build_is_remembered_across_processes(tmp_path):
+    log = tmp_path / "invocations"
+    fake = tmp_path / "fake-cxx"
+    fake.write_text("#!/bin/sh\necho run >> %s\necho 'fake compiler error' >&2\nexit 1\n" % log)
+    fake.chmod(0o755)
+    env = {"GLUONX_CACHE_DIR": str(tmp_path / "cache"), "CXX": str(fake), "GLUONX_KERNELS": "1"}
+
+    def invocations():
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    first = _run_python(_FAILING_CALLS, env_extra=env)
+    assert first.returncode == 0, first.stderr
+    assert invocations() >= 1
+    warned, reason = json.loads(first.stdout.strip().splitlines()[-1])
+    assert "fake compiler error" in warned and "fake compiler error" in reason
+    tried = invocations()
+    second = _run_python(_FAILING_CALLS, env_extra=env)
+    assert second.returncode == 0, second.stderr
+    assert invocations() == tried, "a later process ran the compiler again"
+    warned, reason = json.loads(second.stdout.strip().splitlines()[-1])
+    assert "earlier build failed" in warned and "fake compiler error" in reason
+    retry = _run_python("from gluonx.kernels.__main__ import main; main(['build'])",
+                        env_extra=env)
+    assert retry.returncode != 0 and invocations() > tried  # an explicit build retries
+
+
+def test_status_says_why_kernels_are_off(tmp_path, monkeypatch):
+    assert kernels.status()["enabled"] and kernels.status()["reason"] is None
+    monkeypatch.setattr(gluonx.config, "use_kernels", False)
+    assert "use_kernels" in kernels.status()["reason"]
+    out = _run_python("import gluonx; print(gluonx.kernels.status()['reason'])",
+                      env_extra={"GLUONX_CACHE_DIR": str(tmp_path), "PATH": ""},
+                      env_drop=("CXX",))
+    assert out.returncode == 0, out.stderr
+    assert "no C++ compiler" in out.stdout
+
+
+_COST = """
+    import time, warnings
+    import numpy as np
+    import gluonx, mxnet as mx
+    warnings.simplefilter("ignore")
+    gluonx.config.check_values = False
+    p, l = mx.nd.array(np.random.rand(4, 5)), mx.nd.array(np.random.rand(4, 5))
+    loss = gluonx.loss.L2Loss()
+    loss(p, l).asnumpy()
+
+    def per_call(use):
+        gluonx.config.use_kernels = use
+        t = time.perf_counter()
+        for _ in range(200):
+            loss(p, l)
+        mx.nd.waitall()
+        return (time.perf_counter() - t) / 200
+
+    times = {True: [], False: []}
+    for _ in range(5):
+        for use in (True, False):
+            times[use].append(per_call(use))
+    print(min(times[True]) / min(times[False]))
+"""
+
+
+def test_fallback_without_compiler_costs_what_use_kernels_false_costs(tmp_path):
+    out = _run_python(_COST, env_extra={"GLUONX_CACHE_DIR": str(tmp_path), "PATH": "",
+                                        "CXX": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    ratio = float(out.stdout.strip().splitlines()[-1])
+    assert ratio < 1.5, "fallback path %.2fx the cost of use_kernels=False" % ratio

@@ -14,7 +14,7 @@ from mxnet import autograd, gluon
 
 import reference as R
 import gluonx
-from cases import CASES, as_dtype, check_fused, check_result, expected, ids
+from cases import CASES, as_dtype, check_fused, check_result, expected, ids, one_per_class
 from conftest import MODES, run_mode
 
 
@@ -83,18 +83,8 @@ def test_every_mode_matches_reference(case, dtype, kernels, ctx, tmp_path):
     run_and_check_modes(case, dtype, ctx, tmp_path)
 
 
-REDUCED = [c for c in CASES if c.id in (
-    "L2-weight-sw", "Huber-rho", "PoissonNLL-full", "SigmoidBCE-pos_weight", "SoftmaxCE-axis1",
-    "SoftmaxCE-sw-weight", "Hinge-margin", "Logistic-binary", "KLDiv-sw", "Triplet-margin-sw",
-    "CosineEmbedding-margin-sw", "SDML", "CTC-lengths", "VAE-logits-sw",
-    "WGANGP-critic-lambda-sw",
-    "CosineEmbedding-margin-sw", "SDML", "CTC-lengths",
-    # issue 10
-    "MSE-weight-sw-batch_axis1", "SmoothL1-beta-sw", "GaussianNLL-var-no-last-axis-sw",
-    "NLL-axis1-sw", "MultiLabelSoftMargin-class_weight-sw", "MultiMargin-p2-margin-class_weight",
-    "MultiLabelMargin-sw-weight", "SoftMargin-sw-weight", "MarginRanking-margin-sw",
-    "HingeEmbedding-margin-sw", "TripletMargin-p3-sw-3d",
-    "TripletMarginWithDistance-swap-margin-sw")]
+# one row per loss class: its row with the most options and inputs
+REDUCED = one_per_class()
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -210,9 +200,9 @@ def test_portable_export_loads_without_gluonx(case_id, tmp_path):
                                expected_out, rtol=1e-5)
 
 
-BATCHED = ["L2-weight-sw", "L2-sw-per-sample", "SoftmaxCE-sw-weight", "SoftmaxCE-class_weight",
-           "SigmoidBCE-from_sigmoid-pos_weight", "CTC-lengths", "SDML", "CosineEmbedding",
-           "Triplet", "KLDiv-sw", "PoissonNLL-full"]
+# one row per loss class among those whose samples are the leading axis of every input
+BATCHED = [c.id for c in one_per_class(
+    [c for c in CASES if not {"batch_axis", "layout", "label_layout"} & set(c.kwargs)])]
 
 
 @pytest.mark.parametrize("case_id", BATCHED)

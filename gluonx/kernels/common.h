@@ -19,6 +19,7 @@
 #include <limits>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -499,6 +500,11 @@ inline int thread_id() {
 #endif
 }
 
+inline MXReturnValue fail(const char* op, const char* what) {
+  MX_ERROR_MSG << "gluonx kernel " << op << ": " << what;
+  return MX_FAIL;
+}
+
 // ------------------------------------------------------------ dtype switch --
 // Calls f(T{}) with T the C++ type of an MXNet float dtype; false otherwise.
 template <typename F> inline bool dispatch_float(int dtype, F&& f) {
@@ -508,6 +514,34 @@ template <typename F> inline bool dispatch_float(int dtype, F&& f) {
     case mxnet::ext::kFloat16: f(half_t()); return true;
     default: return false;
   }
+}
+
+// Calls f(T{}) for the float dtype `dtype`; otherwise the operator fails
+// with the one message every operator gives.
+template <typename F> inline MXReturnValue for_float(const char* op, int dtype, F&& f) {
+  return dispatch_float(dtype, std::forward<F>(f))
+             ? MX_SUCCESS
+             : fail(op, "pred must be float16, float32 or float64");
+}
+
+// ------------------------------------------------------------- row layout --
+// A tensor viewed as (batch, positions, row): the last axis is one row (the
+// classes of softmax CE, the vector of cosine embedding), the batch the first
+// axis, the positions everything between. A per-row loss has the tensor's
+// shape with the last axis 1 (`loss_shape`), which weights broadcast against.
+struct RowLayout {
+  int64_t batch, positions, row;
+  std::vector<int64_t> loss_shape;
+};
+
+inline RowLayout row_layout(const MXTensor& x) {
+  RowLayout out;
+  out.batch = x.shape[0];
+  out.row = x.shape.back();
+  out.positions = out.batch * out.row == 0 ? 0 : x.size() / (out.batch * out.row);
+  out.loss_shape = x.shape;
+  out.loss_shape.back() = 1;
+  return out;
 }
 
 // Read-only typed view of a tensor's data.
@@ -558,10 +592,6 @@ inline MXReturnValue infer_shape_per_sample(const Attrs&, Shapes* in, Shapes* ou
   return MX_SUCCESS;
 }
 
-inline MXReturnValue fail(const char* op, const char* what) {
-  MX_ERROR_MSG << "gluonx kernel " << op << ": " << what;
-  return MX_FAIL;
-}
 
 // ------------------------------------------------------------ registration --
 // An operator's description for parse_op/register_op, a struct with

@@ -413,20 +413,18 @@ MXReturnValue ctc_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                       std::vector<MXTensor>* out, const OpResource&) {
   const CtcOptions o(attrs);
   if (!ctc_ok(*in, o)) return fail("gluonx_ctc_loss", "inputs do not fit pred");
-  const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+  return for_float("gluonx_ctc_loss", (*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     ctc_forward<T>(*in, o, (*out)[0].data<T>());
   });
-  return ok ? MX_SUCCESS : fail("gluonx_ctc_loss", "pred must be a float type");
 }
 
 MXReturnValue ctc_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                       std::vector<MXTensor>* out, const OpResource&) {
   const CtcOptions o(attrs);
-  const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+  return for_float("gluonx_ctc_loss", (*in)[1].dtype, [&](auto t) {
     ctc_backward<decltype(t)>(*in, *out, o);
   });
-  return ok ? MX_SUCCESS : fail("gluonx_ctc_loss", "pred must be a float type");
 }
 
 struct Registration {

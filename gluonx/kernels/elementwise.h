@@ -528,15 +528,15 @@ MXReturnValue forward(const Attrs& attrs, std::vector<MXTensor>* in,
   if (!check_inputs(*in, sw_slot, pw_slot)) {
     return fail(Op::kName, "inputs must share pred's dtype and size; weights must broadcast");
   }
-  bool ok = false;
+  MXReturnValue rc = MX_FAIL;
   Op::with(attrs, [&](auto loss) {
-    ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+    rc = for_float(Op::kName, (*in)[0].dtype, [&](auto t) {
       using L = decltype(loss);
       constexpr bool kPw = Op::kPosWeight && UsesPosWeight<L>::value;
       run_forward<kPw, L, decltype(t)>(loss, *in, (*out)[0], sw_slot, pw_slot);
     });
   });
-  return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
+  return rc;
 }
 
 template <class Op>
@@ -544,15 +544,15 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
                        std::vector<MXTensor>* out, const OpResource&) {
   int sw_slot, pw_slot;
   weight_slots<Op>(attrs, &sw_slot, &pw_slot);
-  bool ok = false;
+  MXReturnValue rc = MX_FAIL;
   Op::with(attrs, [&](auto loss) {
-    ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+    rc = for_float(Op::kName, (*in)[1].dtype, [&](auto t) {
       using L = decltype(loss);
       constexpr bool kPw = Op::kPosWeight && UsesPosWeight<L>::value;
       run_backward<kPw, L, decltype(t)>(loss, *in, *out, sw_slot, pw_slot);
     });
   });
-  return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
+  return rc;
 }
 
 // The descriptor register_op reads: pred and label, then the weights.

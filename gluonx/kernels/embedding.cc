@@ -126,21 +126,19 @@ MXReturnValue triplet_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   if (!triplet_ok(*in, has_sw)) return fail("gluonx_triplet_loss", "inputs do not fit pred");
   const double margin = attr_double(attrs, "margin");
-  const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+  return for_float("gluonx_triplet_loss", (*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     triplet_forward<T>(*in, has_sw, margin, (*out)[0].data<T>());
   });
-  return ok ? MX_SUCCESS : fail("gluonx_triplet_loss", "pred must be a float type");
 }
 
 MXReturnValue triplet_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                           std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const double margin = attr_double(attrs, "margin");
-  const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+  return for_float("gluonx_triplet_loss", (*in)[1].dtype, [&](auto t) {
     triplet_backward<decltype(t)>(*in, *out, has_sw, margin);
   });
-  return ok ? MX_SUCCESS : fail("gluonx_triplet_loss", "pred must be a float type");
 }
 
 // -------------------------------------------------------------- cosine ----
@@ -176,26 +174,12 @@ template <typename A> GLUONX_INLINE A cosine_slope(A c, double y, double margin)
   return y == 1.0 ? A(-1) : (y == -1.0 && c - A(margin) > A(0) ? A(1) : A(0));
 }
 
-struct CosineLayout {
-  int64_t batch, positions, dim;
-  std::vector<int64_t> loss_shape;
-};
-
-inline CosineLayout cosine_layout(const MXTensor& x) {
-  CosineLayout out;
-  out.batch = x.shape[0];
-  out.dim = x.shape.back();
-  out.positions = out.batch * out.dim == 0 ? 0 : x.size() / (out.batch * out.dim);
-  out.loss_shape = x.shape;
-  out.loss_shape.back() = 1;
-  return out;
-}
 
 template <typename T>
 void cosine_forward(std::vector<MXTensor>& in, bool has_sw, double margin, T* out) {
   using A = Acc<T>;
-  const CosineLayout lay = cosine_layout(in[0]);
-  const int64_t R = lay.positions, D = lay.dim;
+  const RowLayout lay = row_layout(in[0]);
+  const int64_t R = lay.positions, D = lay.row;
   const Weight<T> sw = make_weight<T>(has_sw ? &in[3] : nullptr, lay.loss_shape, R);
   const T *x = in[0].data<T>(), *y = in[1].data<T>();
   const MXTensor& label = in[2];
@@ -219,8 +203,8 @@ void cosine_backward(std::vector<MXTensor>& in, std::vector<MXTensor>& out, bool
                      double margin) {
   using A = Acc<T>;
   // in: ograd, input1, input2, label, [sw], output; out: d1, d2, dlabel, [dsw]
-  const CosineLayout lay = cosine_layout(in[1]);
-  const int64_t R = lay.positions, D = lay.dim;
+  const RowLayout lay = row_layout(in[1]);
+  const int64_t R = lay.positions, D = lay.row;
   const Weight<T> sw = make_weight<T>(has_sw ? &in[4] : nullptr, lay.loss_shape, R);
   const int threads = max_threads();
   WeightGrad<T> dsw;
@@ -276,7 +260,7 @@ void cosine_backward(std::vector<MXTensor>& in, std::vector<MXTensor>& out, bool
 bool cosine_ok(const std::vector<MXTensor>& in, bool has_sw) {
   if (in[0].shape.size() < 2 || in[0].shape[0] == 0) return false;
   if (in[1].size() != in[0].size() || in[1].dtype != in[0].dtype) return false;
-  const CosineLayout lay = cosine_layout(in[0]);
+  const RowLayout lay = row_layout(in[0]);
   if (in[2].size() != lay.batch * lay.positions) return false;
   Bcast kind;
   return !has_sw || (in[3].dtype == in[0].dtype &&
@@ -288,21 +272,19 @@ MXReturnValue cosine_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   if (!cosine_ok(*in, has_sw)) return fail("gluonx_cosine_loss", "inputs do not fit input1");
   const double margin = attr_double(attrs, "margin");
-  const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+  return for_float("gluonx_cosine_loss", (*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     cosine_forward<T>(*in, has_sw, margin, (*out)[0].data<T>());
   });
-  return ok ? MX_SUCCESS : fail("gluonx_cosine_loss", "input1 must be a float type");
 }
 
 MXReturnValue cosine_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                          std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const double margin = attr_double(attrs, "margin");
-  const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+  return for_float("gluonx_cosine_loss", (*in)[1].dtype, [&](auto t) {
     cosine_backward<decltype(t)>(*in, *out, has_sw, margin);
   });
-  return ok ? MX_SUCCESS : fail("gluonx_cosine_loss", "input1 must be a float type");
 }
 
 struct Registration {

@@ -208,12 +208,11 @@ MXReturnValue sdml_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
     return fail("gluonx_sdml_loss", "x1 and x2 must be (N, D) with N >= 2, same shape and "
                 "dtype; sample_weight one value per sample (or one in all)");
   }
-  const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+  return for_float("gluonx_sdml_loss", (*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     sdml_forward<T>((*in)[0], (*in)[1], has_sw ? &(*in)[2] : nullptr, smoothing(attrs),
                     (*out)[0].data<T>());
   });
-  return ok ? MX_SUCCESS : fail("gluonx_sdml_loss", "x1 must be float16, float32 or float64");
 }
 
 MXReturnValue sdml_bwd(const Attrs& attrs, std::vector<MXTensor>* in,

@@ -11,20 +11,6 @@
 namespace gluonx {
 namespace {
 
-struct Layout {
-  int64_t batch, positions, classes;
-  std::vector<int64_t> loss_shape;  // pred's shape with the class axis set to 1
-};
-
-inline Layout layout_of(const MXTensor& pred) {
-  Layout out;
-  out.batch = pred.shape[0];
-  out.classes = pred.shape.back();
-  out.positions = out.batch * out.classes == 0 ? 0 : pred.size() / (out.batch * out.classes);
-  out.loss_shape = pred.shape;
-  out.loss_shape.back() = 1;
-  return out;
-}
 
 // log(sum(exp(x))) of one row and 1 / sum(exp(x - max)); `ex` receives
 // exp(x - max), so softmax_k = ex[k] * inv_sum.
@@ -74,8 +60,8 @@ template <bool Sparse, bool FromLogits, typename T>
 void softmax_ce_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* sw_t,
                         T* out) {
   using A = Acc<T>;
-  const Layout lay = layout_of(pred);
-  const int64_t K = lay.classes, R = lay.positions;
+  const RowLayout lay = row_layout(pred);
+  const int64_t K = lay.row, R = lay.positions;
   const Weight<T> sw = make_weight<T>(sw_t, lay.loss_shape, R);
   const T* x = cdata<T>(pred);
   const T* dense = Sparse ? nullptr : cdata<T>(label);
@@ -111,8 +97,8 @@ template <bool Sparse, bool FromLogits, typename T>
 void softmax_ce_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
                          const MXTensor* sw_t, T* dpred, MXTensor& dlabel, T* dsw_ptr) {
   using A = Acc<T>;
-  const Layout lay = layout_of(pred);
-  const int64_t K = lay.classes, R = lay.positions;
+  const RowLayout lay = row_layout(pred);
+  const int64_t K = lay.row, R = lay.positions;
   const Weight<T> sw = make_weight<T>(sw_t, lay.loss_shape, R);
   const int threads = max_threads();
   WeightGrad<T> dsw;
@@ -197,8 +183,8 @@ constexpr double kKLEps = 1e-12;
 template <typename T>
 void kldiv_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* sw_t, T* out) {
   using A = Acc<T>;
-  const Layout lay = layout_of(pred);
-  const int64_t K = lay.classes, R = lay.positions;
+  const RowLayout lay = row_layout(pred);
+  const int64_t K = lay.row, R = lay.positions;
   const Weight<T> sw = make_weight<T>(sw_t, pred.shape, R * K);
   const int64_t ws = sw.per_col ? 1 : 0;
   const T* x = cdata<T>(pred);
@@ -243,8 +229,8 @@ template <typename T>
 void kldiv_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
                     const MXTensor* sw_t, T* dpred, T* dlabel, T* dsw_ptr) {
   using A = Acc<T>;
-  const Layout lay = layout_of(pred);
-  const int64_t K = lay.classes, R = lay.positions;
+  const RowLayout lay = row_layout(pred);
+  const int64_t K = lay.row, R = lay.positions;
   const Weight<T> sw = make_weight<T>(sw_t, pred.shape, R * K);
   const int64_t ws = sw.per_col ? 1 : 0;
   const int threads = max_threads();
@@ -341,7 +327,7 @@ struct KLDivSoftmaxOp {
 // index (any dtype) per position, dense labels one value per class.
 bool softmax_ce_ok(const std::vector<MXTensor>& in, bool sparse, bool has_sw) {
   if (in[0].shape.size() < 2) return false;
-  const Layout lay = layout_of(in[0]);
+  const RowLayout lay = row_layout(in[0]);
   if (sparse ? in[1].size() != lay.batch * lay.positions
              : (in[1].size() != in[0].size() || in[1].dtype != in[0].dtype)) {
     return false;
@@ -365,31 +351,31 @@ MXReturnValue softmax_ce_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
   if (!softmax_ce_ok(*in, attr_flag(attrs, "sparse_label"), has_sw)) {
     return fail("gluonx_softmax_ce_loss", "label or sample_weight does not fit pred");
   }
-  bool ok = false;
+  MXReturnValue rc = MX_FAIL;
   with_ce_options(attrs, [&](auto sparse, auto logits) {
-    ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+    rc = for_float("gluonx_softmax_ce_loss", (*in)[0].dtype, [&](auto t) {
       using T = decltype(t);
       softmax_ce_forward<decltype(sparse)::value, decltype(logits)::value, T>(
           (*in)[0], (*in)[1], has_sw ? &(*in)[2] : nullptr, (*out)[0].data<T>());
     });
   });
-  return ok ? MX_SUCCESS : fail("gluonx_softmax_ce_loss", "pred must be a float type");
+  return rc;
 }
 
 MXReturnValue softmax_ce_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                              std::vector<MXTensor>* out, const OpResource&) {
   // in: ograd, pred, label, [sw], output; out: dpred, dlabel, [dsw]
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
-  bool ok = false;
+  MXReturnValue rc = MX_FAIL;
   with_ce_options(attrs, [&](auto sparse, auto logits) {
-    ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+    rc = for_float("gluonx_softmax_ce_loss", (*in)[1].dtype, [&](auto t) {
       using T = decltype(t);
       softmax_ce_backward<decltype(sparse)::value, decltype(logits)::value, T>(
           (*in)[0].data<T>(), (*in)[1], (*in)[2], has_sw ? &(*in)[3] : nullptr,
           (*out)[0].data<T>(), (*out)[1], has_sw ? (*out)[2].data<T>() : nullptr);
     });
   });
-  return ok ? MX_SUCCESS : fail("gluonx_softmax_ce_loss", "pred must be a float type");
+  return rc;
 }
 
 MXReturnValue kldiv_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
@@ -402,23 +388,21 @@ MXReturnValue kldiv_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                   !classify_bcast((*in)[0].shape, (*in)[2].shape, &kind)))) {
     return fail("gluonx_kldiv_softmax_loss", "label or sample_weight does not fit pred");
   }
-  const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
+  return for_float("gluonx_kldiv_softmax_loss", (*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     kldiv_forward<T>((*in)[0], (*in)[1], has_sw ? &(*in)[2] : nullptr, (*out)[0].data<T>());
   });
-  return ok ? MX_SUCCESS : fail("gluonx_kldiv_softmax_loss", "pred must be a float type");
 }
 
 MXReturnValue kldiv_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
-  const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
+  return for_float("gluonx_kldiv_softmax_loss", (*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
     kldiv_backward<T>((*in)[0].data<T>(), (*in)[1], (*in)[2], has_sw ? &(*in)[3] : nullptr,
                       (*out)[0].data<T>(), (*out)[1].data<T>(),
                       has_sw ? (*out)[2].data<T>() : nullptr);
   });
-  return ok ? MX_SUCCESS : fail("gluonx_kldiv_softmax_loss", "pred must be a float type");
 }
 
 struct Registration {
