@@ -1,5 +1,5 @@
 """Classification losses: sigmoid and softmax cross-entropy, negative log-likelihood,
-multi-label soft margin, hinge, logistic."""
+multi-label soft margin, hinge, logistic, categorical hinge, generalized cross-entropy."""
 import numpy as np
 
 from mxnet.gluon import loss as mx_loss
@@ -8,8 +8,8 @@ from ..kernels import ANY, Kernel
 from ._base import Loss, _fail, _squeezed
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
-           "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "NLLLoss",
-           "MultiLabelSoftMarginLoss"]
+           "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
+           "CategoricalHingeLoss", "GeneralizedCELoss", "NLLLoss", "MultiLabelSoftMarginLoss"]
 
 #: added to probabilities before their log when the input is already a probability
 PROBABILITY_EPSILON = 1e-12
@@ -315,6 +315,159 @@ class LogisticLoss(Loss, mx_loss.LogisticLoss):
         if self._label_format == "signed":
             label = (label + 1) * 0.5
         return F.Activation(pred, act_type="softrelu") - pred * label
+
+
+def _check_class_index_shape(loss, plan, axis, name="label"):
+    """``name`` holds class indices: pred's shape without ``axis`` (or with it of size 1)."""
+    pred = plan.shapes["pred"]
+    axis = axis % len(pred)
+    expected = pred[:axis] + pred[axis + 1:]
+    label = plan.shapes[name]
+    if not (_squeezed_equal(label, expected) or label == pred[:axis] + (1,) + pred[axis + 1:]):
+        _fail(loss, name, "has shape %s, expected class indices of shape %s "
+              "(pred's shape %s without axis %d)" % (label, expected, pred, axis))
+
+
+def _check_class_index_values(loss, label, classes, ignore_index=None, name="label"):
+    """``label`` (an NDArray) holds integers in [0, classes) or ``ignore_index``."""
+    label = label.asnumpy()
+    valid = (label >= 0) & (label < classes) & (label == np.floor(label))
+    if ignore_index is not None:
+        valid |= label == ignore_index
+    if not valid.all():
+        bad = label[~valid].ravel()[0]
+        _fail(loss, name, "holds %r; class indices must be integers in [0, %d)%s"
+              % (bad, classes, "" if ignore_index is None else
+                 " (or ignore_index=%r)" % (ignore_index,)))
+
+
+def _check_probabilities(loss, tensor, name, option):
+    values = tensor.asnumpy()
+    if not ((values >= 0) & (values <= 1)).all():
+        _fail(loss, name, "must hold probabilities in [0, 1] when %s" % option)
+
+
+class CategoricalHingeLoss(Loss):
+    r"""Multi-class hinge loss of scores against one-hot labels (Keras' ``CategoricalHinge``).
+
+    .. math::
+        L = \max\Big(0,\; \text{margin} + \max_c \big((1 - y_c)\, \text{pred}_c\big)
+                     - \sum_c y_c\, \text{pred}_c\Big)
+
+    over the class axis ``axis``. As in Keras the maximum runs over every
+    class, the target's slot contributing 0.
+
+    Parameters
+    ----------
+    margin : float, default 1
+        Keras uses 1.
+    axis : int, default -1
+        The class axis.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives pred's shape without the class axis.
+
+    Inputs:
+        - **pred**: scores, shape (..., C, ...) with C along ``axis``.
+        - **label**: one-hot (or {0, 1}) labels, pred's shape.
+        - **sample_weight**: optional, broadcastable to pred's shape with
+          ``axis`` of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.CategoricalHingeLoss()
+        >>> loss(mx.nd.array([[0.3, 0.9, -0.2]]), mx.nd.array([[0, 1, 0]]))  # [0.4]
+    """
+
+    _kind = "contract"
+
+    def __init__(self, margin=1, axis=-1, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(CategoricalHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = margin
+        self._axis = axis
+        self._contract_axis = axis
+
+    def _loss(self, F, pred, label):
+        axis = self._axis
+        positive = F.sum(label * pred, axis=axis, keepdims=True)
+        negative = F.max((1 - label) * pred, axis=axis, keepdims=True)
+        return F.relu(negative - positive + self._margin)
+
+
+class GeneralizedCELoss(Loss):
+    r"""Generalized cross-entropy (Zhang and Sabuncu, 2018), robust to noisy labels.
+
+    .. math::
+        L = \frac{1 - p_y^{\,q}}{q},\qquad p = \mathrm{softmax}(\text{pred})
+
+    over the class axis, with :math:`y` the label's class. :math:`q \to 0`
+    gives the cross-entropy, :math:`q = 1` the mean absolute error of the
+    probabilities. From scores it is evaluated as
+    :math:`-\mathrm{expm1}(q \log p_y) / q` on ``log_softmax`` (finite for
+    any score). Keras' ``CategoricalGeneralizedCrossEntropy`` takes
+    probabilities: ``from_softmax=True``.
+
+    Parameters
+    ----------
+    q : float, default 0.5
+        In (0, 1].
+    axis : int, default -1
+        The class axis.
+    from_softmax : bool, default False
+        Whether ``pred`` already holds probabilities (else scores).
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives pred's shape without the class axis.
+
+    Inputs:
+        - **pred**: scores (or probabilities), shape (..., C, ...) with C along ``axis``.
+        - **label**: class indices, pred's shape without ``axis`` (or with it of size 1).
+        - **sample_weight**: optional, broadcastable to pred's shape with
+          ``axis`` of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.GeneralizedCELoss(q=0.7)
+        >>> loss(mx.nd.array([[2., 0., 0.]]), mx.nd.array([0]))
+    """
+
+    _kind = "contract"
+    _like_pred = ()
+
+    def __init__(self, q=0.5, axis=-1, from_softmax=False, weight=None, batch_axis=0,
+                 reduction="sample", **kwargs):
+        super(GeneralizedCELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not 0 < q <= 1:
+            _fail(self, "q", "must be in (0, 1], got %r" % (q,))
+        self._q = float(q)
+        self._axis = axis
+        self._contract_axis = axis
+        self._from_softmax = from_softmax
+
+    def _check_shapes(self, plan):
+        _check_class_index_shape(self, plan, self._axis)
+
+    def _check_values(self, tensors, plan):
+        shape = plan.shapes["pred"]
+        _check_class_index_values(self, tensors["label"], shape[self._axis % len(shape)])
+        if self._from_softmax:
+            _check_probabilities(self, tensors["pred"], "pred", "from_softmax=True")
+
+    def _loss(self, F, pred, label):
+        q, axis = self._q, self._axis
+        if self._from_softmax:
+            return (1 - F.power(F.pick(pred, label, axis=axis, keepdims=True), q)) / q
+        log_p = F.pick(F.log_softmax(pred, axis=axis), label, axis=axis, keepdims=True)
+        return -F.expm1(log_p * q) / q
 
 
 class NLLLoss(SoftmaxCrossEntropyLoss):

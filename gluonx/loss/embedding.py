@@ -1,17 +1,18 @@
 """Embedding, metric-learning and ranking losses: triplet (squared and p-norm
-distances, or any distance), cosine embedding, hinge embedding, margin ranking, SDML."""
+distances, or any distance), cosine embedding, hinge embedding, margin ranking, SDML,
+circle."""
 import inspect
 import math
 
 import numpy as np
-from mxnet.gluon import HybridBlock
 
+from mxnet.gluon import HybridBlock
 from mxnet.gluon import loss as mx_loss
 
 from ..kernels import Kernel
 from ._base import Loss, _fail
 
-__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "MarginRankingLoss",
+__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CircleLoss", "MarginRankingLoss",
            "HingeEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss"]
 
 #: smallest product of norms in the cosine similarity (as mxnet 1.9.1)
@@ -195,6 +196,117 @@ class SDMLLoss(Loss, mx_loss.SDMLLoss):
         target = gold * (1 - s) + F.broadcast_div((1 - gold) * s, negatives)
         log_probabilities = F.log_softmax(-distances, axis=1)
         return F.sum(target * (F.log(target + LOG_EPSILON) - log_probabilities), axis=1)
+
+
+#: stands for -inf in the masked log-sum-exp of CircleLoss (finite, so that
+#: masked entries get a zero gradient rather than NaN)
+MASKED_LOGIT = 1e30
+
+
+def _masked_logsumexp(F, logits, mask):
+    """log sum_j mask_ij exp(logits_ij) per row, and whether a row has any entry
+    (rows without one get 0 instead of -inf; the caller masks them out)."""
+    masked = F.where(mask, logits, F.zeros_like(logits) - MASKED_LOGIT)
+    present = F.sum(mask, axis=1, keepdims=True) > 0
+    shift = F.BlockGrad(F.max(masked, axis=1, keepdims=True) * present)
+    total = F.sum(F.exp(F.broadcast_sub(masked, shift)), axis=1, keepdims=True)
+    return F.log(total + (1 - present)) + shift, present
+
+
+class CircleLoss(Loss):
+    r"""Circle loss (Sun et al., 2020) over the pairs of a batch with class labels.
+
+    Each sample is an anchor; the other samples of its class are its
+    positives :math:`P_i`, the samples of other classes its negatives
+    :math:`N_i`. With cosine similarities :math:`s_{ij}`,
+
+    .. math::
+        L_i = \mathrm{softplus}\Big(
+            \mathrm{logsumexp}_{j \in N_i}\, \gamma\, \alpha_{ij}^n (s_{ij} - m)
+          + \mathrm{logsumexp}_{j \in P_i}\, -\gamma\, \alpha_{ij}^p (s_{ij} - 1 + m)\Big)
+
+    with :math:`\alpha^p = [1 + m - s]_+` and :math:`\alpha^n = [s + m]_+`,
+    evaluated with a stable, masked log-sum-exp. An anchor without a
+    positive or without a negative has loss 0. Keras' ``Circle`` is the same
+    loss on L2-normalised embeddings (``normalize=False``) and the same
+    gradient with ``detach_weights=False``.
+
+    Parameters
+    ----------
+    margin : float, default 0.25
+        The relaxation :math:`m`.
+    gamma : float, default 256
+        The scale :math:`\gamma`.
+    normalize : bool, default True
+        L2-normalise the embeddings first (cosine similarity); else ``pred``
+        must already be normalised (dot products are used as they are).
+    detach_weights : bool, default False
+        Treat :math:`\alpha^p, \alpha^n` as constants in the backward pass
+        (the convention of the authors' and most PyTorch implementations);
+        False differentiates through them, as Keras does. Values are the same.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: embeddings, shape (batch_size, D).
+        - **label**: class labels, shape (batch_size,) (any numbers; equal
+          numbers mean the same class).
+        - **sample_weight**: optional, shape (batch_size,) or (batch_size, 1).
+
+    Outputs:
+        - **loss**: shape (batch_size,): each anchor's loss.
+
+    Example::
+
+        >>> loss = gluonx.loss.CircleLoss(margin=0.25, gamma=64)
+        >>> loss(mx.nd.random.normal(shape=(6, 8)), mx.nd.array([0, 0, 1, 1, 2, 2]))
+    """
+
+    _like_pred = ()
+    _kind = "sample"
+
+    def __init__(self, margin=0.25, gamma=256, normalize=True, detach_weights=False,
+                 weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(CircleLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not gamma > 0:
+            _fail(self, "gamma", "must be > 0, got %r" % (gamma,))
+        self._margin = float(margin)
+        self._gamma = float(gamma)
+        self._normalize = normalize
+        self._detach_weights = detach_weights
+
+    def _check_shapes(self, plan):
+        pred, label = plan.shapes["pred"], plan.shapes["label"]
+        if len(pred) != 2:
+            _fail(self, "pred", "has shape %s, expected embeddings of shape (batch_size, D)"
+                  % (pred,))
+        batch = pred[self._batch_axis % 2]
+        if int(np.prod(label)) != batch or len([s for s in label if s != 1]) > 1:
+            _fail(self, "label", "has shape %s, expected one class label per sample, shape (%d,)"
+                  % (label, batch))
+
+    def _loss(self, F, pred, label):
+        x = F.transpose(pred) if self._batch_axis % 2 == 1 else pred
+        if self._normalize:
+            norms = F.sum(F.square(x), axis=1, keepdims=True)
+            x = F.broadcast_div(x, F.sqrt(F.maximum(norms, COSINE_EPSILON ** 2)))
+        similarity = F.dot(x, x, transpose_b=True)
+        label = F.reshape(label, shape=(-1,))
+        same = F.broadcast_equal(F.reshape(label, shape=(-1, 1)), F.reshape(label, shape=(1, -1)))
+        # masks in the similarity's dtype (labels may be integers)
+        same = F.where(same, F.ones_like(similarity), F.zeros_like(similarity))
+        rows = F.contrib.arange_like(similarity, axis=0)
+        diagonal = F.broadcast_equal(F.reshape(rows, shape=(-1, 1)),
+                                     F.reshape(rows, shape=(1, -1)))
+        m, gamma = self._margin, self._gamma
+        fixed = F.BlockGrad(similarity) if self._detach_weights else similarity
+        positive_logits = F.relu(1 + m - fixed) * (1 - m - similarity) * gamma
+        negative_logits = F.relu(fixed + m) * (similarity - m) * gamma
+        positive, has_positive = _masked_logsumexp(F, positive_logits, same - diagonal)
+        negative, has_negative = _masked_logsumexp(F, negative_logits, 1 - same)
+        loss = F.Activation(positive + negative, act_type="softrelu") * has_positive * has_negative
+        return F.reshape(loss, shape=(-1,))
 
 
 def _signs(loss, label):

@@ -1,5 +1,5 @@
 """Regression losses: L2, L1, Huber, Poisson and Gaussian negative log-likelihood,
-mean squared error, smooth L1."""
+log-cosh, MAPE, MSLE, mean squared error, smooth L1."""
 import math
 
 import numpy as np
@@ -8,8 +8,8 @@ from mxnet.gluon import loss as mx_loss
 from ..kernels import Kernel
 from ._base import Loss, _broadcasts_onto, _fail
 
-__all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss", "MSELoss", "SmoothL1Loss",
-           "GaussianNLLLoss"]
+__all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss", "LogCoshLoss", "MAPELoss",
+           "MSLELoss", "MSELoss", "SmoothL1Loss", "GaussianNLLLoss"]
 
 
 class L2Loss(Loss, mx_loss.L2Loss):
@@ -174,6 +174,129 @@ class PoissonNLLLoss(Loss, mx_loss.PoissonNLLLoss):
             stirling = t * F.log(t) - t + 0.5 * F.log(t * (2 * math.pi))
             loss = loss + stirling * above_one
         return loss
+
+
+#: Keras' ``backend.epsilon()``: the floor of MAPE's denominator and of MSLE's inputs
+KERAS_EPSILON = 1e-7
+
+
+class LogCoshLoss(Loss):
+    r"""Logarithm of the hyperbolic cosine of the error (Keras' ``LogCosh``).
+
+    .. math::
+        L = \log\cosh(\text{pred} - \text{label})
+          = d + \mathrm{softplus}(-2 d) - \log 2,\quad d = \text{pred} - \text{label}
+
+    The right-hand form is finite for any error (``cosh`` itself overflows
+    beyond about 89 in float32); its gradient is :math:`\tanh(d)`. About
+    :math:`d^2 / 2` for small errors and :math:`|d| - \log 2` for large ones.
+
+    Parameters
+    ----------
+    weight : float or None
+        Global scalar weight.
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: any shape.
+        - **label**: pred's shape (or the same size, or broadcastable to it).
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,): the mean over non-batch axes (Keras'
+          per-sample value for 2-D inputs).
+
+    Example::
+
+        >>> loss = gluonx.loss.LogCoshLoss()
+        >>> loss(mx.nd.array([[1., 1.]]), mx.nd.array([[0., 1.]]))  # [0.2169]
+    """
+
+    _kernel = Kernel("gluonx_log_cosh_loss")
+
+    def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(LogCoshLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+
+    def _loss(self, F, pred, label):
+        error = pred - label
+        return error + F.Activation(-2 * error, act_type="softrelu") - math.log(2.0)
+
+
+class MAPELoss(Loss):
+    r"""Mean absolute percentage error (Keras' ``MeanAbsolutePercentageError``).
+
+    .. math::
+        L = 100 \cdot \frac{|\text{label} - \text{pred}|}{\max(|\text{label}|, \epsilon)}
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-7
+        Floor of the denominator (Keras' ``backend.epsilon()``), > 0.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs and outputs are those of :class:`LogCoshLoss`.
+
+    Example::
+
+        >>> loss = gluonx.loss.MAPELoss()
+        >>> loss(mx.nd.array([[1.5, 1.]]), mx.nd.array([[1., 2.]]))  # [50.]
+    """
+
+    _kernel = Kernel("gluonx_mape_loss", attrs=("epsilon",))
+
+    def __init__(self, epsilon=KERAS_EPSILON, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(MAPELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not epsilon > 0:
+            _fail(self, "epsilon", "must be > 0, got %r" % (epsilon,))
+        self._epsilon = epsilon
+
+    def _loss(self, F, pred, label):
+        scale = 100.0 / F.maximum(F.abs(label), self._epsilon)
+        return F.abs(label - pred) * scale
+
+
+class MSLELoss(Loss):
+    r"""Mean squared logarithmic error (Keras' ``MeanSquaredLogarithmicError``).
+
+    .. math::
+        L = \big(\log(1 + \max(\text{pred}, \epsilon))
+                 - \log(1 + \max(\text{label}, \epsilon))\big)^2
+
+    Values below :math:`\epsilon` (zero and negative ones included) count as
+    :math:`\epsilon`, as in Keras; the gradient there is 0.
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-7
+        Floor of pred and label (Keras' ``backend.epsilon()``), >= 0.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs and outputs are those of :class:`LogCoshLoss`.
+
+    Example::
+
+        >>> loss = gluonx.loss.MSLELoss()
+        >>> loss(mx.nd.array([[math.e - 1]]), mx.nd.array([[0.]]))  # [1.]
+    """
+
+    _kernel = Kernel("gluonx_msle_loss", attrs=("epsilon",))
+
+    def __init__(self, epsilon=KERAS_EPSILON, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(MSLELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not epsilon >= 0:
+            _fail(self, "epsilon", "must be >= 0, got %r" % (epsilon,))
+        self._epsilon = epsilon
+
+    def _loss(self, F, pred, label):
+        eps = self._epsilon
+        return F.square(F.log1p(F.maximum(pred, eps)) - F.log1p(F.maximum(label, eps)))
 
 
 class MSELoss(Loss):
