@@ -173,6 +173,27 @@ def make_cases():
              gloss.WGANGPLoss, None,
              lambda f, r, g: f - r + 10 * (g.norm(dim=1) - 1).square(), fused=False),
     ]
+    # softmax CE with each option (the mxnet column: mxnet's softmax CE without it)
+    option_sizes = [(1024, 1000), (16384, 1000)]
+    weights = np.linspace(0.5, 2.0, 1000).astype(np.float32)
+    cases += [
+        Case("SoftmaxCELoss+ignore_index", pred_label(_classes_some_ignored),
+             lambda: gloss.SoftmaxCELoss(ignore_index=0), mloss.SoftmaxCELoss,
+             lambda p, l: TF.cross_entropy(p, l.long(), ignore_index=0, reduction="none"),
+             sizes=option_sizes),
+        Case("SoftmaxCELoss+class_weight", pred_label(classes),
+             lambda: gloss.SoftmaxCELoss(class_weight=weights), mloss.SoftmaxCELoss,
+             lambda p, l: TF.cross_entropy(p, l.long(), weight=torch.from_numpy(weights),
+                                           reduction="none"),
+             sizes=option_sizes),
+        Case("SoftmaxCELoss+label_smoothing", pred_label(classes),
+             lambda: gloss.SoftmaxCELoss(label_smoothing=0.1), mloss.SoftmaxCELoss,
+             lambda p, l: TF.cross_entropy(p, l.long(), label_smoothing=0.1, reduction="none"),
+             sizes=option_sizes),
+        # (N, C) rows as (N/16, 16, C) sequences with valid lengths
+        Case("SoftmaxCELoss+valid_length", _sequences, _ValidLengthCE, _MxSequenceCE,
+             _torch_valid_length_ce, sizes=option_sizes),
+    ]
     return cases + keras_cases(normal, bits, classes) + ecosystem_cases()
 
 
@@ -479,6 +500,38 @@ def _torch_vae(pred, label, mean, log_var):
     return rec + 0.5 * (log_var.exp() + mean.square() - 1 - log_var).sum(dim=1)
 
 
+def _classes_some_ignored(rng, s):
+    label = rng.randint(0, s[1], s[0]).astype(np.float32)
+    label[::10] = 0
+    return label
+
+
+def _sequences(rng, s):
+    n = s[0] // 16
+    return [rng.randn(n, 16, s[1]).astype(np.float32),
+            rng.randint(0, s[1], (n, 16)).astype(np.float32),
+            rng.randint(1, 17, n).astype(np.float32)]
+
+
+class _ValidLengthCE(gloss.SoftmaxCELoss):
+    """SoftmaxCELoss called as (pred, label, valid_length)."""
+    _optional = ("valid_length", "sample_weight")
+
+
+class _MxSequenceCE(mloss.SoftmaxCELoss):
+    """mxnet's SoftmaxCELoss on (pred, label), the lengths ignored."""
+
+    def hybrid_forward(self, F, pred, label, lengths):  # pylint: disable=arguments-differ
+        return super(_MxSequenceCE, self).hybrid_forward(F, pred, label)
+
+
+def _torch_valid_length_ce(pred, label, lengths):
+    steps = torch.arange(pred.shape[1])[None, :] < lengths[:, None]
+    target = torch.where(steps, label.long(), torch.full_like(label.long(), -100))
+    e = TF.cross_entropy(pred.transpose(1, 2), target, reduction="none")
+    return e.sum(1) / steps.sum(1)
+
+
 def _ctc_inputs(rng, size):
     n = size[0]
     pred = rng.randn(n, CTC_T, CTC_C).astype(np.float32)  # NTC, as gluon's default
@@ -642,6 +695,183 @@ def sampled_softmax(reps, min_sample):
     return row
 
 
+# ------------------------------------------------ fused linear + softmax CE ---
+
+LCE_FULL = (8192, 512, 50000)   # rows, in_units, classes
+LCE_QUICK = (512, 64, 5000)
+LCE_IMPLS = ("gluonx", "dense", "torch", "torch-chunked")
+
+
+def _linear_ce_data(n, d, c):
+    rng = np.random.RandomState(0)
+    return (rng.randn(n, d).astype(np.float32), rng.randint(0, c, n).astype(np.float32),
+            (rng.randn(c, d) * 0.02).astype(np.float32))
+
+
+def _linear_ce_step(impl, x, y, w):
+    """(one forward+backward step, a synchronisation) of one implementation."""
+    d, c = x.shape[1], w.shape[0]
+    if impl.startswith("torch"):
+        kwargs = {}
+        if impl == "torch-chunked":
+            from torch.nn.modules.linear_cross_entropy_options import LinearCrossEntropyOptions
+            kwargs["options"] = LinearCrossEntropyOptions()
+        module = torch.nn.LinearCrossEntropyLoss(d, c, **kwargs)
+        with torch.no_grad():
+            module.linear.weight.copy_(torch.from_numpy(w))
+        tx, ty = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(y).long()
+
+        def step():
+            module(tx, ty).backward()
+            tx.grad = module.linear.weight.grad = None
+        return step, lambda: None
+    nx, ny = mx.nd.array(x), mx.nd.array(y)
+    nx.attach_grad()
+    if impl == "gluonx":
+        net = gloss.LinearSoftmaxCELoss(d, c, reduction="mean")
+        net.initialize()
+        net.weight.set_data(mx.nd.array(w))
+    else:
+        net = _DenseCE(d, c)
+        net.initialize()
+        net.dense.weight.set_data(mx.nd.array(w))
+    net.hybridize(static_alloc=True, static_shape=True)
+
+    def step():
+        with mx.autograd.record():
+            out = net(nx, ny)
+        out.backward()
+    return step, mx.nd.waitall
+
+
+def _linear_ce_child(mode, n, d, c, reps):
+    """In this (fresh) process. ``mode`` 'time': every implementation, one
+    warm-up step each, then ``reps`` rounds in rotating order (so that machine
+    drift affects them alike), median ms. Else ``mode`` names one
+    implementation: the peak resident memory a step adds (VmHWM, reset
+    through /proc/self/clear_refs once inputs and weights exist, minus the
+    resident size then), over a warm-up step and one more."""
+    x, y, w = _linear_ce_data(n, d, c)
+    if mode == "time":
+        impls = [i for i in LCE_IMPLS if i != "torch-chunked" and (
+            not i.startswith("torch") or _has_torch_lce())]
+        steps = {i: _linear_ce_step(i, x, y, w) for i in impls}
+        times = {i: [] for i in impls}
+        for step, done in steps.values():
+            step()
+            done()
+        for rep in range(reps):
+            for impl in impls[rep % len(impls):] + impls[:rep % len(impls)]:
+                step, done = steps[impl]
+                start = time.perf_counter()
+                step()
+                done()
+                times[impl].append(time.perf_counter() - start)
+        print(json.dumps({i: statistics.median(t) * 1e3 for i, t in times.items()}))
+        return
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def peak():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    step, done = _linear_ce_step(mode, x, y, w)
+    done()
+    base = rss()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")   # resets VmHWM to the current resident size
+    for _ in range(2):
+        step()
+        done()
+    print(json.dumps({"impl": mode, "peak_mb": max(0, peak() - base) / 2 ** 20}))
+
+
+def _has_torch_lce():
+    return torch is not None and hasattr(torch.nn, "LinearCrossEntropyLoss")
+
+
+class _DenseCE(mx.gluon.HybridBlock):
+    """Dense (no bias) + gluonx SoftmaxCELoss, reduction='mean'."""
+
+    def __init__(self, units, classes):
+        super(_DenseCE, self).__init__()
+        with self.name_scope():
+            self.dense = mx.gluon.nn.Dense(classes, in_units=units, use_bias=False)
+        self.loss = gloss.SoftmaxCELoss(reduction="mean")
+
+    def hybrid_forward(self, F, x, y):  # pylint: disable=arguments-differ
+        return self.loss(self.dense(x), y)
+
+
+def linear_ce_rows(args):
+    """LinearSoftmaxCELoss against Dense + SoftmaxCELoss and torch's
+    LinearCrossEntropyLoss (default path; memory also with
+    LinearCrossEntropyOptions()), forward+backward: times interleaved in one
+    process, peak memory in a fresh process per implementation."""
+    import subprocess
+    n, d, c = LCE_QUICK if args.quick else LCE_FULL
+    reps = 3 if args.quick else 2
+
+    def child(mode):
+        cmd = [sys.executable, os.path.abspath(__file__), "--linear-ce-child", mode,
+               str(n), str(d), str(c), str(reps)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            print("LinearSoftmaxCELoss %s failed: %s" % (mode, (proc.stderr.strip().splitlines()
+                                                              or ["?"])[-1][:200]))
+        return json.loads(lines[-1]) if lines else {}
+
+    times = child("time")
+    rows = []
+    for impl in LCE_IMPLS:
+        if impl.startswith("torch") and not _has_torch_lce():
+            continue
+        row = {"impl": impl, "size": "N=%d in=%d C=%d" % (n, d, c), "ms": times.get(impl),
+               "peak_mb": child(impl).get("peak_mb")}
+        rows.append(row)
+        print("LinearSoftmaxCELoss %-14s %s  fwd+bwd %s ms  peak +%s MB" % (
+            impl, row["size"], _fmt(row["ms"], 0), _fmt(row["peak_mb"], 0)), flush=True)
+    return rows
+
+
+def linear_ce_markdown(rows):
+    dense = next((r for r in rows if r["impl"] == "dense" and r["ms"]), None)
+    ours = next((r for r in rows if r["impl"] == "gluonx" and r["ms"]), None)
+    lines = ["", "## LinearSoftmaxCELoss (fused output layer + softmax CE)", "",
+             "Forward+backward, reduction='mean', float32, hybridized (static_alloc). Times: "
+             "medians of steps interleaved in one process, in rotating order. Peak memory: "
+             "each implementation in a fresh process, its peak resident size over two steps "
+             "(VmHWM, reset through /proc/self/clear_refs once inputs and weights exist) "
+             "minus its resident size then: what a step adds (logits, gradients, "
+             "workspace). "
+             "`dense`: gluon Dense + gluonx SoftmaxCELoss; `torch`: "
+             "torch.nn.LinearCrossEntropyLoss (default path); `torch-chunked`: the same "
+             "with LinearCrossEntropyOptions() (memory only).", "",
+             "| implementation | size | fwd+bwd ms | peak MB | time / dense | memory / dense |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            r["impl"], r["size"], _fmt(r["ms"], 0), _fmt(r["peak_mb"], 0),
+            _fmt(_ratio(r["ms"], dense and dense["ms"]), 2),
+            _fmt(_ratio(r["peak_mb"], dense and dense["peak_mb"]), 2)))
+    if ours and dense:
+        torch_ms = [r["ms"] for r in rows if r["impl"].startswith("torch") and r["ms"]]
+        lines += ["", "Targets: memory at most 1/4 of dense: %s (%.2f); time no worse than "
+                  "dense: %s; no worse than torch: %s." % (
+                      "met" if ours["peak_mb"] <= dense["peak_mb"] / 4 else "missed",
+                      ours["peak_mb"] / dense["peak_mb"],
+                      "met" if ours["ms"] <= dense["ms"] * 1.05 else "missed",
+                      "met" if all(ours["ms"] <= t * 1.05 for t in torch_ms) else "missed")]
+    return lines
+
+
 # ------------------------------------------------------------------- main ---
 
 def run(args):
@@ -780,7 +1010,9 @@ def target_report(result):
     """The speed targets of the gluonx issue, checked against this run (hybridized
     rows, 5% noise allowed on the comparisons)."""
     rows = [r for r in result["rows"] if r["mode"] == "hybridized" and "gluonx" in r["ms"]]
-    fused = [c.name for c in make_cases() if c.fused and c.name != "SDMLLoss"]  # SDML: none
+    # SDML has no kernel; the softmax CE options run on the stock operators
+    fused = [c.name for c in make_cases()
+             if c.fused and c.name != "SDMLLoss" and "+" not in c.name]
     checks = [  # (target, applies to row, measured ratio, limit)
         ("slower than mxnet", lambda r: "mxnet" in r["ms"],
          lambda r: r["ms"]["gluonx"] / r["ms"]["mxnet"], 1.05),
@@ -797,6 +1029,12 @@ def target_report(result):
          lambda r: r["size"] == "64x10" and r["pass"] == "fwd+bwd" and r["loss"] in fused,
          lambda r: r["ms"]["gluonx"] / r["noop_ms"], 1.5),
     ]
+    plain = {(r["size"], r["pass"]): r["ms"]["gluonx"] for r in rows
+             if r["loss"] == "SoftmaxCELoss"}
+    checks.append(("softmax CE with an option above 2x softmax CE without it",
+                   lambda r: r["loss"].startswith("SoftmaxCELoss+")
+                   and (r["size"], r["pass"]) in plain,
+                   lambda r: r["ms"]["gluonx"] / plain[(r["size"], r["pass"])], 2.0))
     lines = ["Speed targets (hybridized rows; the floor and no-op targets for the fused "
              "losses):", ""]
     for name, applies, ratio, limit in checks:
@@ -928,6 +1166,8 @@ def markdown(result):
                   "| %s ms | %s ms | %.1fx |" % (_fmt(sampled["ms"]["NCELoss"]),
                                                _fmt(sampled["ms"]["full softmax CE"]),
                                                sampled["speedup"])]
+    if result.get("linear_ce"):
+        lines += linear_ce_markdown(result["linear_ce"])
     failed = [(r["loss"], r["size"], r["mode"], r["pass"], k, v) for r in result["rows"]
               for k, v in r["errors"].items()]
     if failed:
@@ -945,9 +1185,16 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "results"))
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--linear-ce-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.linear_ce_child:
+        impl, n, d, c, reps = args.linear_ce_child
+        _linear_ce_child(impl, int(n), int(d), int(c), int(reps))
+        return 0
     start = time.time()
     result = run(args)
+    if not args.only or "LinearSoftmaxCELoss" in args.only:
+        result["linear_ce"] = linear_ce_rows(args)
     result["seconds"] = time.time() - start
     os.makedirs(args.out, exist_ok=True)
     stem = "quick" if args.quick else ("partial" if args.only else "latest")

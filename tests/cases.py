@@ -38,11 +38,24 @@ class Case:
         self.fused = fused
 
     def runs_fused(self):
+        """Derived from the class's kernel declaration: it exists, every
+        option value of this case is one it supports, and every input the
+        case passes (and every constant the loss holds) is one it takes."""
         if self.fused is not None:
             return self.fused
-        import gluonx.kernels
+        import gluonx.kernels as K
         import gluonx.loss as L
-        return gluonx.kernels.kernel_of(getattr(L, self.cls)) is not None
+        cls = getattr(L, self.cls)
+        kernel = K.kernel_of(cls)
+        if kernel is None:
+            return False
+        loss = self.factory()()
+        if not all(K._allowed(allowed, K._option(loss, name, ()))
+                   for name, allowed in kernel.options.items()):
+            return False
+        names = cls._inputs + cls._optional
+        passed = {n for n, a in zip(names, self.inputs()) if a is not None}
+        return passed | set(loss._reg_params) <= set(kernel.inputs or names)
 
     def __repr__(self):
         return "Case(%s)" % self.id
@@ -60,8 +73,13 @@ class Case:
         kw = dict(self.kwargs)
         kw.update(extra)
         kw.pop("reduction", None)
-        none, sample = self.ref(*inputs, **kw)
-        return R.reduce(none, sample, reduction)
+        out = self.ref(*inputs, **kw)
+        return R.reduce(out[0], out[1], reduction, *out[2:])
+
+    def own_mean(self, inputs):
+        """Whether the reference's 'mean' has its own denominator (not the
+        mean of the per-sample values)."""
+        return len(self.ref(*inputs, **self.kwargs)) > 2
 
 
 def cast(inputs, dtype):
@@ -86,7 +104,7 @@ def expected(case_id, dtype, reduction="sample", seed=0):
     # differentiate the per-sample values (a 'mean'/'sum' of a +inf sample is +inf,
     # yet the finite samples keep their gradients)
     inner, inner_head = reduction, head
-    if reduction in ("mean", "sum"):
+    if reduction == "sum" or (reduction == "mean" and not case.own_mean(inputs)):
         inner = "sample"
         n = np.shape(case.reference(inputs, "sample"))[0]
         inner_head = np.full(n, head[0] / (n if reduction == "mean" else 1))
@@ -193,6 +211,28 @@ def _seg_labels(rng, classes, *shape, ignore=-1.0):
 LENGTHS = np.array([5.0, 2.0, 0.0])   # full, partial and empty sequences (T = 5)
 
 
+
+
+def _ctc_first(inputs):
+    """CTC inputs for blank_label='first': symbols shifted to [1, C), padding
+    -1 kept in the first sequence and 0 in the others (both pad)."""
+    inputs = list(inputs)
+    label = inputs[1]
+    first = np.where(label >= 0, label + 1, -1.0) if inputs[3] is None else label + 1
+    if inputs[3] is None:   # padded (N, L) labels
+        first[1:][first[1:] < 0] = 0.0
+    inputs[1] = first
+    return inputs
+
+
+def _seq_labels(rng, c, n, t, ignore):
+    """(n, t) class indices, some of them ``ignore``; sequence 1 all ignored."""
+    label = rng.randint(0, c, size=(n, t)).astype(np.float64)
+    label[0, 1] = label[2, 0] = label[2, 3] = ignore
+    label[1, :] = ignore
+    return label
+
+
 # --------------------------------------------------------------------------
 # the table
 B, D = 4, 5
@@ -296,6 +336,48 @@ CASES = [
     Case("SoftmaxCE-ignore_index", "SoftmaxCELoss", {"ignore_index": 2},
          lambda r: [_n(r, 6, 6), np.array([2., 0., 2., 5., 1., 3.])], R.ref_softmax_ce, (0,),
          family="classification", fused=False),
+    # SoftmaxCE masking (ignore_index, valid_length), weighted means, smoothing
+    Case("SoftmaxCE-ignore_index-seq", "SoftmaxCELoss", {"ignore_index": 2},
+         lambda r: [_n(r, 3, 5, 6), _seq_labels(r, 6, 3, 5, ignore=2)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-valid_length", "SoftmaxCELoss", {},
+         lambda r: [_n(r, 3, 5, 6), _classes(r, 6, 3, 5), None, np.array([5., 2., 0.])],
+         R.ref_softmax_ce, (0,), family="classification"),
+    Case("SoftmaxCE-valid_length-TNC", "SoftmaxCELoss", {"batch_axis": 1},
+         lambda r: [_n(r, 5, 3, 6), _classes(r, 6, 5, 3), None, np.array([1, 5, 3],
+                                                                           dtype=np.int32)],
+         R.ref_softmax_ce, (0,), family="classification"),
+    Case("SoftmaxCE-valid_length-NCT-ignore-cw", "SoftmaxCELoss",
+         {"axis": 1, "ignore_index": 0, "class_weight": [0.5, 1.0, 2.0, 0.25]},
+         lambda r: [_n(r, 3, 4, 5), _seq_labels(r, 4, 3, 5, ignore=0), _u(r, 0.5, 2, 3, 1, 1),
+                    np.array([4., 5., 1.])],
+         R.ref_softmax_ce, (0,), family="classification"),
+    Case("SoftmaxCE-class_weight-axis1", "SoftmaxCELoss",
+         {"axis": 1, "class_weight": [0.5, 1.0, 2.0, 3.0], "label_smoothing": 0.3},
+         lambda r: [_n(r, 3, 4, 5), _classes(r, 4, 3, 5)], R.ref_softmax_ce, (0,),
+         family="classification"),
+    Case("SoftmaxCE-all-options", "SoftmaxCELoss",
+         {"ignore_index": 1, "class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0],
+          "label_smoothing": 0.15, "weight": 1.5},
+         lambda r: [_n(r, 3, 5, 6), _seq_labels(r, 6, 3, 5, ignore=1), _u(r, 0.5, 2, 3, 1, 1),
+                    np.array([4., 5., 3.])], R.ref_softmax_ce, (0,), family="classification"),
+    Case("SoftmaxCE-dense-options", "SoftmaxCELoss",
+         {"sparse_label": False, "class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0],
+          "label_smoothing": 0.2},
+         lambda r: [_n(r, 3, 5, 6), _probs(r, 3, 5, 6), None, np.array([5., 2., 0.])],
+         R.ref_softmax_ce, (0, 1), family="classification"),
+    # SigmoidBCE: pos_weight given to the constructor, label smoothing
+    Case("SigmoidBCE-pos_weight-ctor", "SigmoidBCELoss",
+         {"pos_weight": [0.5, 1.0, 2.0, 3.0, 1.5]},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_bce, (0,),
+         family="classification"),
+    Case("SigmoidBCE-label_smoothing", "SigmoidBCELoss", {"label_smoothing": 0.2},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D), None, _u(r, 0.5, 3, 1, D)],
+         R.ref_sigmoid_bce, (0,), family="classification"),
+    Case("SigmoidBCE-from_sigmoid-smoothing-pos_weight-ctor", "SigmoidBCELoss",
+         {"from_sigmoid": True, "label_smoothing": 0.1, "pos_weight": 2.5},
+         lambda r: [_u(r, 0.05, 0.95, B, D), _bits(r, B, D), _u(r, 0, 2, B, 1)],
+         R.ref_sigmoid_bce, (0,), family="classification"),
     Case("Hinge", "HingeLoss", {}, lambda r: [_n(r, B, D), _sign(r, B, D)], R.ref_hinge, (0,),
          family="classification", f16=True),
     Case("Hinge-margin", "HingeLoss", {"margin": 2.5, "weight": 0.5},
@@ -330,6 +412,13 @@ CASES = [
     Case("KLDiv-batch_axis1", "KLDivLoss", {"batch_axis": 1},
          lambda r: [R.log_softmax(_n(r, 3, B, 5), -1), _probs(r, 3, B, 5)], R.ref_kldiv, (0,),
          family="divergence", fused=False),
+    Case("KLDiv-log_target", "KLDivLoss", {"log_target": True},
+         lambda r: [R.log_softmax(_n(r, B, 6), -1), R.log_softmax(_n(r, B, 6), -1)],
+         R.ref_kldiv, (0, 1), family="divergence"),
+    Case("KLDiv-log_target-softmax-sw", "KLDivLoss",
+         {"log_target": True, "from_logits": False, "weight": 0.5},
+         lambda r: [_n(r, B, 6), R.log_softmax(_n(r, B, 6), -1), _u(r, 0, 2, B, 1)],
+         R.ref_kldiv, (0, 1), family="divergence"),
     # embedding ------------------------------------------------------------
     Case("Triplet", "TripletLoss", {},
          lambda r: [_n(r, B, D), _n(r, B, D), _n(r, B, D)], R.ref_triplet, (0, 1, 2),
@@ -375,7 +464,7 @@ CASES = [
          lambda r: [_n(r, B, D, scale=100), _n(r, B, D), _u(r, 0, 2, B, 1)], R.ref_log_cosh,
          (0, 1, 2)),
     Case("LogCosh-batch_axis1", "LogCoshLoss", {"batch_axis": 1},
-         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_log_cosh, (0,)),
+         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_log_cosh, (0,), fused=False),
     Case("MAPE", "MAPELoss", {}, lambda r: [_n(r, B, D), _signed(r, 0.5, 2, B, D)], R.ref_mape,
          (0, 1)),
     Case("MAPE-epsilon-sw", "MAPELoss", {"epsilon": 0.5, "weight": 0.1},
@@ -385,7 +474,7 @@ CASES = [
          R.ref_msle, (0, 1)),
     Case("MSLE-negative-epsilon", "MSLELoss", {"epsilon": 0.5, "batch_axis": 1},
          lambda r: [_with(_u(r, 0.7, 3, 3, B), (0, 0), -1.0), _u(r, 0, 3, 3, B)], R.ref_msle,
-         (0,)),
+         (0,), fused=False),
     Case("CategoricalHinge", "CategoricalHingeLoss", {},
          lambda r: [_n(r, B, 6), _onehot(r, 6, B)], R.ref_categorical_hinge, (0,),
          family="classification"),
@@ -428,7 +517,7 @@ CASES = [
          family="detection"),
     Case("SigmoidFocal-batch_axis1-sw", "SigmoidFocalLoss", {"batch_axis": 1, "weight": 3.0},
          lambda r: [_n(r, 3, B, 2), _bits(r, 3, B, 2), _u(r, 0, 2, 1, B, 1)],
-         R.ref_sigmoid_focal, (0, 2), family="detection"),
+         R.ref_sigmoid_focal, (0, 2), family="detection", fused=False),
     Case("SigmoidFocal-smoothing", "SigmoidFocalLoss", {"label_smoothing": 0.15, "gamma": 1.5},
          lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
          family="detection"),
@@ -573,6 +662,20 @@ CASES = [
     Case("MixCE-NHWC-ignore255", "MixSoftmaxCELoss", {"ignore_index": 255, "axis": -1},
          lambda r: [_n(r, 2, 3, 3, 4), _n(r, 2, 3, 3, 4), _seg_labels(r, 4, 2, 3, 3, ignore=255)],
          R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
+    Case("CTC-blank-first", "CTCLoss", {"blank_label": "first"},
+         lambda r: _ctc_first(_ctc_inputs(r)), R.ref_ctc, (0,), family="sequence",
+         tol64=(2e-4, 2e-5)),
+    Case("CTC-blank-first-lengths-TNC", "CTCLoss",
+         {"blank_label": "first", "layout": "TNC", "label_layout": "TN"},
+         lambda r: _ctc_first(_ctc_inputs(r, T=10, lengths=True, layout="TNC",
+                                          label_layout="TN")),
+         R.ref_ctc, (0,), family="sequence", tol64=(2e-4, 2e-5)),
+    Case("CTC-zero_infinity", "CTCLoss", {"zero_infinity": True},
+         lambda r: _ctc_inputs(r, infeasible=True), R.ref_ctc, (0,), family="sequence",
+         tol64=(2e-4, 2e-5)),
+    Case("CTC-first-zero_infinity", "CTCLoss", {"blank_label": "first", "zero_infinity": True},
+         lambda r: _ctc_first(_ctc_inputs(r, infeasible=True, sw=True)), R.ref_ctc, (0,),
+         family="sequence", tol64=(2e-4, 2e-5)),
     # generative -----------------------------------------------------------
     Case("VAE", "VAELoss", {},
          lambda r: [_u(r, 0.05, 0.95, B, D), _u(r, 0, 1, B, D), _n(r, B, 3),
@@ -682,7 +785,7 @@ def options_that_matter(case, seed=0):
             continue
         kw = {k: v for k, v in case.kwargs.items() if k != key}
         try:
-            none, sample = case.ref(*inputs, **kw)
+            none, sample = case.ref(*inputs, **kw)[:2]
         except Exception:  # the inputs do not even fit the loss without the option
             continue
         alt = R.reduce(none, sample, "sample")

@@ -80,14 +80,15 @@ def _finish(elem, sample_weight, weight, batch_axis, agg="mean"):
     return none, _per_sample(none, batch_axis, agg)
 
 
-def reduce(none, sample, reduction):
-    """The output of ``reduction`` given the reference's (none, sample)."""
+def reduce(none, sample, reduction, mean=None):
+    """The output of ``reduction`` given the reference's (none, sample) and,
+    for a loss with its own 'mean' denominator, that mean."""
     if reduction == "none":
         return none
     if reduction == "sample":
         return sample
     if reduction == "mean":
-        return np.array([np.mean(sample)])
+        return np.array([np.mean(sample)]) if mean is None else mean
     if reduction == "sum":
         return np.array([np.sum(sample)])
     raise ValueError(reduction)
@@ -132,8 +133,11 @@ def ref_poisson_nll(pred, target, sample_weight=None, weight=None, from_logits=T
 # --------------------------------------------------------------------------
 # classification
 def ref_sigmoid_bce(pred, label, sample_weight=None, pos_weight=None, from_sigmoid=False,
-                    weight=None, batch_axis=0):
+                    weight=None, batch_axis=0, label_smoothing=0.0):
+    """``pos_weight`` is the call input or the constructor's; the label is
+    smoothed as z (1 - s) + s / 2."""
     pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    label = label * (1.0 - label_smoothing) + label_smoothing / 2.0
     pw = 1.0 if pos_weight is None else _f64(pos_weight)
     if from_sigmoid:
         with np.errstate(divide="ignore"):
@@ -144,13 +148,17 @@ def ref_sigmoid_bce(pred, label, sample_weight=None, pos_weight=None, from_sigmo
     return _finish(elem, sample_weight, weight, batch_axis)
 
 
-def ref_softmax_ce(pred, label, sample_weight=None, axis=-1, sparse_label=True,
-                   from_logits=False, weight=None, batch_axis=0, label_smoothing=0.0,
-                   class_weight=None, ignore_index=None):
+def ref_softmax_ce(pred, label, sample_weight=None, valid_length=None, axis=-1,
+                   sparse_label=True, from_logits=False, weight=None, batch_axis=0,
+                   label_smoothing=0.0, class_weight=None, ignore_index=None):
     """Per element: (1 - s) * -cw[y] log p[y] + s/C * sum_c -cw[c] log p[c]
-    (torch's definition of label smoothing with class weights); entries whose
-    sparse label is ``ignore_index`` contribute 0. The 'none' output has the
-    class axis removed."""
+    (torch's definition of label smoothing with class weights). Entries whose
+    sparse label is ``ignore_index``, and time steps >= ``valid_length`` (pred
+    of 3 axes), are masked: they contribute 0, and a sample's value is the mean
+    over its unmasked entries (0 if none); 'mean' is sum / number of unmasked
+    entries (with class weights and sparse labels: / their summed cw[y]).
+    The 'none' output has the class axis removed. Returns (none, sample) or,
+    with masking or class weights, (none, sample, mean)."""
     pred = _f64(pred)
     axis = axis % pred.ndim
     logp = pred if from_logits else log_softmax(pred, axis)
@@ -158,8 +166,9 @@ def ref_softmax_ce(pred, label, sample_weight=None, axis=-1, sparse_label=True,
     cw_shape = [1] * pred.ndim
     cw_shape[axis] = C
     cw = np.ones(cw_shape) if class_weight is None else _f64(class_weight).reshape(cw_shape)
+    kept = pred.shape[:axis] + (1,) + pred.shape[axis + 1:]
     if sparse_label:
-        lab = _f64(label).reshape(pred.shape[:axis] + (1,) + pred.shape[axis + 1:])
+        lab = _f64(label).reshape(kept)
         idx = np.clip(lab, 0, C - 1).astype(np.int64)
         onehot = (np.arange(C).reshape(cw_shape) == idx).astype(np.float64)
     else:
@@ -168,13 +177,32 @@ def ref_softmax_ce(pred, label, sample_weight=None, axis=-1, sparse_label=True,
     if label_smoothing:
         smooth = -np.sum(cw * logp, axis=axis, keepdims=True) / C
         nll = (1.0 - label_smoothing) * nll + label_smoothing * smooth
+    mask = np.ones(kept)
     if sparse_label and ignore_index is not None:
-        nll = np.where(lab == ignore_index, 0.0, nll)
+        mask = mask * (lab != ignore_index)
+    if valid_length is not None:
+        time = [a for a in range(3) if a not in (batch_axis % 3, axis)][0]
+        shape = [1, 1, 1]
+        shape[time] = pred.shape[time]
+        steps = np.arange(pred.shape[time]).reshape(shape)
+        shape = [1, 1, 1]
+        shape[batch_axis % 3] = -1
+        mask = mask * (steps < _f64(valid_length).reshape(shape))
+    nll = np.where(mask > 0, nll, 0.0)
     # sample_weight broadcasts against the loss with the class axis kept (size 1),
     # as in mxnet: pred (B, C) takes a (B, 1) sample_weight.
     nll = _weighted(nll, sample_weight, weight, batch_axis)
-    sample = _per_sample(nll, batch_axis)
-    return np.squeeze(nll, axis=axis), sample
+    none = np.squeeze(nll, axis=axis)
+    masked = (sparse_label and ignore_index is not None) or valid_length is not None
+    if not masked and class_weight is None:
+        return none, _per_sample(nll, batch_axis)
+    ba = batch_axis % nll.ndim
+    others = tuple(a for a in range(nll.ndim) if a != ba)
+    num, den = np.sum(nll, axis=others), np.sum(mask, axis=others)
+    sample = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    total = mask * (np.sum(onehot * cw, axis=axis, keepdims=True) if sparse_label else 1.0)
+    mean = np.sum(nll) / np.sum(total) if np.sum(total) != 0 else 0.0
+    return none, sample, np.array([mean])
 
 
 def ref_hinge(pred, label, sample_weight=None, margin=1, weight=None, batch_axis=0):
@@ -198,10 +226,14 @@ def ref_logistic(pred, label, sample_weight=None, weight=None, batch_axis=0,
 # --------------------------------------------------------------------------
 # divergence
 def ref_kldiv(pred, label, sample_weight=None, from_logits=True, axis=-1, weight=None,
-              batch_axis=0):
-    """sum over non-batch axes of label * (log(label) - log_prob); 0 log 0 = 0."""
+              batch_axis=0, log_target=False):
+    """sum over non-batch axes of label * (log(label) - log_prob); 0 log 0 = 0.
+    ``log_target``: the label is log(label)."""
     pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
     logq = pred if from_logits else log_softmax(pred, axis)
+    if log_target:
+        elem = np.exp(label) * (label - logq)
+        return _finish(elem, sample_weight, weight, batch_axis, agg="sum")
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(label > 0, label * np.log(np.where(label > 0, label, 1.0)), 0.0)
     return _finish(plogp - label * logq, sample_weight, weight, batch_axis, agg="sum")
@@ -263,14 +295,14 @@ def ref_sdml(x1, x2, sample_weight=None, smoothing_parameter=0.3, weight=1.0, ba
 
 # --------------------------------------------------------------------------
 # sequence
-def ctc_nll(logp, seq):
+def ctc_nll(logp, seq, blank=None):
     """-log p(seq | logp) by the CTC forward algorithm in log space.
 
-    ``logp``: (T, C) log-probabilities, blank = C - 1. ``seq``: label ids.
-    Returns +inf when the label cannot be aligned in T steps.
+    ``logp``: (T, C) log-probabilities, blank = C - 1 unless given. ``seq``:
+    label ids. Returns +inf when the label cannot be aligned in T steps.
     """
     T, C = logp.shape
-    blank = C - 1
+    blank = C - 1 if blank is None else blank
     ext = [blank]
     for s in seq:
         ext += [int(s), blank]
@@ -295,10 +327,13 @@ def ctc_nll(logp, seq):
 
 
 def ref_ctc(pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
-            layout="NTC", label_layout="NT", weight=None):
+            layout="NTC", label_layout="NT", weight=None, blank_label="last",
+            zero_infinity=False):
     """Unnormalised activations -> log_softmax over C -> CTC NLL per sample.
 
-    Labels are padded with -1 when ``label_lengths`` is None (blank = last)."""
+    Labels are padded with -1 when ``label_lengths`` is None (blank = last;
+    with blank_label='first' the blank is 0 and 0 pads too). An infeasible
+    sample is +inf, or 0 with ``zero_infinity``."""
     pred = _f64(pred)
     if layout == "TNC":
         pred = pred.transpose(1, 0, 2)
@@ -312,11 +347,13 @@ def ref_ctc(pred, label, pred_lengths=None, label_lengths=None, sample_weight=No
         t_i = T if pred_lengths is None else int(np.asarray(pred_lengths)[i])
         row = label[i]
         if label_lengths is None:
-            pad = np.nonzero(row == -1)[0]
+            pad = np.nonzero((row == -1) | ((row == 0) & (blank_label == "first")))[0]
             l_i = len(row) if len(pad) == 0 else int(pad[0])
         else:
             l_i = int(np.asarray(label_lengths)[i])
-        out[i] = ctc_nll(logp[i, :t_i], row[:l_i])
+        out[i] = ctc_nll(logp[i, :t_i], row[:l_i], 0 if blank_label == "first" else None)
+        if zero_infinity and not np.isfinite(out[i]):
+            out[i] = 0.0
     none = _weighted(out, sample_weight, weight)
     return none, none
 
@@ -560,7 +597,7 @@ def _contracted(elem, axis, sample_weight, weight, batch_axis):
     return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
 
 
-def _onehot(label, shape, axis):
+def _onehot_and_label(label, shape, axis):
     axis = axis % len(shape)
     C = shape[axis]
     lab = _f64(label).reshape(shape[:axis] + (1,) + shape[axis + 1:])
@@ -586,7 +623,7 @@ def ref_generalized_ce(pred, label, sample_weight=None, q=0.5, axis=-1, from_sof
     pred = _f64(pred)
     axis = axis % pred.ndim
     p = pred if from_softmax else np.exp(log_softmax(pred, axis))
-    onehot, _ = _onehot(label, pred.shape, axis)
+    onehot, _ = _onehot_and_label(label, pred.shape, axis)
     p_y = np.sum(onehot * p, axis=axis, keepdims=True)
     elem = (1.0 - p_y ** q) / q
     return _contracted(elem, axis, sample_weight, weight, batch_axis)
@@ -625,7 +662,7 @@ def ref_softmax_focal(pred, label, sample_weight=None, gamma=2.0, class_weight=N
     cw_shape = [C if a == axis else 1 for a in range(pred.ndim)]
     cw = np.ones(cw_shape) if class_weight is None else _f64(class_weight).reshape(cw_shape)
     if sparse_label:
-        q, lab = _onehot(label, pred.shape, axis)
+        q, lab = _onehot_and_label(label, pred.shape, axis)
     else:
         q = _f64(label).reshape(pred.shape)
     q = q * (1.0 - label_smoothing) + label_smoothing / C
@@ -647,7 +684,7 @@ def _overlap_sums(pred, label, from_logits, axis, sparse_label, batch_axis):
     else:
         c = axis % pred.ndim
         p = np.exp(log_softmax(pred, c)) if from_logits else pred
-        y = _onehot(label, pred.shape, c)[0] if sparse_label else _f64(label).reshape(pred.shape)
+        y = _onehot_and_label(label, pred.shape, c)[0] if sparse_label else _f64(label).reshape(pred.shape)
     p, y = np.moveaxis(p, (b, c), (0, -1)), np.moveaxis(y, (b, c), (0, -1))
     n, k = p.shape[0], p.shape[-1]
     p, y = p.reshape(n, -1, k), y.reshape(n, -1, k)

@@ -28,7 +28,7 @@ INPUTS = {
     "HingeLoss": ("pred", "label", "sample_weight"),
     "SquaredHingeLoss": ("pred", "label", "sample_weight"),
     "LogisticLoss": ("pred", "label", "sample_weight"),
-    "SoftmaxCrossEntropyLoss": ("pred", "label", "sample_weight"),
+    "SoftmaxCrossEntropyLoss": ("pred", "label", "sample_weight", "valid_length"),
     "KLDivLoss": ("pred", "label", "sample_weight"),
     "SigmoidBinaryCrossEntropyLoss": ("pred", "label", "sample_weight", "pos_weight"),
     "PoissonNLLLoss": ("pred", "target", "sample_weight"),
@@ -281,7 +281,8 @@ OPTIONS = {"margin", "rho", "from_sigmoid", "axis", "sparse_label", "from_logits
            "batch_axis", "weight", "alpha", "beta", "gamma", "q", "smooth", "normalize",
            "from_softmax",
            "batch_axis", "weight", "temperature", "hard_weight", "teacher_probabilities",
-           "soft_loss", "mix", "average", "alpha", "beta", "time_axis", "aux", "aux_weight"}
+           "soft_loss", "mix", "average", "alpha", "beta", "time_axis", "aux", "aux_weight",
+           "batch_axis", "weight", "pos_weight", "log_target", "blank_label", "zero_infinity"}
 
 
 def test_every_option_has_a_case():

@@ -156,3 +156,151 @@ def test_generalized_ce_from_softmax_matches_scores():
     b = L.GeneralizedCELoss(q=0.7, from_softmax=True)(mx.nd.array(probs),
                                                       mx.nd.array(y)).asnumpy()
     np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- LinearSoftmaxCELoss
+import itertools  # noqa: E402
+
+from conftest import MODES, grid  # noqa: E402
+
+LN, LD, LC = 9, 5, 11       # rows, in_units, classes (chunks of 4 rows: the last short)
+LCW = list(np.random.RandomState(7).randint(4, 17, LC) / 8.0)   # exact in float32
+
+
+def _lce_data(seed=0, shape=(LN,)):
+    rng = np.random.RandomState(seed)
+    x = rng.standard_normal(shape + (LD,))
+    w = rng.standard_normal((LC, LD)) * 0.7
+    b = rng.standard_normal(LC)
+    y = rng.randint(0, LC, size=shape).astype(np.float64)
+    y.flat[1] = y.flat[4] = 3     # rows with label 3 (the ignore_index of the grid)
+    return x, w, b, y
+
+
+def _lce_factory(w, b, **kw):
+    def make():
+        kw.setdefault("chunk_size", 4)
+        loss = L.LinearSoftmaxCELoss(LD, LC, dtype="float64", **kw)
+        loss.initialize()
+        loss.weight.set_data(mx.nd.array(w, dtype="float64"))
+        if kw.get("use_bias"):
+            loss.bias.set_data(mx.nd.array(b, dtype="float64"))
+        return loss
+    return make
+
+
+def _torch_lce(x, w, b, y, kw, reduction, head):
+    """torch.nn.functional.linear + cross_entropy; value and grads of x, w, b."""
+    torch = pytest.importorskip("torch")
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    cw = kw.get("class_weight")
+    z = torch.nn.functional.linear(tx, tw, tb if kw.get("use_bias") else None)
+    ignore = kw.get("ignore_index")
+    target = torch.tensor(y).long()
+    e = torch.nn.functional.cross_entropy(
+        z.reshape(-1, LC), target.reshape(-1), weight=None if cw is None else torch.tensor(cw),
+        ignore_index=-100 if ignore is None else ignore,
+        label_smoothing=kw.get("label_smoothing", 0.0),
+        reduction="mean" if reduction == "mean" else "none")
+    if reduction != "mean":
+        e = e.reshape(y.shape)
+        if y.ndim > 1 or reduction in ("sample", "sum"):
+            keep = torch.ones_like(e) if ignore is None else (target != ignore).double()
+            if y.ndim > 1 and reduction != "none":
+                e = e.sum(1) / keep.sum(1).clamp(min=1)
+        if reduction == "sum":
+            e = e.sum()
+    out = e.reshape(np.shape(head))
+    out.backward(torch.tensor(head))
+    return (out.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(),
+            None if tb.grad is None else tb.grad.numpy())
+
+
+LCE_GRID = grid(itertools.product((False, True), (None, LCW), (None, 3), (0.0, 0.2),
+                                  ("sample", "mean", "sum", "none"), ("ones", "random"),
+                                  (False, True)))
+
+
+@pytest.mark.parametrize("use_bias, class_weight, ignore_index, label_smoothing, reduction, "
+                         "head, small_blocks", LCE_GRID)
+def test_linear_softmax_ce_matches_torch(use_bias, class_weight, ignore_index, label_smoothing,
+                                         reduction, head, small_blocks):
+    """Value and gradients w.r.t. the input, weight and bias against torch's
+    linear + cross_entropy; 'random' output gradients take the recomputing
+    backward; chunks of 4 rows or (automatic) one chunk of all rows."""
+    kw = dict(use_bias=use_bias, class_weight=class_weight, ignore_index=ignore_index,
+              label_smoothing=label_smoothing, chunk_size=4 if small_blocks else None)
+    x, w, b, y = _lce_data()
+    shape = (1,) if reduction in ("mean", "sum") else (LN,)
+    g = np.ones(shape) if head == "ones" else np.random.RandomState(2).uniform(0.5, 1.5, shape)
+    loss = _lce_factory(w, b, reduction=reduction, **kw)()
+    nx = mx.nd.array(x, dtype="float64")
+    nx.attach_grad()
+    with autograd.record():
+        out = loss(nx, mx.nd.array(y))
+    out.backward(mx.nd.array(g, dtype="float64"))
+    value, dx, dw, db = _torch_lce(x, w, b, y, kw, reduction, g)
+    np.testing.assert_allclose(out.asnumpy(), value, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(nx.grad.asnumpy(), dx, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(loss.weight.grad().asnumpy(), dw, rtol=1e-7, atol=1e-10)
+    if use_bias:
+        np.testing.assert_allclose(loss.bias.grad().asnumpy(), db, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_linear_softmax_ce_every_mode(mode, tmp_path):
+    kw = dict(use_bias=True, class_weight=LCW, ignore_index=3, label_smoothing=0.1)
+    x, w, b, y = _lce_data(1, shape=(3, 4))   # (batch, time, in_units)
+    head = np.array([0.5, 1.0, 2.0])
+    value, grads = run_mode(mode, _lce_factory(w, b, **kw), [x, y], grad=(0,), head=head,
+                            tmpdir=tmp_path)
+    ref, dx, _, _ = _torch_lce(x, w, b, y, kw, "sample", head)
+    np.testing.assert_allclose(value, ref, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(grads[0], dx, rtol=1e-7, atol=1e-10)
+
+
+def test_linear_softmax_ce_is_dense_plus_softmax_ce_and_float32():
+    """float32, sample_weight, (batch, time) rows, recording outside training."""
+    x, w, b, y = _lce_data(2, shape=(3, 4))
+    sw = np.array([0.5, 1.0, 2.0])
+    kw = dict(class_weight=LCW, ignore_index=3, label_smoothing=0.1)
+    auto = dict(kw)
+    fused = L.LinearSoftmaxCELoss(LD, LC, use_bias=True, chunk_size=5, **auto)
+    fused.initialize()
+    fused.weight.set_data(mx.nd.array(w))
+    fused.bias.set_data(mx.nd.array(b))
+    dense = mx.gluon.nn.Dense(LC, in_units=LD, flatten=False)
+    dense.initialize()
+    dense.weight.set_data(mx.nd.array(w))
+    dense.bias.set_data(mx.nd.array(b))
+    results = []
+    for train in (True, False):
+        for block in (fused, lambda a, t, s: L.SoftmaxCELoss(**kw)(dense(a), t, s)):
+            nx = mx.nd.array(x)
+            nx.attach_grad()
+            with autograd.record(train_mode=train):
+                out = block(nx, mx.nd.array(y), mx.nd.array(sw))
+            out.backward()
+            results.append((out.asnumpy(), nx.grad.asnumpy()))
+    for got in (results[0], results[2]):
+        np.testing.assert_allclose(got[0], results[1][0], rtol=1e-5)
+        np.testing.assert_allclose(got[1], results[1][1], rtol=1e-4, atol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_linear_softmax_ce_bad_input():
+    loss = L.LinearSoftmaxCELoss(LD, LC)
+    loss.initialize()
+    x = mx.nd.ones((4, LD))
+    with pytest.raises(L.LossInputError, match="LinearSoftmaxCELoss(?s:.*)pred"):
+        loss(mx.nd.ones((4, LD + 1)), mx.nd.zeros((4,)))
+    with pytest.raises(L.LossInputError, match="LinearSoftmaxCELoss(?s:.*)label"):
+        loss(x, mx.nd.zeros((5,)))
+    with pytest.raises(L.LossInputError, match="LinearSoftmaxCELoss(?s:.*)label"):
+        loss(x, mx.nd.array([0, 1, LC, 2])).asnumpy()
+    with pytest.raises(L.LossInputError, match="LinearSoftmaxCELoss(?s:.*)class_weight"):
+        L.LinearSoftmaxCELoss(LD, LC, class_weight=[1.0, 2.0])
+    with pytest.raises(L.LossInputError, match="LinearSoftmaxCELoss(?s:.*)chunk_size"):
+        L.LinearSoftmaxCELoss(LD, LC, chunk_size=0)
+    cfg = L.LinearSoftmaxCELoss(LD, LC, use_bias=True, ignore_index=-1).get_config()
+    assert cfg["in_units"] == LD and cfg["num_classes"] == LC and cfg["ignore_index"] == -1

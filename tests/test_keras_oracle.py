@@ -20,7 +20,7 @@ if keras.backend.backend() != "torch":
 KL = keras.losses
 TF = torch.nn.functional
 
-from cases import CASES, Case, as_dtype, assert_close, expected  # noqa: E402
+from cases import CASES, as_dtype, assert_close, expected  # noqa: E402
 from conftest import MODES, run_mode  # noqa: E402
 import reference as R  # noqa: E402
 

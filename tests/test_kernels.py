@@ -20,6 +20,8 @@ import mxnet as mx
 from gluonx import kernels
 from gluonx.kernels import _build
 
+import reference as R
+
 pytestmark = pytest.mark.skipif(_build.compiler() is None,
                                 reason="no C++ compiler (g++/c++/clang++ or $CXX) on PATH")
 
@@ -196,6 +198,9 @@ def _stirling(t):
 
 
 # op -> (attrs, label generator, elementwise reference f(p, l, pw), per-sample reduce)
+_FOCAL = {"alpha": "0.25", "has_alpha": "1", "gamma": "2.0", "from_logits": "1",
+          "label_smoothing": "0.0", "ignore_index": "0", "has_ignore_index": "0"}
+
 ELEMENTWISE = {
     "l2": ("gluonx_l2_loss", {}, "normal", lambda p, l, w: 0.5 * (p - l) ** 2),
     "l1": ("gluonx_l1_loss", {}, "normal", lambda p, l, w: np.abs(p - l)),
@@ -222,6 +227,25 @@ ELEMENTWISE = {
                      {"from_logits": "0", "compute_full": "0", "epsilon": "1e-8"},
                      "count", lambda p, l, w: p - l * np.log(p + 1e-8)),
     "kldiv": ("gluonx_kldiv_loss", {}, "prob", lambda p, l, w: l * (np.log(l + 1e-12) - p)),
+    "log_cosh": ("gluonx_log_cosh_loss", {}, "normal",
+                 lambda p, l, w: R.ref_log_cosh(p, l)[0]),
+    "mape": ("gluonx_mape_loss", {"epsilon": "0.3"}, "normal",
+             lambda p, l, w: R.ref_mape(p, l, epsilon=0.3)[0]),
+    "msle": ("gluonx_msle_loss", {"epsilon": "0.2"}, "prob",
+             lambda p, l, w: R.ref_msle(p, l, epsilon=0.2)[0]),
+    "focal_logits": ("gluonx_sigmoid_focal_loss", dict(_FOCAL, label_smoothing="0.1"), "bit",
+                     lambda p, l, w: R.ref_sigmoid_focal(p, l, label_smoothing=0.1)[0]),
+    "focal_probs": ("gluonx_sigmoid_focal_loss",
+                    dict(_FOCAL, has_alpha="0", gamma="1.5", from_logits="0"), "prob",
+                    lambda p, l, w: R.ref_sigmoid_focal(p, l, alpha=None, gamma=1.5,
+                                                        from_logits=False)[0]),
+    # (ignored elements: tests/test_detection.py; finite differences across the
+    # ignore_index step would not be the gradient)
+    "focal_gamma": ("gluonx_sigmoid_focal_loss",
+                    dict(_FOCAL, alpha="0.7", gamma="0.5", ignore_index="-1",
+                         has_ignore_index="1"), "bit",
+                    lambda p, l, w: R.ref_sigmoid_focal(p, l, alpha=0.7, gamma=0.5,
+                                                        ignore_index=-1)[0]),
 }
 
 SHAPE = (5, 4, 3)
@@ -271,7 +295,7 @@ def test_elementwise_ops(case, weight, dtype):
     op, attrs, kind, ref = ELEMENTWISE[case]
     # a seed that is the same in every process (hash() of a str is salted per process)
     rng = np.random.RandomState(zlib.crc32(("%s/%s" % (case, weight)).encode()))
-    p, l = _inputs(rng, kind, probs=(case in ("bce_probs", "poisson_rate")))
+    p, l = _inputs(rng, kind, probs=(case in ("bce_probs", "poisson_rate", "focal_probs")))
     if dtype == "float16":
         p, l = p.astype(np.float16).astype(np.float64), l.astype(np.float16).astype(np.float64)
     sw = None if WEIGHTS[weight] is None else rng.uniform(0.5, 1.5, WEIGHTS[weight])

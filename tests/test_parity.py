@@ -9,7 +9,8 @@ import mxnet as mx
 from cases import CASES, as_dtype, assert_close, head_for
 from conftest import run_mode
 
-GLUONX_ONLY = {"label_smoothing", "class_weight", "ignore_index", "epsilon", "reduction"}
+GLUONX_ONLY = {"label_smoothing", "class_weight", "ignore_index", "epsilon", "reduction",
+               "pos_weight", "log_target", "blank_label", "zero_infinity"}
 # inputs mxnet cannot take or gets wrong (fixed in gluonx): see docs
 MXNET_WRONG = {
     "L2-weight-None",                 # TypeError on None / 2
@@ -20,6 +21,8 @@ MXNET_WRONG = {
     "SDML-smoothing-sw",
     "CTC-infeasible",                 # uninitialised gradients in mxnet
     "CTC-int32-labels-lengths",       # mxnet's CTC op rejects int32 lengths with float data
+    "SoftmaxCE-valid_length",         # no valid_length input in mxnet
+    "SoftmaxCE-valid_length-TNC",
 }
 PARITY = [c for c in CASES if c.id not in MXNET_WRONG and not GLUONX_ONLY & set(c.kwargs)
           and c.cls != "PoissonNLLLoss" and hasattr(mx.gluon.loss, c.cls)]

@@ -61,40 +61,23 @@ def torch_loss(case, x):
                                 eps=kw.get("epsilon", 1e-8), reduction="none")
         return _per_sample(_weigh(e, x[2], w, ba), ba)
     if name in ("SigmoidBCELoss", "SigmoidBinaryCrossEntropyLoss"):
-        pw = x[3]
-        if kw.get("from_sigmoid"):
-            if pw is not None:
-                return None
-            e = TF.binary_cross_entropy(x[0], x[1], reduction="none")
-        else:
-            e = TF.binary_cross_entropy_with_logits(x[0], x[1], reduction="none",
-                                                    pos_weight=pw)
-        return _per_sample(_weigh(e, x[2], w, ba), ba)
+        return _per_sample(_weigh(torch_sigmoid_bce(x[0], x[1], kw, x[3]), x[2], w, ba), ba)
     if name in ("SoftmaxCELoss", "SoftmaxCrossEntropyLoss"):
+        e, keep = torch_softmax_ce(x[0], x[1], kw, x[3])
         axis = kw.get("axis", -1) % x[0].dim()
-        pred = torch.movedim(x[0], axis, 1)
-        if kw.get("sparse_label", True):   # label: pred's shape without the class axis
-            x[1] = x[1].reshape(x[0].shape[:axis] + x[0].shape[axis + 1:])
-        if not kw.get("sparse_label", True):
-            target = torch.movedim(x[1], axis, 1)
-            e = TF.cross_entropy(pred, target, reduction="none")
-        elif kw.get("from_logits"):
-            e = TF.nll_loss(pred, x[1].long(), reduction="none")
-        else:
-            cw = kw.get("class_weight")
-            e = TF.cross_entropy(pred, x[1].long(), reduction="none",
-                                 weight=None if cw is None else _t(cw),
-                                 ignore_index=kw.get("ignore_index") or -100,
-                                 label_smoothing=kw.get("label_smoothing", 0.0))
-        e = e.unsqueeze(axis)   # class axis kept (size 1) for weighting as in mxnet
-        return _per_sample(_weigh(e, x[2], w, ba), ba)
+        e = _weigh(e.unsqueeze(axis), x[2], w, ba)  # class axis kept (size 1) as in mxnet
+        if keep is None:
+            return _per_sample(e, ba)
+        axes = [a for a in range(e.dim()) if a != ba % e.dim()]
+        count = keep.unsqueeze(axis).double().expand(e.shape).sum(dim=axes)
+        return torch.where(count > 0, e.sum(dim=axes) / count.clamp(min=1), 0 * count)
     if name == "LogisticLoss":
         y = x[1] if kw.get("label_format", "signed") == "signed" else 2 * x[1] - 1
         return _per_sample(_weigh(TF.soft_margin_loss(x[0], y, reduction="none"), x[2], w, ba),
                            ba)
     if name == "KLDivLoss":
         logq = x[0] if kw.get("from_logits", True) else TF.log_softmax(x[0], kw.get("axis", -1))
-        e = TF.kl_div(logq, x[1], reduction="none")
+        e = TF.kl_div(logq, x[1], reduction="none", log_target=kw.get("log_target", False))
         return _per_sample(_weigh(e, x[2], w, ba), ba, "sum")
     if name == "CosineEmbeddingLoss":
         e = TF.cosine_embedding_loss(x[0], x[1], x[2], margin=kw.get("margin", 0),
@@ -115,16 +98,76 @@ def torch_loss(case, x):
         if kw.get("label_layout", "NT") == "TN":
             label = label.T
         T, N, C = pred.shape
-        lengths = x[3] if x[3] is not None else (label >= 0).sum(1)
+        first = kw.get("blank_label", "last") == "first"
+        lengths = x[3] if x[3] is not None else (label >= (1 if first else 0)).sum(1)
         frames = x[2] if x[2] is not None else torch.full((N,), T)
         e = TF.ctc_loss(TF.log_softmax(pred, -1), label.clamp(min=0).long(), frames.long(),
-                        lengths.long(), blank=C - 1, reduction="none",
-                        zero_infinity=_ZERO_INF[0])
+                        lengths.long(), blank=0 if first else C - 1, reduction="none",
+                        zero_infinity=_ZERO_INF[0] or kw.get("zero_infinity", False))
         return _weigh(e, x[4], w)
     return None   # torch has no counterpart (hinge, squared hinge, triplet)
 
 
 _ZERO_INF = [False]
+
+
+def torch_sigmoid_bce(pred, label, kw, pos_weight=None):
+    """The elementwise sigmoid BCE of gluonx's options, in torch: torch's
+    binary_cross_entropy(_with_logits) on the smoothed label z (1 - s) + s / 2;
+    pos_weight: the call input, else the constructor's."""
+    eps = kw.get("label_smoothing", 0.0)
+    label = label * (1 - eps) + eps / 2
+    if pos_weight is None and kw.get("pos_weight") is not None:
+        pos_weight = _t(kw["pos_weight"])
+    if not kw.get("from_sigmoid"):
+        return TF.binary_cross_entropy_with_logits(pred, label, reduction="none",
+                                                   pos_weight=pos_weight)
+    if pos_weight is None:
+        return TF.binary_cross_entropy(pred, label, reduction="none")
+    # torch has no pos_weight on probabilities: the definition, on torch.log
+    return -(pos_weight * label * torch.log(pred) + (1 - label) * torch.log1p(-pred))
+
+
+def length_mask(shape, batch_axis, time_axis, valid_length):
+    """bool tensor of ``shape``: True where the step along time_axis < valid_length."""
+    view = [1] * len(shape)
+    view[time_axis] = shape[time_axis]
+    steps = torch.arange(shape[time_axis]).reshape(view)
+    view = [1] * len(shape)
+    view[batch_axis] = -1
+    return (steps < valid_length.reshape(view)).expand(shape)
+
+
+def torch_softmax_ce(pred, label, kw, valid_length=None):
+    """torch's cross_entropy (nll_loss for from_logits) with gluonx's options,
+    class axis moved to 1: returns (elementwise loss without the class axis,
+    mask of the positions kept, or None when nothing is masked). ignore_index
+    and valid_length both become torch's ignore_index on sparse labels."""
+    axis = kw.get("axis", -1) % pred.dim()
+    batch_axis = kw.get("batch_axis", 0) % pred.dim()
+    moved = torch.movedim(pred, axis, 1)
+    cw = None if kw.get("class_weight") is None else _t(kw["class_weight"])
+    eps = kw.get("label_smoothing", 0.0)
+    shape = pred.shape[:axis] + pred.shape[axis + 1:]
+    keep = None
+    if valid_length is not None:
+        time = [a for a in range(3) if a not in (batch_axis, axis)][0]
+        keep = length_mask(shape, batch_axis - (batch_axis > axis), time - (time > axis),
+                           valid_length)
+    if not kw.get("sparse_label", True):
+        e = TF.cross_entropy(moved, torch.movedim(label, axis, 1), weight=cw,
+                             label_smoothing=eps, reduction="none")
+        return (e if keep is None else torch.where(keep, e, 0 * e)), keep
+    target = label.reshape(shape).long()
+    if kw.get("ignore_index") is not None:
+        ignored = target != kw["ignore_index"]
+        keep = ignored if keep is None else keep & ignored
+    if keep is not None:
+        target = torch.where(keep, target, torch.full_like(target, -100))
+    if kw.get("from_logits"):
+        return TF.nll_loss(moved, target, weight=cw, reduction="none"), keep
+    return TF.cross_entropy(moved, target, weight=cw, label_smoothing=eps,
+                            reduction="none"), keep
 
 
 def _torch_result(case, inputs, head):

@@ -4,7 +4,7 @@ from .regression import L2Loss, L1Loss, HuberLoss, PoissonNLLLoss, LogCoshLoss, 
 from .classification import (SigmoidBinaryCrossEntropyLoss, SigmoidBCELoss,
                              SoftmaxCrossEntropyLoss, SoftmaxCELoss, HingeLoss,
                              SquaredHingeLoss, LogisticLoss, CategoricalHingeLoss,
-                             GeneralizedCELoss)
+                             GeneralizedCELoss, LinearSoftmaxCELoss)
 from .divergence import KLDivLoss
 from .embedding import TripletLoss, CosineEmbeddingLoss, SDMLLoss, CircleLoss
 from .detection import SigmoidFocalLoss, SoftmaxFocalLoss
@@ -27,5 +27,5 @@ __all__ = ["Loss", "LossInputError", "L2Loss", "L1Loss", "HuberLoss", "PoissonNL
            "DistillationLoss", "MaskedSoftmaxCrossEntropyLoss", "MaskedSoftmaxCELoss",
            "LabelSmoothing", "ActivationRegularizationLoss",
            "TemporalActivationRegularizationLoss", "MixSoftmaxCrossEntropyLoss",
-           "MixSoftmaxCELoss",
+           "MixSoftmaxCELoss", "LinearSoftmaxCELoss",
            "VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient", "NCELoss"]

@@ -97,6 +97,12 @@ def _reshape_like(F, x, y):
     return F.reshape_like(x, y)
 
 
+def _ratio(F, num, den):
+    """num / den, and 0 where den is 0."""
+    nonzero = den != 0
+    return F.where(nonzero, num / F.where(nonzero, den, F.ones_like(den)), F.zeros_like(num))
+
+
 class Plan(object):
     """What one call looks like: which inputs are present, their shapes and
     dtypes, the context, and how each input is aligned inside the graph.
@@ -651,13 +657,17 @@ class Loss(mx_loss.Loss):
                 fused_inputs["sample_weight"] = self._aligned_weight(F, sample_weight, plan)
             per_sample = kernels.run(self, F, fused_inputs, plan)
         if per_sample is None:
-            loss = self._loss(F, **x)
+            loss, norm = self._loss(F, **x), None
+            if isinstance(loss, tuple):   # (loss, normaliser): see _per_sample
+                loss, norm = loss
             if sample_weight is not None:
                 # (shapes unknown, in mx.sym, MXNet's broadcasting applies as given)
                 loss = F.broadcast_mul(loss, self._aligned_weight(F, sample_weight, plan))
             if self._reduction == "none":
                 return self._finish(F, self._unreduced(F, loss, plan), plan)
-            per_sample = self._per_sample(F, loss)
+            if norm is not None and self._reduction == "mean":
+                return self._finish(F, self._reduce(F, None, (loss, norm[1])), plan)
+            per_sample = self._per_sample(F, loss, norm)
         return self._finish(F, self._reduce(F, per_sample), plan)
 
     def _compute_dtype(self, plan):
@@ -684,7 +694,18 @@ class Loss(mx_loss.Loss):
             return reduce_over(weight, axis=axes, keepdims=True)
         return weight
 
-    def _per_sample(self, F, loss):
+    def _per_sample(self, F, loss, norm=None):
+        """A sample's value: the mean (or sum) over its non-batch axes. A loss
+        whose ``_loss`` returns ``(loss, (count, total))`` (each broadcastable
+        to ``loss``) is instead normalised by its own denominators: a sample's
+        value is sum(loss) / sum(count) over its non-batch axes, and
+        ``reduction='mean'`` is sum(loss) / sum(total) over everything; a zero
+        denominator gives 0."""
+        if norm is not None:
+            axis = 0 if self._kind == "sample" else self._batch_axis
+            count = F.broadcast_like(norm[0], loss)
+            return _ratio(F, F.sum(loss, axis=axis, exclude=True),
+                          F.sum(count, axis=axis, exclude=True))
         if self._kind == "sample":
             return loss
         if self._batch_axis is None:  # one value for the whole batch, as in MXNet
@@ -699,9 +720,14 @@ class Loss(mx_loss.Loss):
             loss = F.squeeze(loss, axis=self._contract_axis)
         return loss * self._weight if self._weight not in (None, 1) else loss
 
-    def _reduce(self, F, per_sample):
+    def _reduce(self, F, per_sample, total=None):
+        if total is not None:   # (loss, its 'mean' denominators): see _per_sample
+            loss, den = total
+            per_sample = _ratio(F, F.sum(loss), F.sum(F.broadcast_like(den, loss)))
         if self._weight not in (None, 1):
             per_sample = per_sample * self._weight
+        if total is not None:
+            return per_sample
         if self._reduction == "mean":
             return F.mean(per_sample)
         if self._reduction == "sum":

@@ -1,15 +1,17 @@
 """Classification losses: sigmoid and softmax cross-entropy, hinge, logistic,
-categorical hinge, generalized cross-entropy."""
+categorical hinge, generalized cross-entropy, and the chunked linear + softmax CE."""
+import mxnet as mx
 import numpy as np
 
 from mxnet.gluon import loss as mx_loss
 
 from ..kernels import ANY, Kernel
-from ._base import Loss, _fail, _squeezed
+from ._base import Loss, _broadcasts_onto, _fail, _squeezed
+from . import _linear_ce  # noqa: F401  (registers the chunked linear + softmax CE operator)
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-           "CategoricalHingeLoss", "GeneralizedCELoss"]
+           "CategoricalHingeLoss", "GeneralizedCELoss", "LinearSoftmaxCELoss"]
 
 #: added to probabilities before their log when the input is already a probability
 PROBABILITY_EPSILON = 1e-12
@@ -20,8 +22,12 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
 
     .. math::
         p = \sigma(\text{pred}),\qquad
-        L = -\big(w_+ \, \text{label} \log p + (1 - \text{label}) \log(1 - p)\big)
+        L = -\big(w_+ \, z \log p + (1 - z) \log(1 - p)\big)
 
+    where :math:`z` is the label, or with ``label_smoothing`` :math:`\varepsilon`
+    the smoothed label :math:`z (1 - \varepsilon) + \varepsilon / 2` (the two-class
+    case of PyTorch's cross-entropy smoothing: a 1 becomes
+    :math:`1 - \varepsilon/2`, a 0 becomes :math:`\varepsilon/2`).
     With logits (the default) it is evaluated stably as
     :math:`(1 - z) x + (1 + (w_+ - 1) z)\,\mathrm{softplus}(-x)`, whose
     gradient is :math:`\sigma(x)(1 + (w_+ - 1) z) - w_+ z` everywhere, also
@@ -34,6 +40,12 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
     weight : float or None
     batch_axis : int, default 0
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+    pos_weight : float, array-like or None
+        The default :math:`w_+` (broadcastable to pred, for example one per
+        class, as PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``); a
+        ``pos_weight`` call input replaces it.
+    label_smoothing : float, default 0.
+        :math:`\varepsilon` in [0, 1].
 
     Inputs:
         - **pred**: logits (or probabilities), any shape.
@@ -53,18 +65,36 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
 
     _optional = ("sample_weight", "pos_weight")
     _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs=("from_sigmoid",),
-                     weights={"pos_weight": "pred"})
+                     weights={"pos_weight": "pred"},
+                     options={"label_smoothing": 0, "pos_weight": None})
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
-                 **kwargs):
+                 pos_weight=None, label_smoothing=0., **kwargs):
         super(SigmoidBinaryCrossEntropyLoss, self).__init__(weight, batch_axis, reduction,
                                                             **kwargs)
+        if not 0 <= label_smoothing <= 1:
+            _fail(self, "label_smoothing", "must be in [0, 1], got %r" % (label_smoothing,))
         self._from_sigmoid = from_sigmoid
+        self._label_smoothing = float(label_smoothing)
+        self._pos_weight_shape = None
+        if pos_weight is not None:
+            values = np.asarray(pos_weight, dtype=np.float32)
+            if values.size == 0 or not np.isfinite(values).all():
+                _fail(self, "pos_weight", "must hold finite numbers, got %r" % (pos_weight,))
+            values = values.reshape(values.shape or (1,))
+            self._pos_weight_shape = values.shape
+            self._config["pos_weight"] = values.tolist() if values.size > 1 else \
+                float(values.ravel()[0])
+            self._constant("default_pos_weight", values)
 
     def _check_shapes(self, plan):
         if "pos_weight" in plan.shapes:
             plan.align["pos_weight"] = self._align_like(
                 "pos_weight", plan.shapes["pos_weight"], plan.shapes["pred"])
+        elif self._pos_weight_shape is not None and \
+                not _broadcasts_onto(self._pos_weight_shape, plan.shapes["pred"]):
+            _fail(self, "pos_weight", "(the constructor's) has shape %s, which does not "
+                  "broadcast to pred's shape %s" % (self._pos_weight_shape, plan.shapes["pred"]))
 
     def _check_values(self, tensors, plan):
         if self._from_sigmoid:
@@ -72,7 +102,12 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
             if not ((pred >= 0) & (pred <= 1)).all():
                 _fail(self, "pred", "must hold probabilities in [0, 1] when from_sigmoid=True")
 
-    def _loss(self, F, pred, label, pos_weight=None):
+    def _loss(self, F, pred, label, pos_weight=None, default_pos_weight=None):
+        if pos_weight is None:
+            pos_weight = default_pos_weight
+        eps = self._label_smoothing
+        if eps > 0:
+            label = label * (1 - eps) + eps / 2
         if self._from_sigmoid:
             positive = label * F.log(pred + PROBABILITY_EPSILON)
             if pos_weight is not None:
@@ -95,9 +130,19 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         L = -\sum_c q_c \, w_c \log p_c
 
     where :math:`q` is the one-hot label (``sparse_label=True``) or the
-    given distribution, optionally smoothed as
+    given distribution, optionally smoothed as in PyTorch,
     :math:`q \leftarrow (1 - \varepsilon) q + \varepsilon / C`, and
     :math:`w` the optional class weights (1 by default).
+
+    Positions whose sparse label is ``ignore_index``, and positions
+    :math:`t \ge` ``valid_length[n]``, are *masked*: they contribute 0 and get
+    gradient 0, and are left out of every mean. With masking, a sample's value
+    is the mean over its unmasked positions (0 for a sample with none), and
+    ``reduction='mean'`` is :math:`\sum L / \sum m` over the whole batch,
+    where :math:`m` is 1 at an unmasked position (0 if there is none). With
+    ``class_weight`` and sparse labels, ``reduction='mean'`` is PyTorch's
+    weighted mean :math:`\sum L / \sum m \, w_y`. Without these options every
+    output is exactly ``mxnet.gluon.loss``'s.
 
     Parameters
     ----------
@@ -112,18 +157,25 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     label_smoothing : float, default 0.
         :math:`\varepsilon` in [0, 1].
     class_weight : sequence of float or None
-        One weight per class (length C).
+        One weight per class (length C), any ``axis``.
     ignore_index : int or None
-        Sparse labels equal to it contribute 0.
+        Sparse labels equal to it are masked (as PyTorch's ``ignore_index``).
+        With ``sparse_label=False`` it has no effect (as in PyTorch).
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
-        ``'none'`` gives pred's shape without the class axis.
+        ``'none'`` gives pred's shape without the class axis (masked
+        positions 0).
 
     Inputs:
         - **pred**: scores, shape (..., C, ...) with C along ``axis``.
         - **label**: class indices, pred's shape without ``axis`` (or with it
           of size 1); or a distribution with pred's shape.
         - **sample_weight**: optional, broadcastable to pred's shape with
-          ``axis`` of size 1, or shape (batch_size,).
+          ``axis`` of size 1, or shape (batch_size,). It scales the loss, not
+          the denominators of the means.
+        - **valid_length**: optional, shape (batch_size,), for 3-axis ``pred``
+          (batch, time and class axes in any order): the number of valid time
+          steps of each sample, integers in [0, T]; labels at the masked steps
+          are not checked.
 
     Outputs:
         - **loss**: shape (batch_size,).
@@ -135,7 +187,9 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     """
 
     _kind = "contract"
+    _optional = ("sample_weight", "valid_length")
     _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
+                     inputs=("pred", "label", "sample_weight"),
                      options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
                               "ignore_index": None},
                      any_dtype=("label",),  # class indices; a dense label is checked below
@@ -166,16 +220,29 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         shape = plan.shapes["pred"]
         return shape[self._axis % len(shape)]
 
+    def _casts(self, name):
+        return name != "valid_length"
+
+    def _time_axis(self, ndim=3):
+        """The axis of a 3-axis pred that is neither the batch nor the class axis."""
+        used = {self._batch_axis % ndim, self._axis % ndim}
+        return [a for a in range(ndim) if a not in used][0]
+
     def _check_shapes(self, plan):
         pred = plan.shapes["pred"]
         classes = self._classes(plan)
-        if self._num_weights is not None:
-            if self._num_weights != classes:
-                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
-                      % (self._num_weights, classes))
-            if self._axis % len(pred) != len(pred) - 1:
-                _fail(self, "class_weight", "needs the class axis last (axis=-1), got axis=%d"
-                      % self._axis)
+        if self._num_weights is not None and self._num_weights != classes:
+            _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
+                  % (self._num_weights, classes))
+        if "valid_length" in plan.shapes:
+            if len(pred) != 3 or self._batch_axis % 3 == self._axis % 3:
+                _fail(self, "valid_length", "needs pred with 3 axes (batch, time, class), "
+                      "got pred of shape %s" % (pred,))
+            batch = pred[self._batch_axis % 3]
+            if int(np.prod(plan.shapes["valid_length"])) != batch or \
+                    len(_squeezed(plan.shapes["valid_length"])) > 1:
+                _fail(self, "valid_length", "has shape %s, expected (%d,): one length per "
+                      "sample" % (plan.shapes["valid_length"], batch))
         if self._sparse_label:
             axis = self._axis % len(pred)
             expected = pred[:axis] + pred[axis + 1:]
@@ -185,8 +252,28 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
             _fail(self, "label", "has shape %s, expected class indices of shape %s "
                   "(pred's shape %s without axis %d)" % (label, expected, pred, self._axis))
 
+    def _length_mask(self, tensors, plan):
+        """numpy (pred's shape without the class axis): False at steps >= valid_length."""
+        pred = plan.shapes["pred"]
+        lengths = tensors["valid_length"].asnumpy().astype(np.float64).ravel()
+        frames = pred[self._time_axis()]
+        if not (np.isfinite(lengths).all() and (lengths == np.floor(lengths)).all()
+                and (lengths >= 0).all() and (lengths <= frames).all()):
+            _fail(self, "valid_length", "must hold integers in [0, %d], got %s"
+                  % (frames, lengths.tolist()))
+        shape = [1, 1, 1]
+        shape[self._time_axis()] = frames
+        steps = np.arange(frames).reshape(shape)
+        shape = [1, 1, 1]
+        shape[self._batch_axis % 3] = -1
+        keep = np.broadcast_to(steps < lengths.reshape(shape),
+                               pred[:self._axis % 3] + (1,) + pred[self._axis % 3 + 1:])
+        return np.squeeze(keep, axis=self._axis % 3)
+
     def _check_values(self, tensors, plan):
         if not self._sparse_label:
+            if "valid_length" in tensors:
+                self._length_mask(tensors, plan)
             return
         label = tensors["label"].asnumpy()
         classes = self._classes(plan)
@@ -196,16 +283,25 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         masked = self._masked_out(tensors, plan)
         if masked is not None:  # e.g. label -1 with sample_weight (label >= 0), as GluonCV does
             valid |= masked.reshape(label.shape)
+        if "valid_length" in tensors:   # labels of the masked steps are not used
+            valid |= ~self._length_mask(tensors, plan).reshape(label.shape)
         if not valid.all():
             bad = label[~valid].ravel()[0]
             _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
                   % (bad, classes))
 
-    def _loss(self, F, pred, label, class_weight=None):
+    def _along_axis(self, F, values, like):
+        """Class weights (1, C) shaped to broadcast along ``axis`` of ``like``."""
+        if self._axis < 0:
+            return F.reshape(values, shape=(-1,) + (1,) * (-self._axis - 1))
+        # a non-negative axis of an input of unknown rank: take the shape from it
+        return F.reshape_like(values, F.sum(like, axis=self._axis, exclude=True, keepdims=True))
+
+    def _loss(self, F, pred, label, valid_length=None, class_weight=None):
         axis = self._axis
         logp = pred if self._from_logits else F.log_softmax(pred, axis=axis)
         if class_weight is not None:
-            logp = F.broadcast_mul(logp, F.reshape(class_weight, shape=(-1,)))
+            logp = F.broadcast_mul(logp, self._along_axis(F, class_weight, logp))
         if self._sparse_label:
             loss = -F.pick(logp, label, axis=axis, keepdims=True)
         else:
@@ -213,9 +309,32 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         eps = self._label_smoothing
         if eps > 0:
             loss = loss * (1 - eps) - F.mean(logp, axis=axis, keepdims=True) * eps
-        if self._sparse_label and self._ignore_index is not None:
-            loss = loss * (F.reshape_like(label, loss) != self._ignore_index)
-        return loss
+        masked = self._sparse_label and self._ignore_index is not None
+        weighted_mean = class_weight is not None and self._sparse_label and \
+            self._reduction == "mean"
+        if not (masked or valid_length is not None or weighted_mean):
+            return loss
+        count = F.ones_like(loss)
+        if masked:
+            count = F.where(F.reshape_like(label, loss) != self._ignore_index, count,
+                            F.zeros_like(loss))
+        if valid_length is not None:
+            count = F.broadcast_mul(count, self._steps(F, count, valid_length))
+        if masked or valid_length is not None:
+            loss = F.where(count, loss, F.zeros_like(loss))
+        total = count
+        if weighted_mean:
+            picked = F.take(F.reshape(class_weight, shape=(-1,)), label)
+            total = count * F.reshape_like(picked, count)
+        return loss, (count, total)
+
+    def _steps(self, F, like, valid_length):
+        """1 where a step of ``like`` (3 axes, class axis 1) is < valid_length, else 0."""
+        batch, time = self._batch_axis % 3, self._time_axis()
+        grid = F.squeeze(like, axis=self._axis % 3)          # (batch, time) in their order
+        keep = F.SequenceMask(grid, F.reshape(valid_length, shape=(-1,)),
+                              use_sequence_length=True, value=0, axis=0 if time < batch else 1)
+        return F.reshape_like(keep, like)
 
 
 def _squeezed_equal(a, b):
@@ -468,3 +587,153 @@ class GeneralizedCELoss(Loss):
             return (1 - F.power(F.pick(pred, label, axis=axis, keepdims=True), q)) / q
         log_p = F.pick(F.log_softmax(pred, axis=axis), label, axis=axis, keepdims=True)
         return -F.expm1(log_p * q) / q
+
+
+class LinearSoftmaxCELoss(Loss):
+    r"""An output projection and softmax cross-entropy in one block, computed
+    chunk by chunk, forward and backward, so that the ``(N, num_classes)``
+    logits are never materialised (for language models and other
+    large-vocabulary classifiers).
+
+    .. math::
+        z = x W^\top + b,\qquad
+        L = (1 - \varepsilon)\, w_y (\mathrm{lse}(z) - z_y)
+          + \frac{\varepsilon}{C} \sum_c w_c (\mathrm{lse}(z) - z_c)
+
+    the same loss as ``Dense(num_classes, use_bias, flatten=False)`` followed
+    by ``SoftmaxCELoss(class_weight=..., ignore_index=..., label_smoothing=...)``,
+    with its masking and means (rows whose label is ``ignore_index``
+    contribute 0, get gradient 0 and are left out of every mean;
+    ``reduction='mean'`` with ``class_weight`` is PyTorch's weighted mean).
+
+    How: the rows are taken ``chunk_size`` at a time (as PyTorch's chunked
+    ``linear_cross_entropy``); a chunk's logits (chunk_size x num_classes)
+    are computed, turned into its losses and its gradients of x, W and b, and
+    dropped before the next chunk. A training forward computes the gradients
+    in the same pass, for an output gradient of 1 per row; the backward scales
+    them (exact for x always, and for W and b when the output gradient is the
+    same for every row, as with ``reduction='mean'``/``'sum'`` or
+    ``loss.backward()``; otherwise it recomputes the chunks). Peak extra
+    memory: one chunk's logits and a few of their size, plus a ``weight``-sized
+    gradient. It runs as a custom operator (``mx.operator.CustomOp``), so it
+    works imperatively, hybridized, in ``mx.sym`` graphs and exported (an
+    exported graph loads where ``gluonx`` is imported).
+
+    Parameters
+    ----------
+    in_units : int
+        Size of the last axis of the input.
+    num_classes : int
+        C, the number of classes.
+    use_bias : bool, default False
+        Whether the projection has a bias ``b`` (parameter ``bias``, (C,)).
+    chunk_size : int or None, default None
+        Rows per chunk; None: as many as keep one chunk's logits within 64 MiB.
+    class_weight : sequence of float or None
+        One weight :math:`w_c` per class.
+    ignore_index : int or None
+        Labels equal to it are masked.
+    label_smoothing : float, default 0.
+        :math:`\varepsilon` in [0, 1].
+    weight : float or None
+        The global scalar weight of the loss (the projection matrix is the
+        parameter ``weight``, shape (num_classes, in_units)).
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+    dtype : str, default 'float32'
+        The parameters' dtype.
+    weight_initializer, bias_initializer : Initializer
+        As in ``gluon.nn.Dense``.
+
+    Inputs:
+        - **pred**: the features x, shape (..., in_units).
+        - **label**: class indices, pred's shape without the last axis.
+        - **sample_weight**: optional, broadcastable to pred's shape with the
+          last axis of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.LinearSoftmaxCELoss(512, 50000)
+        >>> loss.initialize()
+        >>> loss(mx.nd.ones((8, 512)), mx.nd.arange(8))  # (8,)
+    """
+
+    _like_pred = ()
+    _kind = "contract"
+    _contract_axis = -1
+
+    def __init__(self, in_units, num_classes, use_bias=False, chunk_size=None,
+                 class_weight=None, ignore_index=None, label_smoothing=0., weight=None,
+                 batch_axis=0, reduction="sample", dtype="float32", weight_initializer=None,
+                 bias_initializer="zeros", **kwargs):
+        super(LinearSoftmaxCELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        for name, value in (("in_units", in_units), ("num_classes", num_classes),
+                            ("chunk_size", 1 if chunk_size is None else chunk_size)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                _fail(self, name, "must be a positive int, got %r" % (value,))
+        if not 0 <= label_smoothing <= 1:
+            _fail(self, "label_smoothing", "must be in [0, 1], got %r" % (label_smoothing,))
+        self._in_units = int(in_units)
+        self._num_classes = int(num_classes)
+        self._chunk = 0 if chunk_size is None else int(chunk_size)   # 0: automatic
+        self._ignore_index = ignore_index
+        self._label_smoothing = float(label_smoothing)
+        with self.name_scope():
+            self.weight = self.params.get("weight", shape=(num_classes, in_units),
+                                          init=weight_initializer, dtype=dtype)
+            self.bias = self.params.get("bias", shape=(num_classes,), init=bias_initializer,
+                                        dtype=dtype) if use_bias else None
+        self._has_cw = class_weight is not None
+        if class_weight is not None:
+            values = np.asarray(class_weight, dtype=dtype).reshape(1, -1)
+            if values.shape[1] != num_classes:
+                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
+                      % (values.shape[1], num_classes))
+            self._config["class_weight"] = values.ravel().tolist()
+            self._constant("class_weight", mx.nd.array(values, dtype=dtype))
+
+    def _check_shapes(self, plan):
+        pred, label = plan.shapes["pred"], plan.shapes["label"]
+        if len(pred) < 2 or pred[-1] != self._in_units:
+            _fail(self, "pred", "has shape %s, expected (..., %d): in_units features last"
+                  % (pred, self._in_units))
+        if not (_squeezed_equal(label, pred[:-1]) or label == pred[:-1] + (1,)):
+            _fail(self, "label", "has shape %s, expected class indices of shape %s"
+                  % (label, pred[:-1]))
+
+    def _check_values(self, tensors, plan):
+        label = tensors["label"].asnumpy()
+        valid = (label >= 0) & (label < self._num_classes) & (label == np.floor(label))
+        if self._ignore_index is not None:
+            valid |= label == self._ignore_index
+        if not valid.all():
+            _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
+                  % (label[~valid].ravel()[0], self._num_classes))
+
+    def _loss(self, F, pred, label, weight, bias=None, class_weight=None):
+        from ._linear_ce import OP_NAME
+        rows = F.reshape(pred, shape=(-1, self._in_units))
+        flat = F.reshape(label, shape=(-1,))
+        args = [rows, flat, weight] + ([bias] if bias is not None else []) + \
+            ([class_weight] if class_weight is not None else [])
+        out = F.Custom(*args, op_type=OP_NAME, num_classes=self._num_classes,
+                       chunk=self._chunk, smoothing=self._label_smoothing,
+                       ignore_index=self._ignore_index, has_bias=bias is not None,
+                       has_cw=class_weight is not None)
+        # pred's shape with the feature axis of size 1
+        loss = F.reshape_like(out[0], F.slice_axis(pred, axis=-1, begin=0, end=1))
+        masked = self._ignore_index is not None
+        if not masked and not (class_weight is not None and self._reduction == "mean"):
+            return loss
+        count = F.ones_like(loss)
+        if masked:
+            count = F.where(F.reshape_like(label, loss) != self._ignore_index, count,
+                            F.zeros_like(loss))
+        total = count
+        if class_weight is not None:
+            total = count * F.reshape_like(F.take(F.reshape(class_weight, shape=(-1,)), label),
+                                           count)
+        return loss, (count, total)

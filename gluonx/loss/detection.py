@@ -1,6 +1,7 @@
 """Dense-detection losses: sigmoid and softmax focal loss (Lin et al., 2017)."""
 import numpy as np
 
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from .classification import _check_class_index_shape, _check_class_index_values, \
     _check_probabilities
@@ -81,6 +82,17 @@ class SigmoidFocalLoss(Loss):
         >>> loss(mx.nd.array([[2., -1.]]), mx.nd.array([[1., 0.]]))
     """
 
+    _kernel = Kernel(
+        "gluonx_sigmoid_focal_loss",
+        attrs={"alpha": lambda self: 0.0 if self._alpha is None else float(self._alpha),
+               "has_alpha": lambda self: self._alpha is not None,
+               "gamma": "gamma", "from_logits": "from_logits",
+               "label_smoothing": "label_smoothing",
+               "ignore_index": lambda self: 0.0 if self._ignore_index is None
+               else float(self._ignore_index),
+               "has_ignore_index": lambda self: self._ignore_index is not None},
+        options={"alpha": ANY, "ignore_index": ANY})
+
     def __init__(self, alpha=0.25, gamma=2.0, from_logits=True, ignore_index=None,
                  label_smoothing=0.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SigmoidFocalLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -116,7 +128,8 @@ class SigmoidFocalLoss(Loss):
             p, q = F.sigmoid(pred), F.sigmoid(-pred)     # q = 1 - p, accurate for p near 1
             loss = F.Activation(pred, act_type="softrelu") - pred * z
         else:
-            p = F.clip(pred, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+            # (not F.clip: its bounds are float32, 1 - 1e-7 would round)
+            p = F.minimum(F.maximum(pred, PROBABILITY_CLIP), 1 - PROBABILITY_CLIP)
             q = 1 - p
             loss = -(z * F.log(p) + (1 - z) * F.log(q))
         if self._gamma != 0:

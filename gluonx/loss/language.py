@@ -274,7 +274,7 @@ class _Regularizer(Loss):
             _fail(self, "states", "needs at least one RNN state (got none)")
         return super(_Regularizer, self).__call__(states[-1], **kwargs)
 
-    def _per_sample(self, F, loss):
+    def _per_sample(self, F, loss, norm=None):
         if self._batch_axis is None:   # the one value of GluonNLP's batch_axis=None
             return total_mean(F, loss)
         return super(_Regularizer, self)._per_sample(F, loss)

@@ -211,6 +211,8 @@ class LogCoshLoss(Loss):
         >>> loss(mx.nd.array([[1., 1.]]), mx.nd.array([[0., 1.]]))  # [0.2169]
     """
 
+    _kernel = Kernel("gluonx_log_cosh_loss")
+
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(LogCoshLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -240,6 +242,8 @@ class MAPELoss(Loss):
         >>> loss = gluonx.loss.MAPELoss()
         >>> loss(mx.nd.array([[1.5, 1.]]), mx.nd.array([[1., 2.]]))  # [50.]
     """
+
+    _kernel = Kernel("gluonx_mape_loss", attrs=("epsilon",))
 
     def __init__(self, epsilon=KERAS_EPSILON, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
@@ -278,6 +282,8 @@ class MSLELoss(Loss):
         >>> loss = gluonx.loss.MSLELoss()
         >>> loss(mx.nd.array([[math.e - 1]]), mx.nd.array([[0.]]))  # [1.]
     """
+
+    _kernel = Kernel("gluonx_msle_loss", attrs=("epsilon",))
 
     def __init__(self, epsilon=KERAS_EPSILON, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):

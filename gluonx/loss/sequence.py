@@ -19,9 +19,11 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
 
     where :math:`p_t = \mathrm{softmax}(\text{pred}_t)` over the alphabet and
     :math:`\mathcal{B}` removes repeats, then blanks. The blank is the last
-    class (``alphabet_size - 1``). A label that cannot fit in the input
-    (its length plus the blanks needed between repeated symbols exceeds the
-    number of frames) has loss :math:`+\infty` and gradient exactly 0.
+    class (``alphabet_size - 1``, ``blank_label='last'``, as MXNet) or the
+    first (class 0, ``blank_label='first'``, as PyTorch's default
+    ``blank=0``). A label that cannot fit in the input (its length plus the
+    blanks needed between repeated symbols exceeds the number of frames) has
+    loss :math:`+\infty` (0 with ``zero_infinity=True``) and gradient exactly 0.
     Computed in float32 (float16/float64 activations are cast).
 
     Parameters
@@ -33,10 +35,17 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
     weight : float or None
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
         ``'none'`` is the same as ``'sample'``.
+    blank_label : {'last', 'first'}, default 'last'
+        Which class is the blank.
+    zero_infinity : bool, default False
+        Whether an infeasible sample gives loss 0 (else :math:`+\infty`);
+        its gradient is 0 either way.
 
     Inputs:
         - **pred**: unnormalised scores, (N, T, C) or (T, N, C).
-        - **label**: class indices in [0, C-1), (N, L) or (L, N), padded with -1.
+        - **label**: class indices, (N, L) or (L, N): in [0, C-1) padded with -1
+          (``blank_label='last'``), or in [1, C) padded with 0 or -1
+          (``blank_label='first'``).
         - **pred_lengths**: optional, (N,): frames used per sample, in [0, T].
         - **label_lengths**: optional, (N,): labels used per sample, in [0, L].
         - **sample_weight**: optional, (N,) or (N, 1).
@@ -56,19 +65,30 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
     _kernel = Kernel("gluonx_ctc_loss",
                      attrs={"layout_ntc": lambda self: self._layout == "NTC",
                             "label_nt": lambda self: self._label_layout == "NT"},
-                     options={"layout": ("NTC", "TNC"), "label_layout": ("NT", "TN")},
+                     options={"layout": ("NTC", "TNC"), "label_layout": ("NT", "TN"),
+                              "blank_label": "last", "zero_infinity": False},
                      any_dtype=("label", "pred_lengths", "label_lengths"), own_batch_axis=True)
 
     def __init__(self, layout="NTC", label_layout="NT", weight=None, reduction="sample",
-                 **kwargs):
+                 blank_label="last", zero_infinity=False, **kwargs):
         if layout not in ("NTC", "TNC"):
             _fail(type(self).__name__, "layout", "must be 'NTC' or 'TNC', got %r" % (layout,))
         if label_layout not in ("NT", "TN"):
             _fail(type(self).__name__, "label_layout", "must be 'NT' or 'TN', got %r"
                   % (label_layout,))
+        if blank_label not in ("last", "first"):
+            _fail(type(self).__name__, "blank_label", "must be 'last' or 'first', got %r"
+                  % (blank_label,))
         super(CTCLoss, self).__init__(weight, label_layout.find("N"), reduction, **kwargs)
         self._layout = layout
         self._label_layout = label_layout
+        self._blank_first = blank_label == "first"
+        self._zero_infinity = bool(zero_infinity)
+
+    def _used(self, F, label):
+        """1 where a label entry is not padding."""
+        used = label != PADDING
+        return used * (label != 0) if self._blank_first else used
 
     def _compute_dtype(self, plan):
         return np.float32
@@ -120,16 +140,21 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
             used = np.arange(length)[None, :] < lengths["label_lengths"][:, None]
         else:
             used = label != PADDING
+            if self._blank_first:
+                used &= label != 0
             if (np.cumsum(~used, axis=1) > 0)[used].any():
-                _fail(self, "label", "must put its padding (-1) after the labels of each "
-                      "sequence (or pass label_lengths)")
+                _fail(self, "label", "must put its padding (%s) after the labels of each "
+                      "sequence (or pass label_lengths)"
+                      % ("0 or -1" if self._blank_first else "-1"))
         symbols = label[used]
-        if (symbols == classes - 1).any():
-            _fail(self, "label", "holds the blank (%d, the last class); labels must be in "
-                  "[0, %d)" % (classes - 1, classes - 1))
-        if not ((symbols >= 0) & (symbols < classes - 1) & (symbols == np.floor(symbols))).all():
-            _fail(self, "label", "must hold integers in [0, %d) (or -1 as padding)"
-                  % (classes - 1))
+        low, high = (1, classes) if self._blank_first else (0, classes - 1)
+        blank = 0 if self._blank_first else classes - 1
+        if (symbols == blank).any():
+            _fail(self, "label", "holds the blank (%d, the %s class); labels must be in "
+                  "[%d, %d)" % (blank, "first" if self._blank_first else "last", low, high))
+        if not ((symbols >= low) & (symbols < high) & (symbols == np.floor(symbols))).all():
+            _fail(self, "label", "must hold integers in [%d, %d) (or %s as padding)"
+                  % (low, high, "0 or -1" if self._blank_first else "-1"))
 
     def _loss(self, F, pred, label, pred_lengths=None, label_lengths=None):
         if self._layout == "NTC":
@@ -138,7 +163,7 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
             label = F.swapaxes(label, 0, 1)
         label = F.cast(label, dtype="float32")
         if label_lengths is None:
-            label_lengths = F.sum(label != PADDING, axis=1)
+            label_lengths = F.sum(self._used(F, label), axis=1)
         else:
             label_lengths = F.cast(F.reshape(label_lengths, shape=(-1,)), dtype="float32")
         if pred_lengths is None:
@@ -154,14 +179,18 @@ class CTCLoss(Loss, mx_loss.CTCLoss):
         # uninitialised memory when *every* label of a batch is empty, so one
         # dummy sample (one frame, one symbol) rides along and is sliced off.
         pred = F.concat(pred, F.zeros_like(F.slice_axis(pred, axis=1, begin=0, end=1)), dim=1)
-        label = F.concat(label, F.zeros_like(F.slice_axis(label, axis=0, begin=0, end=1)), dim=0)
+        dummy = F.slice_axis(label, axis=0, begin=0, end=1)   # its one symbol: 0, or 1
+        dummy = F.ones_like(dummy) if self._blank_first else F.zeros_like(dummy)
+        label = F.concat(label, dummy, dim=0)
         label_lengths = _append_one(F, label_lengths * feasible)
         if pred_lengths is not None:
             pred_lengths = _append_one(F, pred_lengths)
         loss = F.CTCLoss(pred, label, pred_lengths, label_lengths,
                          use_data_lengths=pred_lengths is not None, use_label_lengths=True,
-                         blank_label="last")
+                         blank_label="first" if self._blank_first else "last")
         loss = F.slice_axis(loss, axis=0, begin=0, end=-1)
+        if self._zero_infinity:
+            return F.where(feasible, loss, F.zeros_like(loss))
         infinity = F.ones_like(loss) / F.zeros_like(loss)  # no 'inf' literal in the graph
         return F.where(feasible, loss, infinity)
 
