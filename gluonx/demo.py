@@ -4,17 +4,21 @@ Run it with ``python -m gluonx.demo`` (or ``bash .ci/demo`` on a fresh
 machine, which sets up its own environment first). Everything is generated
 here, nothing is downloaded:
 
-* a classifier on Gaussian blobs, trained with ``SoftmaxCELoss`` with label
-  smoothing and class weights;
+* a classifier on Gaussian blobs, trained with ``SoftmaxCELoss`` with class
+  weights (rare classes weigh more, as per-sample weights);
 * a sequence recogniser (bidirectional GRU) reading noisy frame sequences,
   trained with ``CTCLoss``;
 * an embedding model trained with ``TripletLoss``.
 
-Each model is hybridized and trained in a ``gluon.Trainer`` loop, exported
-together with its loss as one symbolic graph, re-imported with
-``gluon.SymbolBlock.imports`` and checked to give the same loss. The demo
-writes ``loss_curves.png`` and the exported graphs into ``--out`` and ends
-with a summary table.
+Each model is hybridized and trained in a ``gluon.Trainer`` loop twice, from
+the same initial parameters on the same batches: once with ``gluonx.loss``
+and once with ``mxnet.gluon.loss`` -- the same code, only the loss module
+differs -- so the summary shows that switching the import keeps the numbers
+(the largest difference of the per-step losses) and what it saves per step.
+The gluonx model is then exported together with its loss as one symbolic
+graph, re-imported with ``gluon.SymbolBlock.imports`` and checked to give the
+same loss. The demo writes ``loss_curves.png`` and the exported graphs into
+``--out`` and ends with a summary table.
 """
 import argparse
 import os
@@ -30,6 +34,10 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn, rnn
 
 from gluonx import loss as gloss
+from mxnet.gluon import loss as mloss
+
+#: the two loss modules the demo trains every model with
+MODULES = (("gluonx", gloss), ("mxnet", mloss))
 
 
 # --------------------------------------------------------------------------- data
@@ -160,6 +168,38 @@ def train(name, block, arrays, steps_per_epoch, epochs, batch_size, lr, rng, bar
     return history, seconds / max(1, len(history))
 
 
+def train_both(name, make_net, make_loss, arrays, steps, epochs, batch_size, lr, seed, bar, ctx,
+               n_model_inputs=1):
+    """Train ``make_net()`` with ``make_loss(gluonx.loss)`` and again, from the
+    same initial parameters on the same batches, with ``make_loss(mxnet.gluon.loss)``.
+    Returns {module name: (block, history, seconds per step)}."""
+    out, initial = {}, None
+    for label, module in MODULES:
+        net = make_net()
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+        net(mx.nd.array(arrays[0][:batch_size], ctx=ctx))  # finish deferred initialisation
+        params = list(net.collect_params().values())
+        if initial is None:
+            initial = [p.data(ctx).copy() for p in params]
+        else:
+            for p, value in zip(params, initial):
+                p.set_data(value)
+        block = WithLoss(net, make_loss(module), n_model_inputs=n_model_inputs,
+                         prefix="%s_with_%s_loss_" % (name, label))
+        hist, sps = train(name + " (" + label + ")", block, arrays, steps, epochs, batch_size, lr,
+                          np.random.default_rng(seed), bar, ctx)
+        out[label] = (block, hist, sps)
+    return out
+
+
+def comparison(runs):
+    """Summary-row fields comparing the gluonx and mxnet runs of one model."""
+    (_, hist, sps), (_, mx_hist, mx_sps) = runs["gluonx"], runs["mxnet"]
+    return dict(final=float(np.mean(hist[-10:])), mx_final=float(np.mean(mx_hist[-10:])),
+                step_diff=float(np.max(np.abs(np.subtract(hist, mx_hist)))),
+                ms=sps * 1e3, mx_ms=mx_sps * 1e3)
+
+
 def export_and_check(block, inputs, out_dir, name):
     """Export block (model + loss), re-import it with SymbolBlock.imports, compare losses."""
     path = os.path.join(out_dir, name)
@@ -215,53 +255,54 @@ def run(out_dir="out/demo", scale=1.0, seed=0, plot=True, progress=True, ctx=Non
 
     bs = 64
     plan = [("classifier", len(xc_tr) // bs), ("sequence", len(xs_tr) // 32), ("embedding", len(ta) // bs)]
-    bar = tqdm(total=sum(steps * epochs for _, steps in plan), desc="training", unit="step",
+    bar = tqdm(total=len(MODULES) * sum(steps * epochs for _, steps in plan), desc="training",
+               unit="step",
                disable=not progress, file=sys.stdout, mininterval=0.5)
 
-    # 1. classifier: softmax CE with label smoothing and class weights (rare classes weigh more)
+    # 1. classifier: softmax CE with class weights (rare classes weigh more), given as
+    #    per-sample weights, which both loss modules take
     counts = np.bincount(yc_tr.astype(int), minlength=6)
-    class_weight = (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
-    ce = gloss.SoftmaxCELoss(label_smoothing=0.05, class_weight=class_weight)
-    net = classifier()
-    net.initialize(mx.init.Xavier(), ctx=ctx)
-    block = WithLoss(net, ce, prefix="classifier_with_loss_")
-    hist, sps = train("classifier", block, [xc_tr, yc_tr], plan[0][1], epochs, bs, 5e-3, rng, bar, ctx)
-    va = [mx.nd.array(xc_va[:bs * 4], ctx=ctx), mx.nd.array(yc_va[:bs * 4], ctx=ctx)]
+    class_weight = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    sw_tr = class_weight[yc_tr.astype(int)][:, None].astype("float32")
+    runs = train_both("classifier", classifier, lambda m: m.SoftmaxCELoss(),
+                      [xc_tr, yc_tr, sw_tr], plan[0][1], epochs, bs, 5e-3, seed + 1, bar, ctx)
+    block = runs["gluonx"][0]
+    net = block.model
+    va = [mx.nd.array(a[:bs * 4], ctx=ctx) for a in
+          (xc_va, yc_va, class_weight[yc_va.astype(int)][:, None].astype("float32"))]
     diff, graph = export_and_check(block, va, out_dir, "classifier")
     pred = net(mx.nd.array(xc_va, ctx=ctx)).asnumpy().argmax(axis=1)
     acc = float((pred == yc_va).mean())
-    results.append(dict(model="classifier", loss="SoftmaxCELoss(label_smoothing, class_weight)",
-                        final=float(np.mean(hist[-10:])), metric=f"accuracy {acc:.3f}",
-                        ms=sps * 1e3, diff=diff, graph=graph, value=acc))
-    curves["classifier (SoftmaxCELoss)"] = hist
+    results.append(dict(model="classifier", loss="SoftmaxCELoss + class weights",
+                        metric=f"accuracy {acc:.3f}", diff=diff, graph=graph, value=acc,
+                        **comparison(runs)))
+    curves["classifier (SoftmaxCELoss)"] = runs
 
     # 2. sequence recogniser: CTC, blank is the last class
-    ctc = gloss.CTCLoss(layout="NTC", label_layout="NT")
-    net = recogniser(alphabet + 1)
-    net.initialize(mx.init.Xavier(), ctx=ctx)
-    block = WithLoss(net, ctc, prefix="recogniser_with_loss_")
     # inputs: frames, padded labels, pred_lengths (all T), label_lengths
     t_len = np.full(len(xs_tr), xs.shape[1], dtype="float32")
-    hist, sps = train("sequence", block, [xs_tr, ls_tr, t_len, lens_tr], plan[1][1], epochs, 32, 1e-2,
-                      rng, bar, ctx)
+    runs = train_both("sequence", lambda: recogniser(alphabet + 1),
+                      lambda m: m.CTCLoss(layout="NTC", label_layout="NT"),
+                      [xs_tr, ls_tr, t_len, lens_tr], plan[1][1], epochs, 32, 1e-2, seed + 2, bar,
+                      ctx)
+    block = runs["gluonx"][0]
+    net = block.model
     n_va = len(xs_va)
     va = [mx.nd.array(a, ctx=ctx) for a in (xs_va, ls_va, np.full(n_va, xs.shape[1], "float32"), lens_va)]
     diff, graph = export_and_check(block, va, out_dir, "recogniser")
     decoded = greedy_ctc_decode(net(va[0]).asnumpy(), blank=alphabet)
     truth = [[int(v) for v in row[:int(k)]] for row, k in zip(ls_va, lens_va)]
     acc = float(np.mean([d == t for d, t in zip(decoded, truth)]))
-    results.append(dict(model="sequence", loss="CTCLoss", final=float(np.mean(hist[-10:])),
-                        metric=f"sequence accuracy {acc:.3f}", ms=sps * 1e3, diff=diff, graph=graph,
-                        value=acc))
-    curves["sequence recogniser (CTCLoss)"] = hist
+    results.append(dict(model="sequence", loss="CTCLoss", metric=f"sequence accuracy {acc:.3f}",
+                        diff=diff, graph=graph, value=acc, **comparison(runs)))
+    curves["sequence recogniser (CTCLoss)"] = runs
 
     # 3. embedding: triplet loss on L2-normalised embeddings
-    triplet = gloss.TripletLoss(margin=0.3)
-    net = Embedder(prefix="embedder_")
-    net.initialize(mx.init.Xavier(), ctx=ctx)
-    block = WithLoss(net, triplet, n_model_inputs=3, prefix="embedder_with_loss_")
-    hist, sps = train("embedding", block, [xe_tr[ta], xe_tr[tp], xe_tr[tn]], plan[2][1], epochs, bs, 5e-3,
-                      rng, bar, ctx)
+    runs = train_both("embedding", lambda: Embedder(prefix="embedder_"),
+                      lambda m: m.TripletLoss(margin=0.3), [xe_tr[ta], xe_tr[tp], xe_tr[tn]],
+                      plan[2][1], epochs, bs, 5e-3, seed + 3, bar, ctx, n_model_inputs=3)
+    block = runs["gluonx"][0]
+    net = block.model
     va_idx = triplets(rng, ye_va, 256)
     va = [mx.nd.array(xe_va[i], ctx=ctx) for i in va_idx]
     diff, graph = export_and_check(block, va, out_dir, "embedder")
@@ -270,9 +311,10 @@ def run(out_dir="out/demo", scale=1.0, seed=0, plot=True, progress=True, ctx=Non
     emb_va = net(mx.nd.array(xe_va, ctx=ctx)).asnumpy()
     nn_idx = (emb_va @ emb_tr.T).argmax(axis=1)
     acc = float((ye_tr[nn_idx] == ye_va).mean())
-    results.append(dict(model="embedding", loss="TripletLoss(margin=0.3)", final=float(np.mean(hist[-10:])),
-                        metric=f"1-NN accuracy {acc:.3f}", ms=sps * 1e3, diff=diff, graph=graph, value=acc))
-    curves["embedding (TripletLoss)"] = hist
+    results.append(dict(model="embedding", loss="TripletLoss(margin=0.3)",
+                        metric=f"1-NN accuracy {acc:.3f}", diff=diff, graph=graph, value=acc,
+                        **comparison(runs)))
+    curves["embedding (TripletLoss)"] = runs
     bar.close()
 
     if plot:
@@ -286,12 +328,17 @@ def plot_curves(curves, path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2))
-    for ax, (title, hist) in zip(np.atleast_1d(axes), curves.items()):
-        hist = np.asarray(hist)
+    for ax, (title, runs) in zip(np.atleast_1d(axes), curves.items()):
+        hist = np.asarray(runs["gluonx"][1])
         ax.plot(hist, color="#9ecae1", lw=0.8, label="per step")
         k = max(1, len(hist) // 25)
         smooth = np.convolve(hist, np.ones(k) / k, mode="valid")
-        ax.plot(np.arange(k - 1, len(hist)), smooth, color="#08519c", lw=1.8, label=f"mean of {k}")
+        ax.plot(np.arange(k - 1, len(hist)), smooth, color="#08519c", lw=1.8,
+                label=f"gluonx, mean of {k}")
+        mx_hist = np.asarray(runs["mxnet"][1])
+        mx_smooth = np.convolve(mx_hist, np.ones(k) / k, mode="valid")
+        ax.plot(np.arange(k - 1, len(mx_hist)), mx_smooth, color="#e6550d", lw=1.0, ls="--",
+                label="mxnet.gluon.loss")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
@@ -304,9 +351,11 @@ def plot_curves(curves, path):
 
 
 def summary_table(results):
-    head = ("model", "loss", "final loss", "quality", "ms/step", "export max|diff|")
-    rows = [(r["model"], r["loss"], f"{r['final']:.4f}", r["metric"], f"{r['ms']:.1f}", f"{r['diff']:.1e}")
-            for r in results]
+    head = ("model", "loss", "final loss gluonx", "final loss mxnet", "max|step diff|",
+            "ms/step gluonx", "ms/step mxnet", "quality", "export max|diff|")
+    rows = [(r["model"], r["loss"], f"{r['final']:.4f}", f"{r['mx_final']:.4f}",
+             f"{r['step_diff']:.1e}", f"{r['ms']:.1f}", f"{r['mx_ms']:.1f}", r["metric"],
+             f"{r['diff']:.1e}") for r in results]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = " | ".join("{:<%d}" % w for w in widths)
     out = [fmt.format(*head), "-+-".join("-" * w for w in widths)]

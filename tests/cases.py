@@ -18,7 +18,7 @@ MODES_ALL = ("imperative", "hybrid", "static", "symbol", "export")
 
 class Case:
     def __init__(self, id, cls, kwargs, make, ref, grad=(0,), family="regression",
-                 tol32=None, tol64=None, f16=False, symbol_differs=None):
+                 tol32=None, tol64=None, f16=False, symbol_differs=None, fused=None):
         self.id, self.cls, self.kwargs, self.make = id, cls, dict(kwargs), make
         # In mx.sym composition shapes are unknown when the graph is built,
         # so MXNet's rule applies there: a sample_weight broadcasts as given
@@ -31,6 +31,18 @@ class Case:
         self.tol = {"float32": tol32 or (2e-4, 2e-5), "float64": tol64 or (1e-6, 1e-8),
                     "float16": (2e-2, 2e-2)}
         self.f16 = f16
+        # Whether, with kernels on, the case runs the loss's fused kernel: None
+        # means whenever the class declares one; False for a row whose option,
+        # layout or batch axis the kernel does not support (it must then run
+        # the stock operators). Asserted by check_fused.
+        self.fused = fused
+
+    def runs_fused(self):
+        if self.fused is not None:
+            return self.fused
+        import gluonx.kernels
+        import gluonx.loss as L
+        return gluonx.kernels.kernel_of(getattr(L, self.cls)) is not None
 
     def __repr__(self):
         return "Case(%s)" % self.id
@@ -170,6 +182,42 @@ def _seq_labels(rng, c, n, t, ignore):
     return label
 
 
+def _onehot(rng, c, *shape, axis=-1):
+    """One-hot labels with ``c`` classes along ``axis`` of the result."""
+    labels = rng.randint(0, c, size=shape)
+    return np.moveaxis(np.eye(c)[labels], -1, axis)
+
+
+def _signed(rng, lo, hi, *shape):
+    """Magnitudes in [lo, hi) with random signs."""
+    return _u(rng, lo, hi, *shape) * _sign(rng, *shape)
+
+
+def _with(array, index, value):
+    array = np.array(array)
+    array[index] = value
+    return array
+
+
+def _padded_labels(rng, classes, lengths, steps, batch_axis=0, pad=0.0):
+    """Class indices (N, T) (or (T, N)), ``pad`` beyond each sample's valid length."""
+    label = rng.randint(0, classes, size=(len(lengths), steps)).astype(np.float64)
+    label[np.arange(steps)[None, :] >= np.asarray(lengths)[:, None]] = pad
+    return label.T.copy() if batch_axis == 1 else label
+
+
+def _seg_labels(rng, classes, *shape, ignore=-1.0):
+    """Class indices with about a fifth of the pixels set to ``ignore``."""
+    label = rng.randint(0, classes, size=shape).astype(np.float64)
+    if ignore is not None:
+        label[rng.uniform(size=shape) < 0.2] = ignore
+        label.flat[0] = ignore
+    return label
+
+
+LENGTHS = np.array([5.0, 2.0, 0.0])   # full, partial and empty sequences (T = 5)
+
+
 # --------------------------------------------------------------------------
 # the table
 B, D = 4, 5
@@ -186,7 +234,7 @@ CASES = [
     Case("L1-pred-B1-label-B", "L1Loss", {},
          lambda r: [_n(r, B, 1), _n(r, B)], R.ref_l1, (0, 1)),
     Case("L2-batch_axis1", "L2Loss", {"batch_axis": 1},
-         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_l2, (0,)),
+         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_l2, (0,), fused=False),
     Case("L2-label-reshaped", "L2Loss", {},
          lambda r: [_n(r, B, 1), _n(r, B)], R.ref_l2, (0,)),
     Case("L1", "L1Loss", {}, lambda r: [_n(r, B, D), _n(r, B, D)], R.ref_l1, (0, 1), f16=True),
@@ -207,7 +255,7 @@ CASES = [
          lambda r: [_u(r, 0.01, 2, B, D), _poisson_counts(r, B, D), _u(r, 0, 2, B, 1)],
          R.ref_poisson_nll, (0,)),
     Case("PoissonNLL-batch_axis1", "PoissonNLLLoss", {"batch_axis": 1},
-         lambda r: [_n(r, 3, B, scale=0.5), _poisson_counts(r, 3, B)], R.ref_poisson_nll, (0,)),
+         lambda r: [_n(r, 3, B, scale=0.5), _poisson_counts(r, 3, B)], R.ref_poisson_nll, (0,), fused=False),
     # classification -------------------------------------------------------
     Case("SigmoidBCE", "SigmoidBCELoss", {},
          lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_bce, (0,),
@@ -241,7 +289,7 @@ CASES = [
          family="classification"),
     Case("SoftmaxCE-axis1", "SoftmaxCrossEntropyLoss", {"axis": 1},
          lambda r: [_n(r, 3, 4, 5), _classes(r, 4, 3, 5)], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SoftmaxCE-dense", "SoftmaxCELoss", {"sparse_label": False},
          lambda r: [_n(r, B, 6), _probs(r, B, 6)], R.ref_softmax_ce, (0, 1),
          family="classification"),
@@ -262,69 +310,69 @@ CASES = [
          family="classification"),
     Case("SoftmaxCE-seq-batch_axis1", "SoftmaxCELoss", {"batch_axis": 1},
          lambda r: [_n(r, 3, B, 6), _classes(r, 6, 3, B)], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SoftmaxCE-label_smoothing", "SoftmaxCELoss", {"label_smoothing": 0.2},
          lambda r: [_n(r, B, 6), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SoftmaxCE-class_weight", "SoftmaxCELoss",
          {"class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0]},
          lambda r: [_n(r, B, 6), _classes(r, 6, B)], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SoftmaxCE-ignore_index", "SoftmaxCELoss", {"ignore_index": 2},
          lambda r: [_n(r, 6, 6), np.array([2., 0., 2., 5., 1., 3.])], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     # SoftmaxCE masking (ignore_index, valid_length), weighted means, smoothing
     Case("SoftmaxCE-ignore_index-seq", "SoftmaxCELoss", {"ignore_index": 2},
          lambda r: [_n(r, 3, 5, 6), _seq_labels(r, 6, 3, 5, ignore=2)], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SoftmaxCE-valid_length", "SoftmaxCELoss", {},
          lambda r: [_n(r, 3, 5, 6), _classes(r, 6, 3, 5), None, np.array([5., 2., 0.])],
-         R.ref_softmax_ce, (0,), family="classification"),
+         R.ref_softmax_ce, (0,), family="classification", fused=False),
     Case("SoftmaxCE-valid_length-TNC", "SoftmaxCELoss", {"batch_axis": 1},
          lambda r: [_n(r, 5, 3, 6), _classes(r, 6, 5, 3), None, np.array([1, 5, 3],
                                                                            dtype=np.int32)],
-         R.ref_softmax_ce, (0,), family="classification"),
+         R.ref_softmax_ce, (0,), family="classification", fused=False),
     Case("SoftmaxCE-valid_length-NCT-ignore-cw", "SoftmaxCELoss",
          {"axis": 1, "ignore_index": 0, "class_weight": [0.5, 1.0, 2.0, 0.25]},
          lambda r: [_n(r, 3, 4, 5), _seq_labels(r, 4, 3, 5, ignore=0), _u(r, 0.5, 2, 3, 1, 1),
                     np.array([4., 5., 1.])],
-         R.ref_softmax_ce, (0,), family="classification"),
+         R.ref_softmax_ce, (0,), family="classification", fused=False),
     Case("SoftmaxCE-class_weight-axis1", "SoftmaxCELoss",
          {"axis": 1, "class_weight": [0.5, 1.0, 2.0, 3.0], "label_smoothing": 0.3},
          lambda r: [_n(r, 3, 4, 5), _classes(r, 4, 3, 5)], R.ref_softmax_ce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SoftmaxCE-all-options", "SoftmaxCELoss",
          {"ignore_index": 1, "class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0],
           "label_smoothing": 0.15, "weight": 1.5},
          lambda r: [_n(r, 3, 5, 6), _seq_labels(r, 6, 3, 5, ignore=1), _u(r, 0.5, 2, 3, 1, 1),
-                    np.array([4., 5., 3.])], R.ref_softmax_ce, (0,), family="classification"),
+                    np.array([4., 5., 3.])], R.ref_softmax_ce, (0,), family="classification", fused=False),
     Case("SoftmaxCE-dense-options", "SoftmaxCELoss",
          {"sparse_label": False, "class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0],
           "label_smoothing": 0.2},
          lambda r: [_n(r, 3, 5, 6), _probs(r, 3, 5, 6), None, np.array([5., 2., 0.])],
-         R.ref_softmax_ce, (0, 1), family="classification"),
+         R.ref_softmax_ce, (0, 1), family="classification", fused=False),
     # SigmoidBCE: pos_weight given to the constructor, label smoothing
     Case("SigmoidBCE-pos_weight-ctor", "SigmoidBCELoss",
          {"pos_weight": [0.5, 1.0, 2.0, 3.0, 1.5]},
          lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_bce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SigmoidBCE-label_smoothing", "SigmoidBCELoss", {"label_smoothing": 0.2},
          lambda r: [_n(r, B, D, scale=2), _bits(r, B, D), None, _u(r, 0.5, 3, 1, D)],
-         R.ref_sigmoid_bce, (0,), family="classification"),
+         R.ref_sigmoid_bce, (0,), family="classification", fused=False),
     Case("SigmoidBCE-from_sigmoid-smoothing-pos_weight-ctor", "SigmoidBCELoss",
          {"from_sigmoid": True, "label_smoothing": 0.1, "pos_weight": 2.5},
          lambda r: [_u(r, 0.05, 0.95, B, D), _bits(r, B, D), _u(r, 0, 2, B, 1)],
-         R.ref_sigmoid_bce, (0,), family="classification"),
+         R.ref_sigmoid_bce, (0,), family="classification", fused=False),
     Case("Hinge", "HingeLoss", {}, lambda r: [_n(r, B, D), _sign(r, B, D)], R.ref_hinge, (0,),
          family="classification", f16=True),
     Case("Hinge-margin", "HingeLoss", {"margin": 2.5, "weight": 0.5},
          lambda r: [_n(r, B, D, scale=2), _sign(r, B, D), _u(r, 0, 2, B, 1)], R.ref_hinge, (0,),
          family="classification"),
     Case("Hinge-batch_axis1", "HingeLoss", {"batch_axis": 1},
-         lambda r: [_n(r, 3, B), _sign(r, 3, B)], R.ref_hinge, (0,), family="classification"),
+         lambda r: [_n(r, 3, B), _sign(r, 3, B)], R.ref_hinge, (0,), family="classification", fused=False),
     Case("SigmoidBCE-batch_axis1", "SigmoidBCELoss", {"batch_axis": 1},
          lambda r: [_n(r, 3, B, 2), _bits(r, 3, B, 2)], R.ref_sigmoid_bce, (0,),
-         family="classification"),
+         family="classification", fused=False),
     Case("SquaredHinge", "SquaredHingeLoss", {},
          lambda r: [_n(r, B, D), _sign(r, B, D)], R.ref_squared_hinge, (0,),
          family="classification"),
@@ -342,20 +390,20 @@ CASES = [
          family="divergence"),
     Case("KLDiv-softmax-axis1", "KLDivLoss", {"from_logits": False, "axis": 1},
          lambda r: [_n(r, 3, 4, 5), _probs(r, 3, 4, 5, axis=1)], R.ref_kldiv, (0,),
-         family="divergence"),
+         family="divergence", fused=False),
     Case("KLDiv-sw", "KLDivLoss", {"from_logits": False, "weight": 3.0},
          lambda r: [_n(r, B, 6), _probs(r, B, 6), _u(r, 0, 2, B, 1)], R.ref_kldiv, (0, 2),
          family="divergence"),
     Case("KLDiv-batch_axis1", "KLDivLoss", {"batch_axis": 1},
          lambda r: [R.log_softmax(_n(r, 3, B, 5), -1), _probs(r, 3, B, 5)], R.ref_kldiv, (0,),
-         family="divergence"),
+         family="divergence", fused=False),
     Case("KLDiv-log_target", "KLDivLoss", {"log_target": True},
          lambda r: [R.log_softmax(_n(r, B, 6), -1), R.log_softmax(_n(r, B, 6), -1)],
-         R.ref_kldiv, (0, 1), family="divergence"),
+         R.ref_kldiv, (0, 1), family="divergence", fused=False),
     Case("KLDiv-log_target-softmax-sw", "KLDivLoss",
          {"log_target": True, "from_logits": False, "weight": 0.5},
          lambda r: [_n(r, B, 6), R.log_softmax(_n(r, B, 6), -1), _u(r, 0, 2, B, 1)],
-         R.ref_kldiv, (0, 1), family="divergence"),
+         R.ref_kldiv, (0, 1), family="divergence", fused=False),
     # embedding ------------------------------------------------------------
     Case("Triplet", "TripletLoss", {},
          lambda r: [_n(r, B, D), _n(r, B, D), _n(r, B, D)], R.ref_triplet, (0, 1, 2),
@@ -365,7 +413,7 @@ CASES = [
          R.ref_triplet, (0, 1, 2, 3), family="embedding"),
     Case("Triplet-batch_axis1", "TripletLoss", {"batch_axis": 1},
          lambda r: [_n(r, 3, B), _n(r, 3, B), _n(r, 3, B)], R.ref_triplet, (0, 1, 2),
-         family="embedding"),
+         family="embedding", fused=False),
     Case("CosineEmbedding", "CosineEmbeddingLoss", {},
          lambda r: [_n(r, B + 2, D), _n(r, B + 2, D), _sign(r, B + 2)],
          R.ref_cosine_embedding, (0, 1), family="embedding"),
@@ -396,18 +444,223 @@ CASES = [
          (0,), family="sequence", tol64=(2e-4, 2e-5)),
     Case("CTC-blank-first", "CTCLoss", {"blank_label": "first"},
          lambda r: _ctc_first(_ctc_inputs(r)), R.ref_ctc, (0,), family="sequence",
-         tol64=(2e-4, 2e-5)),
+         tol64=(2e-4, 2e-5), fused=False),
     Case("CTC-blank-first-lengths-TNC", "CTCLoss",
          {"blank_label": "first", "layout": "TNC", "label_layout": "TN"},
          lambda r: _ctc_first(_ctc_inputs(r, T=10, lengths=True, layout="TNC",
                                           label_layout="TN")),
-         R.ref_ctc, (0,), family="sequence", tol64=(2e-4, 2e-5)),
+         R.ref_ctc, (0,), family="sequence", tol64=(2e-4, 2e-5), fused=False),
     Case("CTC-zero_infinity", "CTCLoss", {"zero_infinity": True},
          lambda r: _ctc_inputs(r, infeasible=True), R.ref_ctc, (0,), family="sequence",
-         tol64=(2e-4, 2e-5)),
+         tol64=(2e-4, 2e-5), fused=False),
     Case("CTC-first-zero_infinity", "CTCLoss", {"blank_label": "first", "zero_infinity": True},
          lambda r: _ctc_first(_ctc_inputs(r, infeasible=True, sw=True)), R.ref_ctc, (0,),
-         family="sequence", tol64=(2e-4, 2e-5)),
+         family="sequence", tol64=(2e-4, 2e-5), fused=False),
+    # Keras regression and hinge losses, GCE, focal, overlap, circle -------
+    Case("LogCosh", "LogCoshLoss", {}, lambda r: [_n(r, B, D, scale=2), _n(r, B, D)],
+         R.ref_log_cosh, (0, 1), f16=True),
+    Case("LogCosh-large-errors-sw", "LogCoshLoss", {"weight": 0.5},
+         lambda r: [_n(r, B, D, scale=100), _n(r, B, D), _u(r, 0, 2, B, 1)], R.ref_log_cosh,
+         (0, 1, 2)),
+    Case("LogCosh-batch_axis1", "LogCoshLoss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, 2), _n(r, 3, B, 2)], R.ref_log_cosh, (0,), fused=False),
+    Case("MAPE", "MAPELoss", {}, lambda r: [_n(r, B, D), _signed(r, 0.5, 2, B, D)], R.ref_mape,
+         (0, 1)),
+    Case("MAPE-epsilon-sw", "MAPELoss", {"epsilon": 0.5, "weight": 0.1},
+         lambda r: [_n(r, B, D), _signed(r, 0.05, 1, B, D), _u(r, 0.5, 2, B, 1)], R.ref_mape,
+         (0,)),
+    Case("MSLE", "MSLELoss", {}, lambda r: [_u(r, 0.1, 3, B, D), _u(r, 0.1, 3, B, D)],
+         R.ref_msle, (0, 1)),
+    Case("MSLE-negative-epsilon", "MSLELoss", {"epsilon": 0.5, "batch_axis": 1},
+         lambda r: [_with(_u(r, 0.7, 3, 3, B), (0, 0), -1.0), _u(r, 0, 3, 3, B)], R.ref_msle,
+         (0,), fused=False),
+    Case("CategoricalHinge", "CategoricalHingeLoss", {},
+         lambda r: [_n(r, B, 6), _onehot(r, 6, B)], R.ref_categorical_hinge, (0,),
+         family="classification"),
+    Case("CategoricalHinge-axis1-batch_axis2", "CategoricalHingeLoss", {"axis": 1, "batch_axis": 2},
+         lambda r: [_n(r, 3, 4, B), _onehot(r, 4, 3, B, axis=1)], R.ref_categorical_hinge, (0,),
+         family="classification"),
+    Case("CategoricalHinge-margin-axis1-sw", "CategoricalHingeLoss",
+         {"margin": 2.5, "axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 3, 4, 5), _onehot(r, 4, 3, 5, axis=1), _u(r, 0, 2, 3, 1, 1)],
+         R.ref_categorical_hinge, (0, 2), family="classification"),
+    Case("GeneralizedCE", "GeneralizedCELoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_generalized_ce, (0,),
+         family="classification", f16=True),
+    Case("GeneralizedCE-q-axis1", "GeneralizedCELoss", {"q": 0.8, "axis": 1},
+         lambda r: [_n(r, 3, 4, 5), _classes(r, 4, 3, 5)], R.ref_generalized_ce, (0,),
+         family="classification"),
+    Case("GeneralizedCE-from_softmax-sw", "GeneralizedCELoss",
+         {"q": 0.3, "from_softmax": True, "weight": 2.0},
+         lambda r: [_probs(r, B, 6), _classes(r, 6, B), _u(r, 0.5, 2, B, 1)],
+         R.ref_generalized_ce, (0,), family="classification"),
+    Case("GeneralizedCE-batch_axis1-int32", "GeneralizedCELoss", {"batch_axis": 1},
+         lambda r: [_n(r, 3, B, 6), r.randint(0, 6, size=(3, B)).astype(np.int32)],
+         R.ref_generalized_ce, (0,), family="classification"),
+    Case("SigmoidFocal", "SigmoidFocalLoss", {},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection", f16=True),
+    Case("SigmoidFocal-no-alpha-gamma", "SigmoidFocalLoss", {"alpha": None, "gamma": 0.5},
+         lambda r: [_n(r, B, D, scale=2), _u(r, 0, 1, B, D)], R.ref_sigmoid_focal, (0, 1),
+         family="detection"),
+    Case("SigmoidFocal-probabilities", "SigmoidFocalLoss",
+         {"from_logits": False, "alpha": 0.75, "gamma": 3.0},
+         lambda r: [_u(r, 0.05, 0.95, B, D), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection"),
+    Case("SigmoidFocal-ignore-smoothing", "SigmoidFocalLoss",
+         {"ignore_index": -1, "label_smoothing": 0.2},
+         lambda r: [_n(r, B, D, scale=2), _with(_bits(r, B, D), (slice(None), 1), -1.0)],
+         R.ref_sigmoid_focal, (0,), family="detection"),
+    Case("SigmoidFocal-large-logits", "SigmoidFocalLoss", {"alpha": 0.6},
+         lambda r: [_n(r, B, D, scale=60), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection"),
+    Case("SigmoidFocal-batch_axis1-sw", "SigmoidFocalLoss", {"batch_axis": 1, "weight": 3.0},
+         lambda r: [_n(r, 3, B, 2), _bits(r, 3, B, 2), _u(r, 0, 2, 1, B, 1)],
+         R.ref_sigmoid_focal, (0, 2), family="detection", fused=False),
+    Case("SigmoidFocal-smoothing", "SigmoidFocalLoss", {"label_smoothing": 0.15, "gamma": 1.5},
+         lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_sigmoid_focal, (0,),
+         family="detection"),
+    Case("SoftmaxFocal", "SoftmaxFocalLoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_focal, (0,),
+         family="detection", f16=True),
+    Case("SoftmaxFocal-gamma-class_weight", "SoftmaxFocalLoss",
+         {"gamma": 1.5, "class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0]},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_focal, (0,),
+         family="detection"),
+    Case("SoftmaxFocal-ignore-smoothing", "SoftmaxFocalLoss",
+         {"ignore_index": 2, "label_smoothing": 0.2},
+         lambda r: [_n(r, 6, 6), np.array([2., 0., 2., 5., 1., 3.])], R.ref_softmax_focal, (0,),
+         family="detection"),
+    Case("SoftmaxFocal-smoothing-class_weight", "SoftmaxFocalLoss",
+         {"label_smoothing": 0.1, "class_weight": [2.0, 1.0, 0.5, 1.5, 0.25, 1.0]},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B)], R.ref_softmax_focal, (0,),
+         family="detection"),
+    Case("SoftmaxFocal-dense-axis1", "SoftmaxFocalLoss", {"sparse_label": False, "axis": 1},
+         lambda r: [_n(r, 3, 4, 5), _probs(r, 3, 4, 5, axis=1)], R.ref_softmax_focal, (0, 1),
+         family="detection"),
+    Case("SoftmaxFocal-sw-batch_axis1", "SoftmaxFocalLoss", {"batch_axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 3, B, 6), _classes(r, 6, 3, B), _u(r, 0, 2, 3, B, 1)],
+         R.ref_softmax_focal, (0, 2), family="detection"),
+    Case("Dice", "DiceLoss", {}, lambda r: [_u(r, 0, 1, B, 3, 4), _bits(r, B, 3, 4)],
+         R.ref_dice, (0, 1), family="segmentation"),
+    Case("Dice-smooth0-logits", "DiceLoss", {"smooth": 0.0, "from_logits": True},
+         lambda r: [_n(r, B, 12), _bits(r, B, 12)], R.ref_dice, (0,), family="segmentation"),
+    Case("Dice-onehot-axis1", "DiceLoss", {"axis": 1, "smooth": 0.5},
+         lambda r: [_probs(r, B, 3, 2, 4, axis=1), _onehot(r, 3, B, 2, 4, axis=1)],
+         R.ref_dice, (0,), family="segmentation"),
+    Case("Dice-sparse-logits-last", "DiceLoss",
+         {"axis": -1, "sparse_label": True, "from_logits": True},
+         lambda r: [_n(r, B, 2, 5, 3), _classes(r, 3, B, 2, 5)], R.ref_dice, (0,),
+         family="segmentation"),
+    Case("Dice-batch_axis1-sw", "DiceLoss", {"batch_axis": 1, "weight": 2.0},
+         lambda r: [_u(r, 0, 1, 6, B), _bits(r, 6, B), _u(r, 0.5, 2, B)], R.ref_dice, (0, 2),
+         family="segmentation"),
+    Case("Tversky", "TverskyLoss", {"alpha": 0.3, "beta": 0.7},
+         lambda r: [_u(r, 0, 1, B, 3, 4), _bits(r, B, 3, 4)], R.ref_tversky, (0, 1),
+         family="segmentation"),
+    Case("Tversky-smooth0-asymmetric", "TverskyLoss", {"alpha": 0.2, "beta": 0.9, "smooth": 0.0},
+         lambda r: [_u(r, 0, 1, B, 3, 4), _bits(r, B, 3, 4)], R.ref_tversky, (0, 1),
+         family="segmentation"),
+    Case("Dice-sparse-smooth0-axis1", "DiceLoss",
+         {"axis": 1, "sparse_label": True, "smooth": 0.0},
+         lambda r: [_probs(r, B, 3, 8, axis=1), _classes(r, 3, B, 8)], R.ref_dice, (0,),
+         family="segmentation"),
+    Case("Tversky-sparse-axis1", "TverskyLoss",
+         {"alpha": 0.8, "beta": 0.1, "smooth": 0.5, "axis": 1, "sparse_label": True,
+          "from_logits": True},
+         lambda r: [_n(r, B, 3, 6), _classes(r, 3, B, 6)], R.ref_tversky, (0,),
+         family="segmentation"),
+    Case("Tversky-onehot-sw", "TverskyLoss", {"axis": -1, "smooth": 0.0, "weight": 0.5},
+         lambda r: [_probs(r, B, 5, 3), _onehot(r, 3, B, 5), _u(r, 0.5, 2, B)],
+         R.ref_tversky, (0, 1), family="segmentation"),
+    Case("Circle", "CircleLoss", {},
+         lambda r: [_n(r, 8, 5), np.array([0., 0., 1., 1., 1., 2., 2., 3.])], R.ref_circle,
+         (0,), family="embedding", tol32=(1e-3, 1e-4)),
+    Case("Circle-gamma-margin", "CircleLoss", {"gamma": 32, "margin": 0.4},
+         lambda r: [_n(r, 8, 5), np.array([0., 1., 0., 1., 2., 2., 3., 3.])], R.ref_circle,
+         (0,), family="embedding"),
+    Case("Circle-unnormalized-sw-batch_axis1", "CircleLoss",
+         {"normalize": False, "gamma": 16, "batch_axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 4, 6, scale=0.4), np.array([1., 1., 2., 2., 2., 5.]),
+                    _u(r, 0.5, 2, 6)], R.ref_circle, (0,), family="embedding"),
+    # distillation ---------------------------------------------------------
+    Case("Distillation", "DistillationLoss", {},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _n(r, B, 6, scale=2)],
+         R.ref_distillation, (0, 2), family="distillation", f16=True),
+    Case("Distillation-T-hard_weight", "DistillationLoss", {"temperature": 3.0,
+                                                            "hard_weight": 0.5},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _n(r, B, 6, scale=2)],
+         R.ref_distillation, (0, 2), family="distillation"),
+    Case("Distillation-gluoncv", "DistillationLoss",
+         {"temperature": 2.0, "hard_weight": 0.3, "teacher_probabilities": True,
+          "soft_loss": "cross_entropy", "mix": "convex"},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6)],
+         R.ref_distillation, (0, 2), family="distillation"),
+    Case("Distillation-kl-probabilities", "DistillationLoss",
+         {"temperature": 2.0, "teacher_probabilities": True},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6)],
+         R.ref_distillation, (0,), family="distillation"),
+    Case("Distillation-dense-axis1-sw", "DistillationLoss",
+         {"sparse_label": False, "axis": 1, "hard_weight": 1.5, "weight": 0.5,
+          "temperature": 0.5},
+         lambda r: [_n(r, 3, 4, 5), _probs(r, 3, 4, 5, axis=1), _n(r, 3, 4, 5),
+                    _u(r, 0.5, 2, 3, 1, 5)],
+         R.ref_distillation, (0, 1, 2), family="distillation"),
+    Case("Distillation-batch_axis1", "DistillationLoss", {"batch_axis": 1, "hard_weight": 0.2},
+         lambda r: [_n(r, 3, B, 6), _classes(r, 6, 3, B), _n(r, 3, B, 6)],
+         R.ref_distillation, (0, 2), family="distillation"),
+    # language models --------------------------------------------------------
+    Case("MaskedCE", "MaskedSoftmaxCELoss", {},
+         lambda r: [_n(r, 3, 5, 7), _padded_labels(r, 7, LENGTHS, 5), LENGTHS],
+         R.ref_masked_softmax_ce, (0,), family="language", f16=True),
+    Case("MaskedCE-padded-gluonnlp", "MaskedSoftmaxCELoss", {"average": "padded"},
+         lambda r: [_n(r, 3, 5, 7), _padded_labels(r, 7, LENGTHS, 5), LENGTHS],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("MaskedCE-no-valid_length", "MaskedSoftmaxCrossEntropyLoss", {},
+         lambda r: [_n(r, 3, 5, 7), _classes(r, 7, 3, 5)],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("MaskedCE-int32-lengths", "MaskedSoftmaxCELoss", {},
+         lambda r: [_n(r, 3, 5, 7), _padded_labels(r, 7, [3, 5, 1], 5),
+                    np.array([3, 5, 1], dtype=np.int32)],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("MaskedCE-dense-from_logits-sw", "MaskedSoftmaxCELoss",
+         {"sparse_label": False, "from_logits": True, "weight": 2.0},
+         lambda r: [_n(r, 3, 5, 7) - 2, _probs(r, 3, 5, 7), LENGTHS,
+                    _u(r, 0.5, 2, 3, 1, 1)],
+         R.ref_masked_softmax_ce, (0, 1), family="language"),
+    Case("MaskedCE-TNC", "MaskedSoftmaxCELoss", {"batch_axis": 1},
+         lambda r: [_n(r, 5, 3, 7), _padded_labels(r, 7, LENGTHS, 5, batch_axis=1), LENGTHS],
+         R.ref_masked_softmax_ce, (0,), family="language"),
+    Case("AR", "ActivationRegularizationLoss", {"alpha": 2.0},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_activation_regularization, (0,), family="language",
+         f16=True),
+    Case("AR-per-sequence-weight", "ActivationRegularizationLoss",
+         {"alpha": 0.5, "batch_axis": 1, "weight": 3.0},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_activation_regularization, (0,), family="language"),
+    Case("TAR", "TemporalActivationRegularizationLoss", {"beta": 1.5},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_temporal_activation_regularization, (0,),
+         family="language", f16=True),
+    Case("TAR-NTC-weight", "TemporalActivationRegularizationLoss",
+         {"beta": 1.0, "batch_axis": 0, "time_axis": 1, "weight": 0.5},
+         lambda r: [_n(r, 4, 3, 5)], R.ref_temporal_activation_regularization, (0,),
+         family="language"),
+    # segmentation with an auxiliary head ---------------------------------------
+    Case("MixCE", "MixSoftmaxCELoss", {},
+         lambda r: [_n(r, 2, 4, 3, 3), _n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise", f16=True),
+    Case("MixCE-aux_weight-sw", "MixSoftmaxCrossEntropyLoss", {"aux_weight": 0.7, "weight": 2.0},
+         lambda r: [_n(r, 2, 4, 3, 3), _n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3),
+                    _u(r, 0.5, 2, 2, 1, 3, 3)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
+    Case("MixCE-no-aux", "MixSoftmaxCELoss", {"aux": False},
+         lambda r: [_n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3)],
+         R.ref_mix_softmax_ce, (0,), family="pixelwise"),
+    Case("MixCE-ignore-none", "MixSoftmaxCELoss", {"ignore_index": None, "aux_weight": 0.5},
+         lambda r: [_n(r, 2, 4, 3, 3), _n(r, 2, 4, 3, 3), _seg_labels(r, 4, 2, 3, 3, ignore=None)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
+    Case("MixCE-NHWC-ignore255", "MixSoftmaxCELoss", {"ignore_index": 255, "axis": -1},
+         lambda r: [_n(r, 2, 3, 3, 4), _n(r, 2, 3, 3, 4), _seg_labels(r, 4, 2, 3, 3, ignore=255)],
+         R.ref_mix_softmax_ce, (0, 1), family="pixelwise"),
 ]
 CASE_BY_ID = {c.id: c for c in CASES}
 assert len(CASE_BY_ID) == len(CASES)
@@ -452,14 +705,32 @@ def check_result(case, dtype, result, exp, what=""):
         assert_close(g[k], ref, (tol[0] * 5, tol[1] * 5), "%s %s grad[%d]" % (case.id, what, k))
 
 
+def check_fused(case, mode, reduction="sample", ctx=None):
+    """The fused kernel ran in the last ``run_mode`` exactly when it should:
+    kernels on, a CPU context, a mode that knows shapes (not mx.sym), a
+    reduction other than 'none', and a case meant to run fused. Call
+    ``gluonx.kernels.reset_calls()`` before the run."""
+    import gluonx
+    on = (gluonx.config.use_kernels and mode != "symbol" and reduction != "none"
+          and (ctx is None or ctx.device_type == "cpu"))
+    want = bool(on and case.runs_fused())
+    calls = gluonx.kernels.calls()
+    assert bool(calls) == want, "%s [%s/%s]: expected the fused kernel %s, got calls %s" % (
+        case.id, mode, reduction, "to run" if want else "not to run", calls)
+
+
 def check_imperative(case, dtype, ctx, reduction="sample", seed=0):
-    """Imperative value and gradients of ``case`` against the reference."""
+    """Imperative value and gradients of ``case`` against the reference, and
+    whether the fused kernel ran."""
+    import gluonx
     from conftest import run_mode
     exp = expected(case.id, dtype, reduction, seed)
     inputs, _, head, _ = exp
     factory = case.factory() if reduction == "sample" else case.factory(reduction=reduction)
+    gluonx.kernels.reset_calls()
     result = run_mode("imperative", factory, as_dtype(inputs, dtype), case.grad, ctx, head)
     check_result(case, dtype, result, exp, "imperative/%s" % reduction)
+    check_fused(case, "imperative", reduction, ctx)
     return result
 
 

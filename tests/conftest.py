@@ -6,6 +6,7 @@ returns numpy ``(output, {input position: gradient})``; every value is
 synchronised (``asnumpy``) inside, so asynchronous MXNet errors surface in the
 test that caused them.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -16,6 +17,8 @@ import mxnet as mx
 from mxnet import autograd
 
 MODES = ("imperative", "hybrid", "static", "symbol", "export")
+#: the same ways of running a loss, with mx.np arrays after ``npx.set_np()``
+NUMPY_MODES = ("numpy-imperative", "numpy-hybrid", "numpy-static", "numpy-export")
 
 # The full option grid runs once, on CI's main environment; the others set
 # GLUONX_FULL_GRID=0 and run a representative subset (see :func:`grid`).
@@ -102,33 +105,60 @@ def _trim(args):
 
 def _head(out_shape, head, dtype, ctx):
     if head is None:
-        return mx.nd.ones(out_shape, ctx=ctx, dtype=dtype)
-    return mx.nd.array(np.asarray(head).reshape(out_shape), ctx=ctx, dtype=dtype)
+        out = mx.nd.ones(out_shape, ctx=ctx, dtype=dtype)
+    else:
+        out = mx.nd.array(np.asarray(head).reshape(out_shape), ctx=ctx, dtype=dtype)
+    return out.as_np_ndarray() if mx.util.is_np_array() else out
+
+
+@contextlib.contextmanager
+def numpy_mode():
+    """``with numpy_mode():`` runs its body as after ``mx.npx.set_np()`` and
+    restores legacy mode after, also on error."""
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        yield
+
+
+def _output_type_ok(out):
+    expected = mx.np.ndarray if mx.util.is_np_array() else mx.nd.NDArray
+    assert isinstance(out, expected) and (expected is mx.np.ndarray or
+                                          not isinstance(out, mx.np.ndarray)), \
+        "the loss returned %s, expected %s" % (type(out).__name__, expected.__name__)
+    return out
 
 
 def _run_block(block, nds, grad, head, ctx):
     for k in grad:
         nds[k].attach_grad()
     if not grad:
-        return block(*_trim(nds)).asnumpy(), {}
+        return _output_type_ok(block(*_trim(nds))).asnumpy(), {}
     with autograd.record():
-        out = block(*_trim(nds))
+        out = _output_type_ok(block(*_trim(nds)))
     out.backward(_head(out.shape, head, out.dtype, ctx))
     value = out.asnumpy()
     grads = {k: nds[k].grad.asnumpy() for k in grad}
     return value, grads
 
 
-def run_mode(mode, factory, inputs, grad=(), ctx=None, head=None, tmpdir=None):
+def run_mode(mode, factory, inputs, grad=(), ctx=None, head=None, tmpdir=None, numpy=False):
     """Evaluate ``factory()`` on ``inputs`` in ``mode``.
 
     ``inputs``: numpy arrays or None in call order (passed positionally,
     trailing Nones dropped). ``grad``: positions of the inputs to
     differentiate. ``head``: the output gradient (ones when None).
-    Returns (output as numpy, {position: gradient as numpy}).
+    Returns (output as numpy, {position: gradient as numpy}). A ``numpy-``
+    mode (:data:`NUMPY_MODES`) runs the same with mx.np arrays in numpy mode
+    and checks that the loss returns an mx.np array.
     """
     ctx = ctx or mx.cpu()
+    if mode.startswith("numpy-"):
+        with numpy_mode():
+            value, grads = run_mode(mode[len("numpy-"):], factory, inputs, grad, ctx, head,
+                                    tmpdir, numpy=True)
+        return value, grads
     nds = to_nd(inputs, ctx)
+    if numpy:
+        nds = [None if a is None else a.as_np_ndarray() for a in nds]
     loss = factory()
     if mode == "imperative":
         return _run_block(loss, nds, grad, head, ctx)

@@ -18,7 +18,12 @@ __all__ = [
     "ref_l2", "ref_l1", "ref_huber", "ref_poisson_nll", "ref_sigmoid_bce",
     "ref_softmax_ce", "ref_hinge", "ref_squared_hinge", "ref_logistic",
     "ref_kldiv", "ref_triplet", "ref_cosine_embedding", "ref_sdml", "ref_ctc",
+    "ref_distillation", "ref_masked_softmax_ce", "ref_label_smoothing",
+    "ref_activation_regularization", "ref_temporal_activation_regularization",
+    "ref_mix_softmax_ce",
     "reduce", "numeric_grad", "log_softmax", "softplus", "ctc_nll",
+    "ref_log_cosh", "ref_mape", "ref_msle", "ref_categorical_hinge", "ref_generalized_ce",
+    "ref_sigmoid_focal", "ref_softmax_focal", "ref_dice", "ref_tversky", "ref_circle",
 ]
 
 
@@ -353,6 +358,132 @@ def ref_ctc(pred, label, pred_lengths=None, label_lengths=None, sample_weight=No
 
 
 # --------------------------------------------------------------------------
+# distillation (Hinton et al. 2015; GluonCV's DistillationSoftmaxCrossEntropyLoss)
+def _xlogx(q):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0)
+
+
+def _onehot(label, shape, axis):
+    """One-hot of class indices ``label`` (pred's shape without ``axis``)."""
+    C = shape[axis]
+    kept = shape[:axis] + (1,) + shape[axis + 1:]
+    idx = np.clip(_f64(label).reshape(kept), 0, C - 1).astype(np.int64)
+    classes = np.arange(C).reshape([C if a == axis else 1 for a in range(len(shape))])
+    return (classes == idx).astype(np.float64)
+
+
+def ref_distillation(pred, label, teacher, sample_weight=None, temperature=1.0,
+                     hard_weight=0.0, sparse_label=True, axis=-1, teacher_probabilities=False,
+                     soft_loss="kl", mix="add", weight=None, batch_axis=0):
+    """T^2 * sum_c q (log q - log softmax(pred/T)) [+ w * CE(pred, label)];
+    q = softmax(teacher/T) or the given probabilities. 'none' drops the class axis."""
+    pred, teacher = _f64(pred), _f64(teacher).reshape(np.shape(pred))
+    axis = axis % pred.ndim
+    T = float(temperature)
+    logp_t = log_softmax(pred / T, axis)
+    q = teacher if teacher_probabilities else np.exp(log_softmax(teacher / T, axis))
+    soft = -np.sum(q * logp_t, axis=axis, keepdims=True)
+    if soft_loss == "kl":
+        soft = soft + np.sum(_xlogx(q), axis=axis, keepdims=True)
+    soft = soft * T * T
+    target = _onehot(label, pred.shape, axis) if sparse_label else \
+        _f64(label).reshape(pred.shape)
+    hard = -np.sum(target * log_softmax(pred, axis), axis=axis, keepdims=True)
+    w = hard_weight
+    elem = ((1 - w) if mix == "convex" else 1.0) * soft + w * hard
+    elem = _weighted(elem, sample_weight, weight, batch_axis)
+    return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
+
+
+# --------------------------------------------------------------------------
+# language models (GluonNLP 0.10)
+def ref_masked_softmax_ce(pred, label, valid_length=None, sample_weight=None, sparse_label=True,
+                          from_logits=False, weight=None, batch_axis=0, average="valid"):
+    """Per sample: the sum of the step losses over its first valid_length steps,
+    divided by max(1, valid_length) ('valid') or by T ('padded'). The 'none'
+    output is each step's share, (N, T) (or (T, N) with batch_axis=1)."""
+    pred = _f64(pred)
+    logp = pred if from_logits else log_softmax(pred, -1)
+    target = _onehot(label, pred.shape, 2) if sparse_label else _f64(label).reshape(pred.shape)
+    steps = -np.sum(target * logp, axis=-1, keepdims=True)          # (N, T, 1) or (T, N, 1)
+    time_axis = 1 - batch_axis
+    T, n = pred.shape[time_axis], pred.shape[batch_axis]
+    lengths = np.full(n, T) if valid_length is None else _f64(valid_length).reshape(n)
+    used = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)   # (N, T)
+    denom = np.full(n, float(T)) if average == "padded" or valid_length is None else \
+        np.maximum(lengths, 1.0)
+    share = used / denom[:, None]
+    if batch_axis == 1:
+        share = share.T
+    elem = _weighted(steps * share[..., None], sample_weight, weight, batch_axis)
+    return elem[..., 0], _per_sample(elem, batch_axis, agg="sum")
+
+
+def ref_label_smoothing(inputs, units=None, axis=-1, epsilon=0.1, sparse_label=True):
+    """(1 - eps) * onehot(inputs) + eps / V (dense inputs: (1 - eps) * inputs + eps / V)."""
+    x = _f64(inputs)
+    if sparse_label:
+        x = (np.arange(units) == x[..., None]).astype(np.float64)
+        axis = -1
+    V = x.shape[axis] if units is None else units
+    return (1.0 - epsilon) * x + epsilon / V
+
+
+def _last_state(states):
+    return _f64(states[-1] if isinstance(states, (list, tuple)) else states)
+
+
+def _regularizer(elem, sample_weight, weight, batch_axis):
+    """batch_axis None (GluonNLP's default): one value, the mean over everything."""
+    if batch_axis is None:
+        none = _weighted(elem, sample_weight, weight)
+        return none, np.array([none.mean()])
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_activation_regularization(states, sample_weight=None, alpha=0, weight=None,
+                                  batch_axis=None):
+    """alpha * h^2 of the last state, averaged."""
+    h = _last_state(states)
+    return _regularizer(alpha * h * h, sample_weight, weight, batch_axis)
+
+
+def ref_temporal_activation_regularization(states, sample_weight=None, beta=0, weight=None,
+                                           batch_axis=None, time_axis=0):
+    """beta * (h[t+1] - h[t])^2 of the last state, along the time axis, averaged."""
+    h = _last_state(states)
+    d = np.diff(h, axis=time_axis)
+    return _regularizer(beta * d * d, sample_weight, weight, batch_axis)
+
+
+# --------------------------------------------------------------------------
+# segmentation with an auxiliary head (GluonCV's MixSoftmaxCrossEntropyLoss)
+def ref_mix_softmax_ce(*inputs, aux=True, aux_weight=0.2, ignore_index=-1, axis=1, weight=None,
+                       batch_axis=0):
+    """CE(pred) + aux_weight * CE(aux_pred) per pixel, 0 where label == ignore_index,
+    averaged over every pixel of a sample. Inputs: pred, [aux_pred], label, [sample_weight]."""
+    inputs = list(inputs) + [None] * 4
+    if aux:
+        pred, aux_pred, label, sample_weight = inputs[:4]
+    else:
+        (pred, label, sample_weight), aux_pred = inputs[:3], None
+    pred = _f64(pred)
+    axis = axis % pred.ndim
+    target = _onehot(label, pred.shape, axis)
+    elem = -np.sum(target * log_softmax(pred, axis), axis=axis, keepdims=True)
+    if aux:
+        aux_pred = _f64(aux_pred).reshape(pred.shape)
+        elem = elem - aux_weight * np.sum(target * log_softmax(aux_pred, axis), axis=axis,
+                                          keepdims=True)
+    if ignore_index is not None:
+        lab = _f64(label).reshape(elem.shape)
+        elem = np.where(lab == ignore_index, 0.0, elem)
+    elem = _weighted(elem, sample_weight, weight, batch_axis)
+    return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
+
+
+# --------------------------------------------------------------------------
 # gradients
 def numeric_grad(fn, inputs, wrt, head, step=1e-6):
     """Central finite differences of ``sum(head * fn(*inputs))`` in float64.
@@ -384,3 +515,191 @@ def numeric_grad(fn, inputs, wrt, head, step=1e-6):
             gflat[j] = np.sum(diff) / (2.0 * h)
         grads[k] = g
     return grads
+
+
+# --------------------------------------------------------------------------
+# Keras-style regression and hinge losses, focal, overlap, circle, GCE
+KERAS_EPSILON = 1e-7
+
+
+def ref_log_cosh(pred, label, sample_weight=None, weight=None, batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    d = pred - label
+    # log(cosh(d)) = |d| + log1p(exp(-2|d|)) - log 2, finite for any d
+    elem = np.abs(d) + np.log1p(np.exp(-2.0 * np.abs(d))) - math.log(2.0)
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_mape(pred, label, sample_weight=None, epsilon=KERAS_EPSILON, weight=None, batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    elem = 100.0 * np.abs(label - pred) / np.maximum(np.abs(label), epsilon)
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_msle(pred, label, sample_weight=None, epsilon=KERAS_EPSILON, weight=None, batch_axis=0):
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    elem = (np.log(np.maximum(pred, epsilon) + 1.0) - np.log(np.maximum(label, epsilon) + 1.0)) ** 2
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def _contracted(elem, axis, sample_weight, weight, batch_axis):
+    """A loss with its class ``axis`` kept (size 1): weighting and per-sample
+    mean as in ref_softmax_ce; 'none' drops the class axis."""
+    elem = _weighted(elem, sample_weight, weight, batch_axis)
+    return np.squeeze(elem, axis=axis), _per_sample(elem, batch_axis)
+
+
+def _onehot_and_label(label, shape, axis):
+    axis = axis % len(shape)
+    C = shape[axis]
+    lab = _f64(label).reshape(shape[:axis] + (1,) + shape[axis + 1:])
+    classes = np.arange(C).reshape([C if a == axis else 1 for a in range(len(shape))])
+    return (classes == lab).astype(np.float64), lab
+
+
+def ref_categorical_hinge(pred, label, sample_weight=None, margin=1, axis=-1, weight=None,
+                          batch_axis=0):
+    """max(0, margin + max_c (1 - y_c) pred_c - sum_c y_c pred_c) (Keras' formula)."""
+    pred = _f64(pred)
+    axis = axis % pred.ndim
+    y = _f64(label).reshape(pred.shape)
+    positive = np.sum(y * pred, axis=axis, keepdims=True)
+    negative = np.max((1.0 - y) * pred, axis=axis, keepdims=True)
+    elem = np.maximum(0.0, negative - positive + margin)
+    return _contracted(elem, axis, sample_weight, weight, batch_axis)
+
+
+def ref_generalized_ce(pred, label, sample_weight=None, q=0.5, axis=-1, from_softmax=False,
+                       weight=None, batch_axis=0):
+    """(1 - p_y ** q) / q with p = softmax(pred) (Zhang and Sabuncu, 2018)."""
+    pred = _f64(pred)
+    axis = axis % pred.ndim
+    p = pred if from_softmax else np.exp(log_softmax(pred, axis))
+    onehot, _ = _onehot_and_label(label, pred.shape, axis)
+    p_y = np.sum(onehot * p, axis=axis, keepdims=True)
+    elem = (1.0 - p_y ** q) / q
+    return _contracted(elem, axis, sample_weight, weight, batch_axis)
+
+
+def ref_sigmoid_focal(pred, label, sample_weight=None, alpha=0.25, gamma=2.0, from_logits=True,
+                      ignore_index=None, label_smoothing=0.0, weight=None, batch_axis=0):
+    """RetinaNet's focal loss per element (Lin et al., 2017):
+    -alpha_t (1 - p_t)^gamma log p_t for a soft target z, written as
+    -alpha_t (1 - p_t)^gamma (z log p + (1 - z) log(1 - p))."""
+    pred, label = _f64(pred), _f64(label).reshape(np.shape(pred))
+    keep = np.ones_like(label) if ignore_index is None else (label != ignore_index) * 1.0
+    z = label * keep
+    z = z * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        log_p, log_1mp = -softplus(-pred), -softplus(pred)
+    else:
+        p = np.clip(pred, KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+        log_p, log_1mp = np.log(p), np.log(1.0 - p)
+    p, one_minus_p = np.exp(log_p), np.exp(log_1mp)
+    ce = -(z * log_p + (1.0 - z) * log_1mp)
+    one_minus_pt = z * one_minus_p + (1.0 - z) * p
+    alpha_t = 1.0 if alpha is None else alpha * z + (1.0 - alpha) * (1.0 - z)
+    elem = alpha_t * one_minus_pt ** gamma * ce * keep
+    return _finish(elem, sample_weight, weight, batch_axis)
+
+
+def ref_softmax_focal(pred, label, sample_weight=None, gamma=2.0, class_weight=None, axis=-1,
+                      sparse_label=True, ignore_index=None, label_smoothing=0.0, weight=None,
+                      batch_axis=0):
+    """-sum_c q_c w_c (1 - p_c)^gamma log p_c, q smoothed towards 1/C."""
+    pred = _f64(pred)
+    axis = axis % pred.ndim
+    C = pred.shape[axis]
+    logp = log_softmax(pred, axis)
+    cw_shape = [C if a == axis else 1 for a in range(pred.ndim)]
+    cw = np.ones(cw_shape) if class_weight is None else _f64(class_weight).reshape(cw_shape)
+    if sparse_label:
+        q, lab = _onehot_and_label(label, pred.shape, axis)
+    else:
+        q = _f64(label).reshape(pred.shape)
+    q = q * (1.0 - label_smoothing) + label_smoothing / C
+    elem = -np.sum(q * cw * (1.0 - np.exp(logp)) ** gamma * logp, axis=axis, keepdims=True)
+    if sparse_label and ignore_index is not None:
+        elem = np.where(lab == ignore_index, 0.0, elem)
+    return _contracted(elem, axis, sample_weight, weight, batch_axis)
+
+
+def _overlap_sums(pred, label, from_logits, axis, sparse_label, batch_axis):
+    """Per sample (and class): sum p*y, sum p, sum y, shape (batch, classes)."""
+    pred = _f64(pred)
+    b = batch_axis % pred.ndim
+    if axis is None:
+        p = 1.0 / (1.0 + np.exp(-pred)) if from_logits else pred
+        y = _f64(label).reshape(pred.shape)
+        p, y = p[..., None], y[..., None]       # one class, last
+        c = pred.ndim
+    else:
+        c = axis % pred.ndim
+        p = np.exp(log_softmax(pred, c)) if from_logits else pred
+        y = _onehot_and_label(label, pred.shape, c)[0] if sparse_label else _f64(label).reshape(pred.shape)
+    p, y = np.moveaxis(p, (b, c), (0, -1)), np.moveaxis(y, (b, c), (0, -1))
+    n, k = p.shape[0], p.shape[-1]
+    p, y = p.reshape(n, -1, k), y.reshape(n, -1, k)
+    return (p * y).sum(1), p.sum(1), y.sum(1)
+
+
+def _per_sample_overlap(ratio, sample_weight, weight):
+    elem = 1.0 - ratio.mean(axis=1)
+    if sample_weight is not None:
+        elem = elem * _f64(sample_weight).reshape(-1)
+    if weight is not None:
+        elem = elem * weight
+    return elem, elem
+
+
+def ref_dice(pred, label, sample_weight=None, smooth=1.0, from_logits=False, axis=None,
+             sparse_label=False, weight=None, batch_axis=0):
+    """1 - mean_c (2 I_c + s) / (P_c + Y_c + s + 1e-7) per sample."""
+    inter, psum, ysum = _overlap_sums(pred, label, from_logits, axis, sparse_label, batch_axis)
+    ratio = (2.0 * inter + smooth) / (psum + ysum + smooth + KERAS_EPSILON)
+    return _per_sample_overlap(ratio, sample_weight, weight)
+
+
+def ref_tversky(pred, label, sample_weight=None, alpha=0.5, beta=0.5, smooth=1.0,
+                from_logits=False, axis=None, sparse_label=False, weight=None, batch_axis=0):
+    """1 - mean_c (I + s) / (I + alpha FP + beta FN + s + 1e-7) (Salehi et al., 2017:
+    alpha weighs the false positives sum p (1 - y))."""
+    inter, psum, ysum = _overlap_sums(pred, label, from_logits, axis, sparse_label, batch_axis)
+    fp, fn = psum - inter, ysum - inter
+    ratio = (inter + smooth) / (inter + alpha * fp + beta * fn + smooth + KERAS_EPSILON)
+    return _per_sample_overlap(ratio, sample_weight, weight)
+
+
+def _logsumexp_rows(z, mask):
+    """log sum_j over mask of exp(z_ij); -inf for an empty row."""
+    out = np.full(z.shape[0], -np.inf)
+    for i in range(z.shape[0]):
+        v = z[i][mask[i]]
+        if v.size:
+            m = v.max()
+            out[i] = m + np.log(np.sum(np.exp(v - m)))
+    return out
+
+
+def ref_circle(pred, label, sample_weight=None, margin=0.25, gamma=256, normalize=True,
+               detach_weights=False, weight=None, batch_axis=0):
+    """Sun et al. 2020, eq. (4)/(6) per anchor: softplus(lse_n + lse_p), with
+    alpha_p = [1 + m - s_p]+, alpha_n = [s_n + m]+, Delta_p = 1 - m,
+    Delta_n = m; an anchor without positives or negatives gives 0.
+    (``detach_weights`` changes gradients only, not values.)"""
+    x = _f64(pred)
+    if batch_axis % 2 == 1:
+        x = x.T
+    if normalize:
+        x = x / np.maximum(np.sqrt(np.sum(x * x, axis=1, keepdims=True)), 1e-12)
+    s = x @ x.T
+    lab = _f64(label).reshape(-1)
+    same = lab[:, None] == lab[None, :]
+    positive = same & ~np.eye(len(lab), dtype=bool)
+    negative = ~same
+    m = margin
+    lp = -gamma * np.maximum(1.0 + m - s, 0.0) * (s - (1.0 - m))
+    ln = gamma * np.maximum(s + m, 0.0) * (s - m)
+    total = _logsumexp_rows(lp, positive) + _logsumexp_rows(ln, negative)
+    elem = np.where(np.isfinite(total), softplus(np.where(np.isfinite(total), total, 0.0)), 0.0)
+    return _per_sample_overlap(1.0 - elem[:, None], sample_weight, weight)

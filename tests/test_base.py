@@ -36,11 +36,32 @@ INPUTS = {
     "TripletLoss": ("pred", "positive", "negative", "sample_weight"),
     "CosineEmbeddingLoss": ("input1", "input2", "label", "sample_weight"),
     "SDMLLoss": ("x1", "x2", "sample_weight"),
+    # gluonx-only losses
+    "LogCoshLoss": ("pred", "label", "sample_weight"),
+    "MAPELoss": ("pred", "label", "sample_weight"),
+    "MSLELoss": ("pred", "label", "sample_weight"),
+    "CategoricalHingeLoss": ("pred", "label", "sample_weight"),
+    "GeneralizedCELoss": ("pred", "label", "sample_weight"),
+    "SigmoidFocalLoss": ("pred", "label", "sample_weight"),
+    "SoftmaxFocalLoss": ("pred", "label", "sample_weight"),
+    "DiceLoss": ("pred", "label", "sample_weight"),
+    "TverskyLoss": ("pred", "label", "sample_weight"),
+    "CircleLoss": ("pred", "label", "sample_weight"),
 }
 
 
 def _canonical(name):
     return getattr(L, name).__name__
+
+
+def _names(case):
+    """The case's loss's input names in call order (mxnet's, where mxnet has the loss)."""
+    loss = case.factory()()
+    return INPUTS.get(_canonical(case.cls), loss._inputs + loss._optional)
+
+
+def _nreq(case):
+    return len(case.factory()()._inputs)
 
 
 def _same(out, case, inputs, reduction="sample", tol=None):
@@ -79,14 +100,14 @@ def test_constructor_matches_mxnet(name):
 def test_every_input_by_keyword(case, hybridize):
     """Inputs passed by keyword (mxnet's names) give what positional inputs give."""
     inputs = as_dtype(case.inputs(), "float32")
-    names = INPUTS[_canonical(case.cls)]
+    names = _names(case)
     kw = {n: a for n, a in zip(names, to_nd(inputs, mx.cpu())) if a is not None}
     loss = case.factory()()
     if hybridize:
         loss.hybridize()
     _same(loss(**kw), case, inputs)
     # required inputs by position, optional ones by keyword
-    nreq = 2 if _canonical(case.cls) not in ("TripletLoss", "CosineEmbeddingLoss") else 3
+    nreq = _nreq(case)
     args = [kw[n] for n in names[:nreq]]
     _same(loss(*args, **{n: kw[n] for n in names[nreq:] if n in kw}), case, inputs)
 
@@ -116,14 +137,13 @@ OPTIONAL = [c for c in CASES if any(a is None for a in c.inputs()[2:]) or len(c.
 def _variants(case):
     """The case's inputs with each present optional input dropped, and as given."""
     inputs = as_dtype(case.inputs(), "float32")
-    nreq = 3 if _canonical(case.cls) in ("TripletLoss", "CosineEmbeddingLoss") else 2
+    nreq = _nreq(case)
     full = list(inputs)
     bare = full[:nreq] + [None] * (len(full) - nreq)
     return full, bare
 
 
-SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[
-    3 if c.cls in ("TripletLoss", "CosineEmbeddingLoss") else 2:])]
+SWITCH = [c for c in CASES if any(a is not None for a in c.inputs()[_nreq(c):])]
 
 
 @pytest.mark.parametrize("case", SWITCH, ids=ids(SWITCH))
@@ -137,7 +157,7 @@ def test_optional_inputs_switch_between_none_and_array(case, flags, order):
     seq = [full, bare, full, bare] if order == "array-first" else [bare, full, bare, full]
     loss = case.factory()()
     loss.hybridize(**flags)
-    names = INPUTS[_canonical(case.cls)]
+    names = _names(case)
     for k, inputs in enumerate(seq):
         nds = to_nd(inputs, mx.cpu())
         if k % 2:   # alternate positional Nones and keywords
@@ -255,7 +275,11 @@ def test_user_subclass_with_hybrid_forward(hybridize):
 OPTIONS = {"margin", "rho", "from_sigmoid", "axis", "sparse_label", "from_logits",
            "compute_full", "epsilon", "label_format", "layout", "label_layout",
            "smoothing_parameter", "label_smoothing", "class_weight", "ignore_index",
-           "batch_axis", "weight", "pos_weight", "log_target", "blank_label", "zero_infinity"}
+           "batch_axis", "weight", "alpha", "beta", "gamma", "q", "smooth", "normalize",
+           "from_softmax",
+           "batch_axis", "weight", "temperature", "hard_weight", "teacher_probabilities",
+           "soft_loss", "mix", "average", "alpha", "beta", "time_axis", "aux", "aux_weight",
+           "pos_weight", "log_target", "blank_label", "zero_infinity"}
 
 
 def test_every_option_has_a_case():

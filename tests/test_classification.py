@@ -273,3 +273,32 @@ def test_linear_softmax_ce_bad_input():
         L.LinearSoftmaxCELoss(LD, LC, chunk_size=0)
     cfg = L.LinearSoftmaxCELoss(LD, LC, use_bias=True, ignore_index=-1).get_config()
     assert cfg["in_units"] == LD and cfg["num_classes"] == LC and cfg["ignore_index"] == -1
+# ---------------------------------------------------------------- categorical hinge, GCE
+def test_categorical_hinge_counts_the_target_slot_as_zero_like_keras():
+    """Keras takes max over (1 - y) * pred, so with every other score negative
+    the 'best wrong score' is the target slot's 0."""
+    out = L.CategoricalHingeLoss()(mx.nd.array([[-1.0, -2.0, -3.0]]),
+                                   mx.nd.array([[0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(out.asnumpy(), [4.0])
+
+
+def test_generalized_ce_limits():
+    """q = 1: 1 - p_y; q -> 0: the softmax cross-entropy."""
+    rng = np.random.RandomState(0)
+    x, y = rng.standard_normal((5, 4)), np.array([0.0, 3.0, 1.0, 1.0, 2.0])
+    p_y = np.exp(R.log_softmax(x, -1))[np.arange(5), y.astype(int)]
+    mae = L.GeneralizedCELoss(q=1.0)(mx.nd.array(x), mx.nd.array(y)).asnumpy()
+    np.testing.assert_allclose(mae, 1 - p_y, rtol=1e-5)
+    near_ce = L.GeneralizedCELoss(q=1e-4)(mx.nd.array(x, dtype="float64"),
+                                          mx.nd.array(y)).asnumpy()
+    np.testing.assert_allclose(near_ce, -np.log(p_y), rtol=1e-3)
+
+
+def test_generalized_ce_from_softmax_matches_scores():
+    rng = np.random.RandomState(1)
+    x, y = rng.standard_normal((5, 4)), np.array([0.0, 3.0, 1.0, 1.0, 2.0])
+    probs = np.exp(R.log_softmax(x, -1))
+    a = L.GeneralizedCELoss(q=0.7)(mx.nd.array(x), mx.nd.array(y)).asnumpy()
+    b = L.GeneralizedCELoss(q=0.7, from_softmax=True)(mx.nd.array(probs),
+                                                      mx.nd.array(y)).asnumpy()
+    np.testing.assert_allclose(a, b, rtol=1e-5)

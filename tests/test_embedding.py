@@ -91,3 +91,38 @@ def test_sdml_batch_size_changes_between_calls():
         x1, x2 = rng.standard_normal((n, 4)), rng.standard_normal((n, 4))
         out = loss(mx.nd.array(x1), mx.nd.array(x2)).asnumpy()
         np.testing.assert_allclose(out, R.ref_sdml(x1, x2)[1], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- circle
+def test_circle_anchor_without_positive_or_negative_costs_nothing():
+    rng = np.random.RandomState(6)
+    x = rng.standard_normal((4, 3))
+    value, grads = run_mode("hybrid", lambda: L.CircleLoss(gamma=32), [x, np.array(
+        [0.0, 0.0, 1.0, 2.0])], (0,))
+    assert value[0] > 0 and value[1] > 0 and value[2] == 0 and value[3] == 0
+    assert np.all(np.isfinite(grads[0]))
+    value, grads = run_mode("hybrid", lambda: L.CircleLoss(gamma=32), [x, np.zeros(4)], (0,))
+    np.testing.assert_allclose(value, 0.0)        # no negatives at all
+    np.testing.assert_allclose(grads[0], 0.0)
+
+
+def test_circle_is_permutation_equivariant_and_serves_any_batch_size():
+    rng = np.random.RandomState(7)
+    loss = L.CircleLoss(gamma=64, margin=0.3)
+    loss.hybridize()
+    for n in (6, 10, 6):
+        x, y = rng.standard_normal((n, 5)), rng.randint(0, 3, n).astype(np.float64)
+        perm = rng.permutation(n)
+        a = loss(mx.nd.array(x), mx.nd.array(y)).asnumpy()
+        b = loss(mx.nd.array(x[perm]), mx.nd.array(y[perm])).asnumpy()
+        np.testing.assert_allclose(b, a[perm], rtol=1e-4)
+        np.testing.assert_allclose(a, R.ref_circle(x, y, gamma=64, margin=0.3)[1], rtol=1e-4)
+
+
+def test_circle_large_scale_is_stable():
+    """gamma = 1024: exp would overflow without the shifted log-sum-exp."""
+    rng = np.random.RandomState(8)
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), np.array([0., 0., 1., 1.] * 2)
+    value, grads = run_mode("hybrid", lambda: L.CircleLoss(gamma=1024), [x, y], (0,))
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grads[0]))
+    np.testing.assert_allclose(value, R.ref_circle(x, y, gamma=1024)[1], rtol=1e-3)

@@ -65,7 +65,7 @@ BAD_CALLS = [
     E("L1-sample_weight-kw", L.L1Loss, lambda: [nd(P45), nd(P45)], "L1Loss", "sample_weight",
       kwargs={"sample_weight": lambda: nd(np.ones((4, 3)))}),
     E("SoftmaxCE-sample_weight", L.SoftmaxCELoss,
-      lambda: [nd(P46), nd(np.zeros(4)), nd(np.ones(3))], "SoftmaxCrossEntropyLoss",
+      lambda: [nd(P46), nd(np.zeros(4)), nd(np.ones((3, 2)))], "SoftmaxCrossEntropyLoss",
       "sample_weight"),
     E("Triplet-sample_weight", L.TripletLoss,
       lambda: [nd(P45), nd(P45), nd(P45), nd(np.ones(5))], "TripletLoss", "sample_weight"),
@@ -242,3 +242,127 @@ def test_inputs_on_another_context_after_a_cached_call(hybridize):
     with pytest.raises(L.LossInputError, match=r"L2Loss: argument 'label' is on cpu\(1\)"):
         loss(pred, label.as_in_context(mx.cpu(1))).asnumpy()
     np.testing.assert_allclose(loss(pred, label).asnumpy(), 0.5)
+
+
+# ---------------------------------------------------------------- focal, overlap, Keras-style, circle
+P3 = rng.uniform(0.1, 0.9, size=(4, 3, 5))
+PROBS45 = rng.uniform(0.1, 0.9, size=(4, 5))
+BAD_CALLS_MORE = [
+    E("LogCosh-label-shape", L.LogCoshLoss, lambda: [nd(P45), nd(P46)], "LogCoshLoss", "label"),
+    E("MAPE-label-shape", L.MAPELoss, lambda: [nd(P45), nd(np.ones((3, 5)))], "MAPELoss",
+      "label"),
+    E("MSLE-sample_weight", L.MSLELoss, lambda: [nd(P45), nd(P45), nd(np.ones((4, 2)))],
+      "MSLELoss", "sample_weight"),
+    E("CategoricalHinge-label-shape", L.CategoricalHingeLoss,
+      lambda: [nd(P46), nd(np.ones((4, 5)))], "CategoricalHingeLoss", "label"),
+    E("GeneralizedCE-label-shape", L.GeneralizedCELoss, lambda: [nd(P46), nd(np.zeros(3))],
+      "GeneralizedCELoss", "label"),
+    E("GeneralizedCE-label-too-big", L.GeneralizedCELoss,
+      lambda: [nd(P46), nd([0.0, 6.0, 1.0, 2.0])], "GeneralizedCELoss", "label", True),
+    E("GeneralizedCE-label-fraction", L.GeneralizedCELoss,
+      lambda: [nd(P46), nd([0.0, 1.5, 1.0, 2.0])], "GeneralizedCELoss", "label", True),
+    E("GeneralizedCE-pred-not-probabilities", lambda: L.GeneralizedCELoss(from_softmax=True),
+      lambda: [nd(P46), nd([0.0, 1.0, 1.0, 2.0])], "GeneralizedCELoss", "pred", True),
+    E("SigmoidFocal-label-shape", L.SigmoidFocalLoss, lambda: [nd(P45), nd(np.ones((4, 4)))],
+      "SigmoidFocalLoss", "label"),
+    E("SigmoidFocal-label-range", L.SigmoidFocalLoss,
+      lambda: [nd(P45), nd(np.full((4, 5), 2.0))], "SigmoidFocalLoss", "label", True),
+    E("SigmoidFocal-label-minus-one-without-ignore", L.SigmoidFocalLoss,
+      lambda: [nd(P45), nd(np.full((4, 5), -1.0))], "SigmoidFocalLoss", "label", True),
+    E("SigmoidFocal-pred-not-probabilities", lambda: L.SigmoidFocalLoss(from_logits=False),
+      lambda: [nd(P45), nd(np.ones((4, 5)))], "SigmoidFocalLoss", "pred", True),
+    E("SoftmaxFocal-label-shape", L.SoftmaxFocalLoss, lambda: [nd(P46), nd(np.zeros((4, 2)))],
+      "SoftmaxFocalLoss", "label"),
+    E("SoftmaxFocal-label-too-big", L.SoftmaxFocalLoss,
+      lambda: [nd(P46), nd([0.0, 1.0, 7.0, 2.0])], "SoftmaxFocalLoss", "label", True),
+    E("SoftmaxFocal-label-negative-not-ignored", lambda: L.SoftmaxFocalLoss(ignore_index=5),
+      lambda: [nd(P46), nd([0.0, -1.0, 5.0, 2.0])], "SoftmaxFocalLoss", "label", True),
+    E("SoftmaxFocal-dense-label-shape", lambda: L.SoftmaxFocalLoss(sparse_label=False),
+      lambda: [nd(P46), nd(np.ones((4, 5)) / 5)], "SoftmaxFocalLoss", "label"),
+    E("SoftmaxFocal-class_weight-length", lambda: L.SoftmaxFocalLoss(class_weight=[1.0] * 5),
+      lambda: [nd(P46), nd([0.0, 1.0, 1.0, 2.0])], "SoftmaxFocalLoss", "class_weight"),
+    E("SoftmaxFocal-class_weight-axis", lambda: L.SoftmaxFocalLoss(class_weight=[1.0] * 3,
+                                                                   axis=1),
+      lambda: [nd(P3), nd(np.zeros((4, 5)))], "SoftmaxFocalLoss", "class_weight"),
+    E("Dice-label-shape", L.DiceLoss, lambda: [nd(PROBS45), nd(np.ones((4, 4)))], "DiceLoss",
+      "label"),
+    E("Dice-sparse-label-shape", lambda: L.DiceLoss(axis=1, sparse_label=True),
+      lambda: [nd(P3), nd(np.zeros((4, 3)))], "DiceLoss", "label"),
+    E("Dice-sparse-label-too-big", lambda: L.DiceLoss(axis=1, sparse_label=True),
+      lambda: [nd(P3), nd(np.full((4, 5), 3.0))], "DiceLoss", "label", True),
+    E("Dice-label-range", L.DiceLoss, lambda: [nd(PROBS45), nd(np.full((4, 5), 1.5))],
+      "DiceLoss", "label", True),
+    E("Dice-pred-not-probabilities", L.DiceLoss, lambda: [nd(P45), nd(np.ones((4, 5)))],
+      "DiceLoss", "pred", True),
+    E("Dice-axis-is-batch-axis", lambda: L.DiceLoss(axis=0),
+      lambda: [nd(PROBS45), nd(np.ones((4, 5)))], "DiceLoss", "axis"),
+    E("Dice-axis-out-of-range", lambda: L.DiceLoss(axis=3),
+      lambda: [nd(PROBS45), nd(np.ones((4, 5)))], "DiceLoss", "axis"),
+    E("Dice-sample_weight", L.DiceLoss, lambda: [nd(PROBS45), nd(np.ones((4, 5))),
+                                                 nd(np.ones(3))], "DiceLoss", "sample_weight"),
+    E("Tversky-label-shape", L.TverskyLoss, lambda: [nd(PROBS45), nd(np.ones((2, 5)))],
+      "TverskyLoss", "label"),
+    E("Tversky-sparse-label-negative", lambda: L.TverskyLoss(axis=-1, sparse_label=True,
+                                                             from_logits=True),
+      lambda: [nd(P45), nd(np.full((4,), -1.0))], "TverskyLoss", "label", True),
+    E("Circle-pred-rank", L.CircleLoss, lambda: [nd(P3), nd(np.zeros(4))], "CircleLoss",
+      "pred"),
+    E("Circle-label-size", L.CircleLoss, lambda: [nd(P45), nd(np.zeros(5))], "CircleLoss",
+      "label"),
+    E("Circle-label-2d", L.CircleLoss, lambda: [nd(P45), nd(np.zeros((2, 2)))], "CircleLoss",
+      "label"),
+    E("Circle-sample_weight", L.CircleLoss,
+      lambda: [nd(P45), nd(np.zeros(4)), nd(np.ones(5))], "CircleLoss", "sample_weight"),
+]
+
+
+@pytest.mark.parametrize("static", [None, False, True], ids=["imperative", "hybrid", "static"])
+@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check", BAD_CALLS_MORE)
+def test_bad_call_raises_more_losses(loss, args, kwargs, cls, arg, value_check, static):
+    block = loss()
+    if static is not None:
+        block.hybridize(static_alloc=static, static_shape=static)
+    with pytest.raises(L.LossInputError, match=_pattern(cls, arg)):
+        _call(block, args, kwargs)
+    _unrelated_call_is_fine()
+
+
+@pytest.mark.parametrize("loss,args,kwargs,cls,arg,value_check",
+                         [p for p in BAD_CALLS_MORE if p.values[-1]])
+def test_check_values_off_skips_value_checks_more_losses(loss, args, kwargs, cls, arg,
+                                                         value_check, check_values_off):
+    _call(loss(), args, kwargs)
+    _unrelated_call_is_fine()
+
+
+BAD_OPTIONS = [
+    ("MAPELoss", {"epsilon": 0.0}, "epsilon"),
+    ("MSLELoss", {"epsilon": -1e-3}, "epsilon"),
+    ("GeneralizedCELoss", {"q": 0.0}, "q"),
+    ("GeneralizedCELoss", {"q": 1.5}, "q"),
+    ("SigmoidFocalLoss", {"alpha": 1.5}, "alpha"),
+    ("SigmoidFocalLoss", {"gamma": -1.0}, "gamma"),
+    ("SigmoidFocalLoss", {"label_smoothing": 1.2}, "label_smoothing"),
+    ("SoftmaxFocalLoss", {"gamma": -0.5}, "gamma"),
+    ("SoftmaxFocalLoss", {"label_smoothing": -0.1}, "label_smoothing"),
+    ("DiceLoss", {"smooth": -1.0}, "smooth"),
+    ("DiceLoss", {"sparse_label": True}, "sparse_label"),
+    ("TverskyLoss", {"alpha": -0.1}, "alpha"),
+    ("TverskyLoss", {"beta": -0.1}, "beta"),
+    ("CircleLoss", {"gamma": 0}, "gamma"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,arg", BAD_OPTIONS,
+                         ids=["%s-%s" % (n, a) for n, _, a in BAD_OPTIONS])
+def test_bad_option_at_construction(name, kwargs, arg):
+    with pytest.raises(L.LossInputError, match=_pattern(name, arg)):
+        getattr(L, name)(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["LogCoshLoss", "MAPELoss", "MSLELoss", "CategoricalHingeLoss",
+                                  "GeneralizedCELoss", "SigmoidFocalLoss", "SoftmaxFocalLoss",
+                                  "DiceLoss", "TverskyLoss", "CircleLoss"])
+def test_unknown_reduction_at_construction_more_losses(name):
+    with pytest.raises(L.LossInputError, match=_pattern(name, "reduction")):
+        getattr(L, name)(reduction="avg")

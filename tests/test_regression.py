@@ -91,3 +91,29 @@ def test_l2_label_with_same_size_other_shape():
     label = np.array([1.5, 2.0, 2.0])
     out = L.L2Loss()(mx.nd.array(pred), mx.nd.array(label)).asnumpy()
     np.testing.assert_allclose(out, [0.125, 0.0, 0.5], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- log-cosh, MAPE, MSLE
+def test_log_cosh_huge_errors_are_finite_with_tanh_gradient():
+    from conftest import run_mode
+    d = np.array([[-1e4, -100.0, -1e-3, 0.0, 1e-3, 100.0, 1e4]], dtype=np.float32)
+    value, grads = run_mode("hybrid", lambda: L.LogCoshLoss(reduction="none"),
+                            [d, np.zeros_like(d)], (0,))
+    np.testing.assert_allclose(value, np.abs(d) + np.log1p(np.exp(-2 * np.abs(d))) - np.log(2),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grads[0], np.tanh(d), rtol=1e-5, atol=1e-7)
+
+
+def test_mape_zero_label_uses_epsilon():
+    out = L.MAPELoss(reduction="none")(mx.nd.array([[0.5, 2.0]]), mx.nd.array([[0.0, 1.0]]))
+    np.testing.assert_allclose(out.asnumpy(), [[100 * 0.5 / 1e-7, 100.0]], rtol=1e-5)
+
+
+def test_msle_clamps_below_epsilon_with_zero_gradient():
+    from conftest import run_mode
+    pred = np.array([[-3.0, 0.0, 1.0]])
+    value, grads = run_mode("imperative", lambda: L.MSLELoss(reduction="none"),
+                            [pred, np.ones((1, 3))], (0,))
+    floor = np.log1p(1e-7)
+    np.testing.assert_allclose(value, [[(floor - np.log(2)) ** 2] * 2 + [0.0]], rtol=1e-5)
+    assert grads[0][0, 0] == 0.0 and grads[0][0, 2] == 0.0

@@ -43,7 +43,7 @@ def torch_loss(case, x):
     kw, name = case.kwargs, case.cls
     x = list(x) + [None] * (5 - len(x))
     if name not in ("SoftmaxCELoss", "SoftmaxCrossEntropyLoss", "CTCLoss", "CosineEmbeddingLoss",
-                    "SDMLLoss") and x[1].numel() == x[0].numel():
+                    "SDMLLoss") and x[1] is not None and x[1].numel() == x[0].numel():
         x[1] = x[1].reshape(x[0].shape)   # mxnet: label reshaped like pred
     w = kw.get("weight")
     ba = kw.get("batch_axis", 0)

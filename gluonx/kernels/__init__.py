@@ -1,24 +1,35 @@
-"""Fused C++ loss kernels: build on first use, cache, load, fall back.
+"""Fused C++ loss kernels: declared next to each loss, built on first use, cached.
 
-Each loss's math on ``F`` (``gluonx.loss``) is its definition; a kernel here is
-an accelerator the loss base class asks for through :func:`fused_sample_loss`.
-It returns the per-sample loss from one compiled operator (forward in one pass,
-backward in one pass), or ``None`` whenever it cannot reproduce the stock path
-(non-CPU context, unsupported dtype, layout or option, library unavailable), in
-which case the caller uses the stock operators.
+A loss's math on ``F`` (its ``_loss``) is its definition. A loss may add one
+:class:`Kernel` declaration beside it, naming the compiled operator that
+computes the same per-sample loss in one pass (and its gradient in one more)::
+
+    class HuberLoss(Loss):
+        _kernel = Kernel("gluonx_huber_loss", attrs=("rho",))
+
+The base class (``gluonx.loss._base``) asks :func:`prepare` once per call
+signature whether the kernel fits the call as the base class aligned it
+(shapes, dtypes, the broadcast kind of each weight; that choice is part of
+the cached-graph key), and :func:`run` on every call, which reads the
+instance's options as they are *now*. Any input or option that the
+declaration does not list sends the call to the stock operators, so a new
+option can never be silently ignored.
 
 The operators are compiled from the ``*.cc`` files next to this module against
 the installed mxnet's ``lib_api.h`` on first use (or ``python -m gluonx.kernels
 build``), cached per mxnet version, compiler, machine and source hash (see
 :mod:`gluonx.kernels._build`), and loaded with MXNet's extension-library
 mechanism, so they work imperatively, under autograd, hybridized and in
-exported graphs. :func:`load` loads an already-built library without compiling,
-which is what ``import gluonx`` does so that exported graphs using these
-operators import in any process that imported gluonx.
+exported graphs. :func:`load` loads an already-built library without compiling
+and without starting any process, which is what ``import gluonx`` does so that
+exported graphs using these operators import in any process that imported
+gluonx. A failed build is remembered (see :func:`available`).
 
 Switch off with ``gluonx.config.use_kernels = False`` (or ``GLUONX_KERNELS=0``).
 """
+import collections
 import ctypes
+import inspect
 import os
 import sys
 import threading
@@ -27,19 +38,347 @@ import warnings
 import numpy as np
 
 from .. import _compat  # noqa: F401  (mxnet import shim)
+from .. import config
 import mxnet as mx
 
 from . import _build
 from ._build import BuildError
 
-__all__ = ["fused_sample_loss", "load", "build", "available", "status", "BuildError",
-           "OP_PREFIX"]
+__all__ = ["Kernel", "ANY", "prepare", "run", "kernel_of", "load", "build", "available",
+           "status", "calls", "reset_calls", "BuildError", "OP_PREFIX"]
 
 OP_PREFIX = "gluonx_"
 
 _lock = threading.RLock()
 _state = {"path": None, "error": None, "build_tried": False}
 _warned = set()
+_calls = collections.Counter()
+
+
+# --------------------------------------------------------- declarations ------
+
+class _Any(object):
+    def __repr__(self):
+        return "ANY"
+
+
+#: in :class:`Kernel` ``options``: the kernel handles every value of the option
+ANY = _Any()
+
+#: constructor arguments the base class handles around the kernel
+_BASE_OPTIONS = frozenset(("weight", "batch_axis", "reduction", "prefix", "params"))
+#: methods that define a loss's math: a subclass overriding one of them does
+#: not run a kernel declared above it
+_MATH_METHODS = ("_loss", "forward", "hybrid_forward", "_compute", "_per_sample")
+_MISSING = object()
+
+
+class Kernel(object):
+    """The fused operator of one loss, declared beside its ``_loss``.
+
+    Parameters
+    ----------
+    op : str or callable(loss) -> str
+        The operator's name (``gluonx_...``), or a function of the loss
+        instance choosing it at call time.
+    attrs : tuple of str, or dict
+        The operator's attributes. A name in a tuple is a constructor option
+        passed under its own name; a dict maps an attribute name to an option
+        name, or to a function of the loss instance. Values are read from the
+        instance at call time (option ``x`` lives in ``self._x``, else
+        ``self.x``, else the recorded constructor argument); a call-time
+        option of the same name (``_call_options``) overrides it. Booleans
+        are passed as ``"1"``/``"0"``, numbers as their ``repr``.
+    options : dict
+        The other constructor options the kernel handles: name -> the value
+        it supports, a tuple of values, or :data:`ANY`. Every constructor
+        option of the loss (but ``weight``, ``batch_axis``, ``reduction``)
+        must appear in ``attrs`` or ``options``; otherwise the loss never
+        runs the kernel. A call where an option has an unsupported value
+        runs the stock operators.
+    inputs : tuple of str, optional
+        The tensor inputs, in the operator's order; default the loss's
+        ``_inputs`` then ``_optional``. Each optional input is passed only
+        when present, with the attribute ``has_<name>`` saying whether it is.
+    weights : dict, optional
+        Weight inputs -> the shape they broadcast against: ``'loss'`` (the
+        elementwise loss, default for ``sample_weight``) or ``'pred'``.
+        A weight whose broadcast pattern is not scalar, per row, per column
+        or full runs the stock operators.
+    any_dtype : tuple of str
+        Inputs the operator reads in any dtype (class indices, lengths);
+        every other input must have pred's (compute) dtype.
+    when : callable(loss, call) -> bool, optional
+        Further conditions, checked on every call: ``call.shape``,
+        ``call.ndim``, ``call.shapes``, ``call.dtypes`` (as the kernel gets
+        them), ``call.last_axis(axis)``.
+    own_batch_axis : bool
+        The operator handles the loss's batch axis itself (else the batch
+        axis must be 0).
+    """
+
+    def __init__(self, op, attrs=(), options=None, inputs=None, weights=None, any_dtype=(),
+                 when=None, own_batch_axis=False):
+        self.op = op
+        if not isinstance(attrs, dict):
+            attrs = {name: name for name in attrs}
+        self.attrs = tuple(attrs.items())
+        self.options = dict(options or {})
+        self.inputs = None if inputs is None else tuple(inputs)
+        self.weights = {"sample_weight": "loss"}
+        self.weights.update(weights or {})
+        self.any_dtype = frozenset(any_dtype)
+        self.when = when
+        self.own_batch_axis = bool(own_batch_axis)
+        self.covers = frozenset(self.options) | frozenset(
+            source for _, source in self.attrs if isinstance(source, str))
+
+    def __repr__(self):
+        return "Kernel(%r)" % (self.op,)
+
+
+def _constructor_options(cls):
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None
+    return {name for name, p in signature.parameters.items() if name != "self" and p.kind not in
+            (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)} - _BASE_OPTIONS
+
+
+def kernel_of(cls):
+    """The :class:`Kernel` that instances of loss class ``cls`` may run, or None.
+
+    Decided once per class (``Loss.__init_subclass__`` stores it): a class
+    inherits its parent's kernel unless it overrides the math (``_loss``,
+    ``forward``, ``hybrid_forward``, ...) below the declaration, or takes a
+    constructor option the declaration does not list. A class may declare
+    its own kernel, or ``_kernel = None`` for none.
+    """
+    kernel = getattr(cls, "_kernel", None)
+    if not isinstance(kernel, Kernel):
+        return None
+    for klass in cls.__mro__:
+        if "_kernel" in klass.__dict__:
+            break
+        if any(name in klass.__dict__ for name in _MATH_METHODS):
+            return None
+    options = _constructor_options(cls)
+    if options is None or not options <= kernel.covers:
+        return None
+    return kernel
+
+
+def _kernel_for(loss):
+    cls = type(loss)
+    if "_fused_kernel" not in cls.__dict__:  # a class made without __init_subclass__
+        cls._fused_kernel = kernel_of(cls)
+    return cls._fused_kernel
+
+
+def _option(loss, name, call_options):
+    """The current value of option ``name`` of ``loss``."""
+    for key, value in call_options:
+        if key == name:
+            return value
+    value = getattr(loss, "_" + name, _MISSING)
+    if value is _MISSING:
+        value = getattr(loss, name, _MISSING)
+    if value is _MISSING:
+        value = loss._config.get(name)
+    return value
+
+
+def _attr_text(value):
+    """An operator attribute: '1'/'0' for booleans, repr of a number; None otherwise."""
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(float(value))
+    return None
+
+
+def _allowed(allowed, value):
+    if allowed is ANY:
+        return True
+    if isinstance(allowed, tuple):
+        return any(_same(value, a) for a in allowed)
+    return _same(value, allowed)
+
+
+def _same(value, allowed):
+    if allowed is None or value is None:
+        return value is allowed
+    if isinstance(allowed, str) or isinstance(value, str):
+        return isinstance(value, str) and value == allowed
+    try:
+        return bool(value == allowed)
+    except Exception:  # pylint: disable=broad-except  (an array, say)
+        return False
+
+
+# ---------------------------------------------------------- per signature ----
+
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_BCAST_KINDS = ("scalar", "row", "col", "full")
+
+
+def _bcast_kind(target, w_shape):
+    """How `w` broadcasts against `target` viewed as (batch, rest): 'scalar', 'row'
+    (one value per sample), 'col' (one per position, shared by all samples),
+    'full', or None for any other pattern (or one that changes the shape).
+    Mirrors classify_bcast in common.h."""
+    target, w_shape = tuple(target), tuple(w_shape)
+    if len(w_shape) > len(target) or not target:
+        return None
+    aligned = (1,) * (len(target) - len(w_shape)) + w_shape
+    if any(w not in (1, p) for w, p in zip(aligned, target)):
+        return None
+    row = aligned[0] == target[0] and target[0] != 1
+    rest = aligned[1:]
+    if all(d == 1 for d in rest):
+        return "row" if row else "scalar"
+    if rest == target[1:]:
+        return "full" if row or target[0] == 1 else "col"
+    return None
+
+
+class Call(object):
+    """A call as the kernel receives it (from the base class's plan): the
+    shapes and dtypes of the inputs after alignment and casting, and the
+    broadcast kind of each weight. ``key`` enters the cached-graph key."""
+
+    __slots__ = ("kernel", "shapes", "dtypes", "kinds", "shape", "ndim", "key")
+
+    def __init__(self, kernel, shapes, dtypes, kinds, first):
+        self.kernel = kernel
+        self.shapes, self.dtypes, self.kinds = shapes, dtypes, kinds
+        self.shape = shapes[first]
+        self.ndim = len(self.shape)
+        self.key = tuple(sorted(kinds.items()))
+
+    def last_axis(self, axis):
+        """``axis`` is the last axis of the first input."""
+        return self.ndim >= 1 and int(axis) % self.ndim == self.ndim - 1
+
+
+def _aligned_shapes(loss, plan):
+    """Shapes and dtypes of the inputs as ``Loss._compute`` hands them over."""
+    compute_dtype = loss._compute_dtype(plan)
+    compute_dtype = None if compute_dtype is None else np.dtype(compute_dtype)
+    first = plan.names[0]
+    pred_shape = tuple(plan.shapes[first])
+    shapes, dtypes = {}, {}
+    for name in plan.names:
+        shape = tuple(int(d) for d in plan.shapes[name])
+        dtype = np.dtype(plan.dtypes[name])
+        if compute_dtype is not None and dtype in _FLOAT_DTYPES and loss._casts(name):
+            dtype = compute_dtype
+        mode, arg = plan.align.get(name, ("same", None))
+        if name in loss._like_pred and mode in ("reshape", "broadcast"):
+            shape = pred_shape
+        if name == "sample_weight":
+            if mode == "flat":
+                shape = (int(np.prod(shape)),)
+            elif mode == "reshape":
+                batch = int(np.prod(shape))
+                shape = tuple(batch if d == -1 else int(d) for d in arg)
+        shapes[name], dtypes[name] = shape, dtype
+    return shapes, dtypes
+
+
+def prepare(loss, plan):
+    """The :class:`Call` of ``plan`` when ``loss``'s kernel fits it, else None.
+
+    Called by the base class once per call signature, after its checks;
+    shape-level only (option values are read by :func:`run` on every call).
+    """
+    kernel = _kernel_for(loss)
+    if kernel is None or not plan.known:
+        return None
+    ctx = plan.ctx
+    if ctx is not None and getattr(ctx, "device_type", "cpu") != "cpu":
+        _warn_once("gpu", "gluonx: fused loss kernels are CPU-only; on %s the stock "
+                   "operators are used (MXNet fuses pointwise operators on GPU)." % ctx)
+        return None
+    names = kernel.inputs if kernel.inputs is not None else loss._inputs + loss._optional
+    tensors = set(plan.names) | set(getattr(loss, "_reg_params", {}))
+    if not tensors <= set(names):
+        return None  # an input (or constant) the operator does not take
+    shapes, dtypes = _aligned_shapes(loss, plan)
+    first = plan.names[0]
+    shape, dtype = shapes[first], dtypes[first]
+    if not shape or 0 in shape or dtype not in _FLOAT_DTYPES:
+        return None
+    if not kernel.own_batch_axis and loss._batch_axis % len(shape) != 0:
+        return None
+    for name in plan.names:
+        if name not in kernel.any_dtype and dtypes[name] != dtype:
+            return None
+    kinds = {}
+    for name, against in kernel.weights.items():
+        if name in shapes:
+            target = loss._loss_shape(plan) if against == "loss" else shape
+            kind = _bcast_kind(target, shapes[name])
+            if kind is None:
+                return None
+            kinds[name] = kind
+    if not available():
+        return None
+    return Call(kernel, shapes, dtypes, kinds, first)
+
+
+# --------------------------------------------------------------- per call ----
+
+def run(loss, F, inputs, plan):
+    """The per-sample loss (shape (batch,)) from the fused operator, or None
+    for the stock path.
+
+    ``inputs`` maps names to the inputs as ``Loss._compute`` aligned and cast
+    them (sample_weight aligned), plus constants and call-time options;
+    ``plan.fused`` is the :class:`Call` from :func:`prepare`. The result is the
+    mean (KLDivLoss: sum) over non-batch axes of the weighted elementwise
+    loss, before the global ``weight``.
+    """
+    call = plan.fused
+    kernel = call.kernel
+    options = plan.options
+    for name, allowed in kernel.options.items():
+        if not _allowed(allowed, _option(loss, name, options)):
+            return None
+    for name, _ in options:
+        if name not in kernel.covers:
+            return None  # a call-time option the operator does not take
+    if kernel.when is not None and not kernel.when(loss, call):
+        return None
+    attrs = {}
+    for attr, source in kernel.attrs:
+        value = source(loss) if callable(source) else _option(loss, source, options)
+        text = _attr_text(value)
+        if text is None:
+            return None  # e.g. an NDArray epsilon
+        attrs[attr] = text
+    args = []
+    required = loss._inputs if kernel.inputs is None else ()
+    for name in (kernel.inputs if kernel.inputs is not None else loss._inputs + loss._optional):
+        value = inputs.get(name)
+        if name not in required:
+            attrs["has_" + name] = "0" if value is None else "1"
+        if value is not None:
+            args.append(value)
+    op = kernel.op(loss) if callable(kernel.op) else kernel.op
+    _calls[op] += 1
+    return getattr(F, op)(*args, **attrs)
+
+
+def calls():
+    """How many times each fused operator was emitted since :func:`reset_calls`:
+    once per imperative call, once per graph a hybridized loss builds."""
+    return dict(_calls)
+
+
+def reset_calls():
+    _calls.clear()
 
 
 # ------------------------------------------------------------- loading ------
@@ -83,10 +422,9 @@ def _register_library(path):
 
 
 def load():
-    """Load the cached kernel library if it has been built; never compiles.
-
-    Returns True when the kernel operators are available in this process.
-    Cheap: a dictionary look-up once loaded, a file check otherwise.
+    """Load the cached kernel library if it has been built; never compiles and
+    starts no process. Returns True when the kernel operators are available in
+    this process. Cheap: a dictionary look-up once loaded, a file check otherwise.
     """
     with _lock:
         if _state["path"] is not None:
@@ -107,410 +445,84 @@ def load():
 
 
 def build(force=False, verbose=False):
-    """Compile (unless cached, or `force`) and load the kernel library; return its path."""
+    """Compile (unless cached, or `force`) and load the kernel library; return its path.
+
+    Also clears the memory of an earlier failed build (in this process and in
+    the cache directory); a failure is remembered again.
+    """
     with _lock:
-        path = _build.build(force=force, verbose=verbose)
+        _state["build_tried"] = True
+        try:
+            path = _build.build(force=force, verbose=verbose)
+        except BuildError as err:
+            _state["error"] = str(err)
+            raise
         if _state["path"] is None:
             _register_library(path)
             _state["path"] = path
+        _state["error"] = None
         return path
 
 
 def available():
     """True when the kernels can be used in this process, building them on first use.
 
-    A failed build is not retried in the same process; it warns once.
+    A failed build is not retried: not in this process, and not in later ones
+    (a marker in the cache directory, per cache key) until the sources, the
+    compiler or mxnet change, or ``python -m gluonx.kernels build`` runs. It
+    warns once per process.
     """
     if _state["path"] is not None:
         return True
     with _lock:
-        if load():
-            return True
         if _state["build_tried"]:
             return False
         _state["build_tried"] = True
+        if load():
+            return True
+        failed = _build.failure()
+        if failed is not None:
+            _state["error"] = "an earlier build failed (%s): %s" % (
+                _build.failure_marker(), failed)
+            _warn_unavailable(_state["error"])
+            return False
         try:
             build()
         except Exception as err:  # pylint: disable=broad-except
             _state["error"] = str(err)
-            _warn_once("build", "gluonx: fused loss kernels unavailable, using stock MXNet "
-                       "operators instead (same results, slower). Reason: %s. Set "
-                       "gluonx.config.use_kernels = False to silence this." % err)
+            _warn_unavailable(err)
             return False
         return True
 
 
+def _warn_unavailable(reason):
+    _warn_once("build", "gluonx: fused loss kernels unavailable, using stock MXNet "
+               "operators instead (same results, slower). Reason: %s. Set "
+               "gluonx.config.use_kernels = False to silence this, or run "
+               "`python -m gluonx.kernels build` to retry." % reason)
+
+
 def status():
-    """A dict describing the kernel library: path, error, compiler, cache directory."""
+    """A dict describing the kernel library: whether it is in use and, if not,
+    why (``reason``), its path, the compiler and the cache directory."""
     try:
         expected = _build.library_path()
     except (BuildError, OSError) as err:
         expected = "unavailable (%s)" % err
-    return {"loaded": _state["path"], "error": _state["error"], "library": expected,
-            "compiler": _build.compiler(), "cache_dir": _build.cache_root()}
-
-
-# ------------------------------------------------------------ dispatch ------
-
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _bcast_kind(pred_shape, w_shape):
-    """How `w` broadcasts against pred viewed as (batch, rest): 'scalar', 'row'
-    (one value per sample), 'col' (one per position, shared by all samples),
-    'full', or None for any other pattern (or one that changes the shape).
-    Mirrors classify_bcast in common.h."""
-    pred_shape, w_shape = tuple(pred_shape), tuple(w_shape)
-    if len(w_shape) > len(pred_shape) or not pred_shape:
-        return None
-    aligned = (1,) * (len(pred_shape) - len(w_shape)) + w_shape
-    if any(w not in (1, p) for w, p in zip(aligned, pred_shape)):
-        return None
-    row = aligned[0] == pred_shape[0] and pred_shape[0] != 1
-    rest = aligned[1:]
-    if all(d == 1 for d in rest):
-        return "row" if row else "scalar"
-    if rest == pred_shape[1:]:
-        return "full" if row or pred_shape[0] == 1 else "col"
-    return None
-
-
-def _flag(value):
-    return "1" if value else "0"
-
-
-def _num(value):
-    return repr(float(value))
-
-
-class _Call:
-    """One kernel call: the inputs as the loss base class hands them over, with
-    the shapes and dtypes they have *at that point* (labels already aligned to
-    pred, float inputs cast to the compute dtype, sample_weight aligned)."""
-
-    def __init__(self, loss, inputs, info):
-        self.inputs = {k: v for k, v in inputs.items() if v is not None}
-        self.shapes, self.dtypes = _effective(loss, self.inputs, info)
-
-    def has(self, name):
-        return name in self.inputs
-
-    def like(self, name, ref="pred"):
-        """`name` is present with `ref`'s shape and dtype."""
-        return (name in self.inputs and self.dtypes[name] == self.dtypes[ref]
-                and self.shapes[name] == self.shapes[ref])
-
-    def weight_ok(self, name, against, ref="pred"):
-        """An optional weight is absent, or has ref's dtype and broadcasts onto
-        the shape `against` in a pattern the kernels support."""
-        if name not in self.inputs:
-            return True
-        return (self.dtypes[name] == self.dtypes[ref]
-                and _bcast_kind(against, self.shapes[name]) is not None)
-
-
-def _effective(loss, inputs, info):
-    """Shapes and dtypes of `inputs` as the base class passes them to the kernel."""
-    compute_dtype = None
-    hook = getattr(loss, "_compute_dtype", None)
-    if hook is not None:
-        try:
-            compute_dtype = hook(info)
-        except Exception:  # pylint: disable=broad-except
-            compute_dtype = None
-    casts = getattr(loss, "_casts", lambda name: True)
-    like_pred = tuple(getattr(loss, "_like_pred", ()))
-    align = getattr(info, "align", {}) or {}
-    names = list(info.shapes)
-    pred_shape = tuple(info.shapes[names[0]]) if names else ()
-    shapes, dtypes = {}, {}
-    for name in inputs:
-        if name not in info.shapes:  # a loss parameter or call option, not a tensor input
-            shapes[name], dtypes[name] = None, None
-            continue
-        shape = tuple(int(d) for d in info.shapes[name])
-        dtype = np.dtype(info.dtypes[name])
-        if compute_dtype is not None and dtype in _FLOAT_DTYPES and casts(name):
-            dtype = np.dtype(compute_dtype)
-        if name in like_pred and align.get(name, ("same",))[0] in ("same", "reshape",
-                                                                   "broadcast"):
-            shape = pred_shape
-        if name == "sample_weight":
-            mode, arg = align.get(name, ("same", None))
-            if mode == "flat":
-                shape = (int(np.prod(shape)),)
-            elif mode == "reshape":
-                batch = int(np.prod(shape))
-                shape = tuple(batch if d == -1 else int(d) for d in arg)
-        shapes[name] = shape
-        dtypes[name] = dtype
-    return shapes, dtypes
-
-
-def _elementwise(op, target, F, call, attrs, pos_weight=False):
-    """Losses whose elementwise value is averaged (summed) over non-batch axes."""
-    pred_shape = call.shapes["pred"]
-    if not call.like(target) or not call.weight_ok("sample_weight", pred_shape):
-        return None
-    args = [call.inputs["pred"], call.inputs[target]]
-    attrs = dict(attrs, has_sw=_flag(call.has("sample_weight")))
-    if call.has("sample_weight"):
-        args.append(call.inputs["sample_weight"])
-    if pos_weight:
-        if not call.weight_ok("pos_weight", pred_shape):
-            return None
-        attrs["has_pw"] = _flag(call.has("pos_weight"))
-        if call.has("pos_weight"):
-            args.append(call.inputs["pos_weight"])
-    elif call.has("pos_weight"):
-        return None
-    return getattr(F, op)(*args, **attrs)
-
-
-def _only(call, *names):
-    """True when the call has no inputs other than `names` (e.g. loss parameters)."""
-    return set(call.inputs) <= set(names)
-
-
-def _l2(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None
-    return _elementwise("gluonx_l2_loss", "label", F, call, {})
-
-
-def _l1(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None
-    return _elementwise("gluonx_l1_loss", "label", F, call, {})
-
-
-def _huber(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None
-    return _elementwise("gluonx_huber_loss", "label", F, call, {"rho": _num(cfg["rho"])})
-
-
-def _hinge(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None
-    return _elementwise("gluonx_hinge_loss", "label", F, call, {"margin": _num(cfg["margin"])})
-
-
-def _squared_hinge(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None
-    return _elementwise("gluonx_squared_hinge_loss", "label", F, call,
-                        {"margin": _num(cfg["margin"])})
-
-
-def _logistic(loss, F, call, cfg):
-    fmt = cfg.get("label_format", "signed")
-    if fmt not in ("signed", "binary") or not _only(call, "pred", "label", "sample_weight"):
-        return None
-    return _elementwise("gluonx_logistic_loss", "label", F, call,
-                        {"signed": _flag(fmt == "signed")})
-
-
-def _sigmoid_bce(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight", "pos_weight"):
-        return None
-    return _elementwise("gluonx_sigmoid_bce_loss", "label", F, call,
-                        {"from_sigmoid": _flag(cfg.get("from_sigmoid", False))},
-                        pos_weight=True)
-
-
-def _poisson_nll(loss, F, call, cfg):
-    epsilon = call.inputs.get("epsilon", cfg.get("epsilon", 1e-8))
-    if not isinstance(epsilon, (int, float, np.number)):
-        return None
-    call.inputs.pop("epsilon", None)
-    if not _only(call, "pred", "target", "sample_weight"):
-        return None
-    return _elementwise("gluonx_poisson_nll_loss", "target", F, call,
-                        {"from_logits": _flag(cfg.get("from_logits", True)),
-                         "compute_full": _flag(cfg.get("compute_full", False)),
-                         "epsilon": _num(epsilon)})
-
-
-def _last_axis(axis, ndim):
-    return ndim >= 1 and int(axis) % ndim == ndim - 1
-
-
-def _kldiv(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None
-    if cfg.get("from_logits", True):
-        return _elementwise("gluonx_kldiv_loss", "label", F, call, {})
-    pred_shape = call.shapes["pred"]
-    if (len(pred_shape) < 2 or not _last_axis(cfg.get("axis", -1), len(pred_shape))
-            or not call.like("label") or not call.weight_ok("sample_weight", pred_shape)):
-        return None
-    args = [call.inputs["pred"], call.inputs["label"]]
-    if call.has("sample_weight"):
-        args.append(call.inputs["sample_weight"])
-    return F.gluonx_kldiv_softmax_loss(*args, has_sw=_flag(call.has("sample_weight")))
-
-
-def _softmax_ce(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "sample_weight"):
-        return None  # class_weight (a parameter input) is not fused
-    if (cfg.get("label_smoothing", 0) or cfg.get("class_weight") is not None
-            or cfg.get("ignore_index") is not None):
-        return None
-    pred_shape = call.shapes["pred"]
-    if len(pred_shape) < 2 or not _last_axis(cfg.get("axis", -1), len(pred_shape)):
-        return None
-    sparse = bool(cfg.get("sparse_label", True))
-    if sparse:
-        positions = int(np.prod(pred_shape[:-1]))
-        if int(np.prod(call.shapes["label"])) != positions:
-            return None
-    elif not call.like("label"):
-        return None
-    if not call.weight_ok("sample_weight", pred_shape[:-1] + (1,)):
-        return None
-    args = [call.inputs["pred"], call.inputs["label"]]
-    if call.has("sample_weight"):
-        args.append(call.inputs["sample_weight"])
-    return F.gluonx_softmax_ce_loss(*args, has_sw=_flag(call.has("sample_weight")),
-                                    sparse_label=_flag(sparse),
-                                    from_logits=_flag(cfg.get("from_logits", False)))
-
-
-def _triplet(loss, F, call, cfg):
-    if not _only(call, "pred", "positive", "negative", "sample_weight"):
-        return None
-    if not (call.like("positive") and call.like("negative")):
-        return None
-    args = [call.inputs["pred"], call.inputs["positive"], call.inputs["negative"]]
-    if call.has("sample_weight"):
-        sw = call.shapes["sample_weight"]
-        if call.dtypes["sample_weight"] != call.dtypes["pred"] or \
-                int(np.prod(sw)) not in (1, call.shapes["pred"][0]):
-            return None
-        args.append(call.inputs["sample_weight"])
-    return F.gluonx_triplet_loss(*args, has_sw=_flag(call.has("sample_weight")),
-                                 margin=_num(cfg.get("margin", 1)))
-
-
-def _cosine(loss, F, call, cfg):
-    if not _only(call, "input1", "input2", "label", "sample_weight"):
-        return None
-    shape = call.shapes["input1"]
-    if len(shape) < 2 or not call.like("input2", "input1"):
-        return None
-    if int(np.prod(call.shapes["label"])) != int(np.prod(shape[:-1])):
-        return None
-    if not call.weight_ok("sample_weight", shape[:-1] + (1,), "input1"):
-        return None
-    args = [call.inputs["input1"], call.inputs["input2"], call.inputs["label"]]
-    if call.has("sample_weight"):
-        args.append(call.inputs["sample_weight"])
-    return F.gluonx_cosine_loss(*args, has_sw=_flag(call.has("sample_weight")),
-                                margin=_num(cfg.get("margin", 0)))
-
-
-def _ctc(loss, F, call, cfg):
-    if not _only(call, "pred", "label", "pred_lengths", "label_lengths", "sample_weight"):
-        return None
-    layout, label_layout = cfg.get("layout", "NTC"), cfg.get("label_layout", "NT")
-    pred, label = call.shapes["pred"], call.shapes["label"]
-    if layout not in ("NTC", "TNC") or label_layout not in ("NT", "TN"):
-        return None
-    if len(pred) != 3 or len(label) != 2:
-        return None
-    batch = pred[0] if layout == "NTC" else pred[1]
-    if label[label_layout.find("N")] != batch:
-        return None
-    args = [call.inputs["pred"], call.inputs["label"]]
-    for name in ("pred_lengths", "label_lengths"):
-        if call.has(name):
-            if int(np.prod(call.shapes[name])) != batch:
-                return None
-            args.append(call.inputs[name])
-    if call.has("sample_weight"):
-        if call.dtypes["sample_weight"] != call.dtypes["pred"] or \
-                int(np.prod(call.shapes["sample_weight"])) not in (1, batch):
-            return None
-        args.append(call.inputs["sample_weight"])
-    return F.gluonx_ctc_loss(*args, layout_ntc=_flag(layout == "NTC"),
-                             label_nt=_flag(label_layout == "NT"),
-                             has_pred_lengths=_flag(call.has("pred_lengths")),
-                             has_label_lengths=_flag(call.has("label_lengths")),
-                             has_sw=_flag(call.has("sample_weight")))
-
-
-def _sdml(loss, F, call, cfg):
-    if not _only(call, "x1", "x2", "sample_weight"):
-        return None
-    shape = call.shapes["x1"]
-    if len(shape) != 2 or shape[0] < 2 or not call.like("x2", "x1"):
-        return None
-    args = [call.inputs["x1"], call.inputs["x2"]]
-    if call.has("sample_weight"):
-        if call.dtypes["sample_weight"] != call.dtypes["x1"] or \
-                int(np.prod(call.shapes["sample_weight"])) not in (1, shape[0]):
-            return None
-        args.append(call.inputs["sample_weight"])
-    s = cfg.get("smoothing_parameter", getattr(loss, "smoothing_parameter", 0.3))
-    return F.gluonx_sdml_loss(*args, has_sw=_flag(call.has("sample_weight")),
-                              smoothing_parameter=_num(s))
-
-
-_BUILDERS = {
-    "L2Loss": _l2,
-    "L1Loss": _l1,
-    "HuberLoss": _huber,
-    "HingeLoss": _hinge,
-    "SquaredHingeLoss": _squared_hinge,
-    "LogisticLoss": _logistic,
-    "SigmoidBinaryCrossEntropyLoss": _sigmoid_bce,
-    "PoissonNLLLoss": _poisson_nll,
-    "KLDivLoss": _kldiv,
-    "SoftmaxCrossEntropyLoss": _softmax_ce,
-    "TripletLoss": _triplet,
-    "CosineEmbeddingLoss": _cosine,
-    "CTCLoss": _ctc,
-    "SDMLLoss": _sdml,
-}
-
-#: losses whose batch axis the kernel handles itself (not required to be 0)
-_OWN_BATCH_AXIS = ("CTCLoss",)
-
-
-def fused_sample_loss(loss, F, inputs, info):
-    """Return the per-sample loss (shape (batch,)) computed by a fused kernel, or
-    None to let the caller use the stock path.
-
-    `loss` is the Loss block (its constructor arguments in ``loss._config``),
-    `F` is mx.nd or mx.sym, `inputs` maps call-signature names to the inputs
-    as the base class passes them (labels aligned to pred, float inputs cast
-    to the compute dtype, sample_weight aligned), `info` is the call's plan
-    (``.shapes``, ``.dtypes`` of the inputs as given by the caller, ``.ctx``,
-    ``.align``). The result is the mean (KLDivLoss: sum) over the non-batch
-    axes of the weighted elementwise loss, before the global ``weight``.
-    """
-    name = type(loss).__name__
-    builder = _BUILDERS.get(name)
-    if builder is None or getattr(loss, "_legacy_signature", None) is not None:
-        return None
-    if type(loss).__module__.split(".")[0] != "gluonx":
-        return None  # a user subclass may change the math: not ours to fuse
-    if getattr(info, "shapes", None) is None:
-        return None
-    ctx = getattr(info, "ctx", None)
-    if ctx is not None and getattr(ctx, "device_type", "cpu") != "cpu":
-        _warn_once("gpu", "gluonx: fused loss kernels are CPU-only; on %s the stock "
-                   "operators are used (MXNet fuses pointwise operators on GPU)." % ctx)
-        return None
-    cfg = getattr(loss, "_config", {}) or {}
-    call = _Call(loss, inputs, info)
-    first = next(iter(info.shapes))
-    shape = call.shapes.get(first)
-    if not shape or any(d == 0 for d in shape) or call.dtypes[first] not in _FLOAT_DTYPES:
-        return None
-    if name not in _OWN_BATCH_AXIS and int(getattr(loss, "_batch_axis", 0)) % len(shape) != 0:
-        return None
-    if not available():
-        return None
-    return builder(loss, F, call, cfg)
+    if not config.use_kernels:
+        reason = "switched off (gluonx.config.use_kernels = False or GLUONX_KERNELS=0)"
+    elif _state["path"] is not None:
+        reason = None
+    elif _state["error"] is not None:
+        reason = _state["error"]
+    elif _build.failure() is not None:
+        reason = "an earlier build failed (%s): %s" % (_build.failure_marker(),
+                                                         _build.failure())
+    elif _build.compiler() is None:
+        reason = "no C++ compiler found (set $CXX, or install g++)"
+    else:
+        reason = "not built yet (it builds on the first call that can use it, or run " \
+                 "`python -m gluonx.kernels build`)"
+    return {"enabled": reason is None, "reason": reason, "loaded": _state["path"],
+            "error": _state["error"], "library": expected, "compiler": _build.compiler(),
+            "cache_dir": _build.cache_root()}

@@ -49,40 +49,53 @@ def sources():
 
 
 def compiler():
-    """The C++ compiler command ($CXX or g++/c++/clang++), or None."""
+    """The C++ compiler command ($CXX or g++/c++/clang++), or None. Starts no process."""
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
         if name and shutil.which(name):
             return name
     return None
 
 
+_memo = {}
+
+
 def _compiler_id(cxx):
-    """e.g. 'g++-12.2.0-1a2b3c4d': name, version, and a hash of the full banner."""
-    def ask(flag):
-        try:
-            return subprocess.run([cxx, flag], capture_output=True, text=True, timeout=30,
-                                  check=False).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    version = ask("-dumpfullversion") or ask("-dumpversion") or "unknown"
-    banner = hashlib.sha256(ask("--version").encode()).hexdigest()[:8]
-    name = os.path.basename(cxx)
-    return "".join(c if c.isalnum() or c in ".-+" else "_" for c in
-                   "%s-%s-%s" % (name, version.splitlines()[0], banner))
+    """e.g. 'g++-1a2b3c4d': the command's name and a hash of the binary it
+    resolves to (real path, size, modification time). Starts no process, so
+    that computing the cache key (at ``import gluonx``) stays cheap; a new
+    or upgraded compiler gets a new key. Computed once per process and
+    compiler."""
+    key = ("cxx", cxx, os.environ.get("PATH"))
+    if key not in _memo:
+        found = shutil.which(cxx)
+        identity = cxx
+        if found:
+            real = os.path.realpath(found)
+            try:
+                st = os.stat(real)
+                identity = "%s:%d:%d" % (real, st.st_size, st.st_mtime_ns)
+            except OSError:
+                identity = real
+        name = os.path.basename(cxx)
+        _memo[key] = "".join(c if c.isalnum() or c in ".-+" else "_" for c in "%s-%s" % (
+            name, hashlib.sha256(identity.encode()).hexdigest()[:8]))
+    return _memo[key]
 
 
 def _cpu_id():
     """What -march=native depends on: the machine and its CPU feature flags."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    return platform.machine() + flags
+    if "cpu" not in _memo:
+        flags = ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith(("flags", "Features")):
+                        flags = line
+                        break
+        except OSError:
+            pass
+        _memo["cpu"] = platform.machine() + flags
+    return _memo["cpu"]
 
 
 def cache_root():
@@ -93,19 +106,71 @@ def cache_root():
     return os.path.join(base, "gluonx")
 
 
+def _digest(paths):
+    """Hash of the kernel sources, mxnet's extension header and glue, the
+    flags and the CPU; once per process (per set of files and their mtimes)."""
+    stamps = []
+    for path in paths:
+        try:
+            stamps.append((path, os.stat(path).st_mtime_ns))
+        except OSError:
+            stamps.append((path, None))
+    key = ("digest", tuple(stamps))
+    if key not in _memo:
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(os.path.basename(path).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+        digest.update(" ".join(CXX_FLAGS + GLUE_FLAGS).encode())
+        digest.update(_cpu_id().encode())
+        _memo[key] = digest.hexdigest()[:16]
+    return _memo[key]
+
+
 def library_path(cxx=None):
-    """Where the library for this mxnet, compiler, machine and source lives."""
+    """Where the library for this mxnet, compiler, machine and source lives.
+    Starts no process."""
     cxx = cxx or compiler() or "none"
     include, glue = _mxnet_files()
-    digest = hashlib.sha256()
-    for path in sources() + [os.path.join(include, "mxnet", "lib_api.h"), glue]:
-        digest.update(os.path.basename(path).encode())
-        with open(path, "rb") as f:
-            digest.update(f.read())
-    digest.update(" ".join(CXX_FLAGS + GLUE_FLAGS).encode())
-    digest.update(_cpu_id().encode())
-    tag = "%s-%s-%s" % (mxnet.__version__, _compiler_id(cxx), digest.hexdigest()[:16])
+    digest = _digest(sources() + [os.path.join(include, "mxnet", "lib_api.h"), glue])
+    tag = "%s-%s-%s" % (mxnet.__version__, _compiler_id(cxx), digest)
     return os.path.join(cache_root(), tag, LIBRARY_NAME)
+
+
+FAILURE_MARKER = "BUILD_FAILED"
+
+
+def failure_marker(cxx=None):
+    """The file that remembers a failed build of this cache key."""
+    try:
+        return os.path.join(os.path.dirname(library_path(cxx)), FAILURE_MARKER)
+    except (BuildError, OSError):
+        return None
+
+
+def failure():
+    """The error of an earlier failed build of this cache key (any process), or None."""
+    marker = failure_marker()
+    if marker is None or not os.path.isfile(marker):
+        return None
+    try:
+        with open(marker) as f:
+            return f.read().strip() or "unknown error"
+    except OSError:
+        return None
+
+
+def _remember_failure(message, cxx):
+    marker = failure_marker(cxx)
+    if marker is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w") as f:
+            f.write(message[-2000:])
+    except OSError:
+        pass
 
 
 def _run_parallel(commands, jobs):
@@ -129,9 +194,25 @@ def _run_parallel(commands, jobs):
 def build(force=False, verbose=False):
     """Compile the library if it is not cached yet; return its path.
 
-    Raises BuildError when there is no compiler or compilation fails.
+    Raises BuildError when there is no compiler or compilation fails, and
+    leaves a marker (:func:`failure`) so that later processes do not retry
+    until the cache key changes or ``build`` is called again.
     """
     cxx = compiler()
+    marker = failure_marker(cxx)
+    if marker is not None and os.path.isfile(marker):
+        try:
+            os.remove(marker)
+        except OSError:
+            pass
+    try:
+        return _build(cxx, force, verbose)
+    except BuildError as err:
+        _remember_failure(str(err), cxx)
+        raise
+
+
+def _build(cxx, force, verbose):
     if cxx is None:
         raise BuildError("no C++ compiler found (set $CXX, or install g++)")
     target = library_path(cxx)

@@ -347,17 +347,37 @@ GLUONX_INLINE float sign_of(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0
 GLUONX_INLINE double sign_of(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0); }
 
 // -------------------------------------------------------------- attributes --
-inline double attr_double(const Attrs& attrs, const char* key, double fallback) {
+// Every attribute an operator reads is required, with no default here: the
+// Python declaration (gluonx.kernels.Kernel) passes each one with the loss's
+// current value, and parse_op rejects a call that lacks one, so the readers
+// below only see attributes that are present.
+inline double attr_double(const Attrs& attrs, const char* key) {
   auto it = attrs.find(key);
-  if (it == attrs.end()) return fallback;
+  if (it == attrs.end()) return std::numeric_limits<double>::quiet_NaN();
   const std::string& s = it->second;
   if (s == "True" || s == "true") return 1.0;
-  if (s == "False" || s == "false" || s == "None") return 0.0;
-  return std::stod(s);
+  if (s == "False" || s == "false") return 0.0;
+  return std::strtod(s.c_str(), nullptr);
 }
 
 inline bool attr_flag(const Attrs& attrs, const char* key) {
-  return attr_double(attrs, key, 0.0) != 0.0;
+  return attr_double(attrs, key) != 0.0;
+}
+
+// The space-separated names in `list`.
+inline std::vector<std::string> words(const char* list) {
+  std::vector<std::string> out;
+  std::string word;
+  for (const char* c = list; ; ++c) {
+    if (*c == ' ' || *c == '\0') {
+      if (!word.empty()) out.push_back(word);
+      word.clear();
+      if (*c == '\0') break;
+    } else {
+      word += *c;
+    }
+  }
+  return out;
 }
 
 // ------------------------------------------------------ broadcast weights --
@@ -541,6 +561,49 @@ inline MXReturnValue infer_shape_per_sample(const Attrs&, Shapes* in, Shapes* ou
 inline MXReturnValue fail(const char* op, const char* what) {
   MX_ERROR_MSG << "gluonx kernel " << op << ": " << what;
   return MX_FAIL;
+}
+
+// ------------------------------------------------------------ registration --
+// An operator's description for parse_op/register_op, a struct with
+//   kName      its name (gluonx_...)
+//   kInputs    how many inputs it always takes (pred, labels, ...)
+//   kOptional  its optional inputs, space-separated, in order after those;
+//              each is passed when the attribute has_<name> is 1
+//   kAttrs     its other attributes, space-separated (all required)
+
+// Checks that every attribute is there; counts the inputs.
+template <class Op> MXReturnValue parse_op(const Attrs& attrs, int* num_in, int* num_out) {
+  int inputs = Op::kInputs;
+  std::vector<std::string> required = words(Op::kAttrs);
+  for (const std::string& name : words(Op::kOptional)) {
+    const std::string flag = "has_" + name;
+    required.push_back(flag);
+    if (attrs.find(flag) != attrs.end() && attr_flag(attrs, flag.c_str())) ++inputs;
+  }
+  for (const std::string& key : required) {
+    if (attrs.find(key) == attrs.end()) {
+      MX_ERROR_MSG << "gluonx kernel " << Op::kName << ": missing attribute '" << key
+                   << "' (all are required: '" << Op::kAttrs << "', and has_<name> for each "
+                   << "optional input of '" << Op::kOptional << "')";
+      return MX_FAIL;
+    }
+  }
+  *num_in = inputs;
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+// Registers operator Op: one output per sample in pred's dtype, CPU.
+template <class Op>
+void register_op(mxnet::ext::fcomp_t forward, mxnet::ext::fcomp_t backward,
+                 mxnet::ext::inferShape_t infer_shape = infer_shape_per_sample) {
+  mxnet::ext::Registry<mxnet::ext::CustomOp>::get()
+      ->add(Op::kName)
+      .setParseAttrs(parse_op<Op>)
+      .setInferType(infer_type_like_pred)
+      .setInferShape(infer_shape)
+      .setForward(forward, "cpu")
+      .setBackward(backward, "cpu");
 }
 
 }  // namespace gluonx

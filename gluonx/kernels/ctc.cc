@@ -16,11 +16,11 @@ namespace {
 struct CtcOptions {
   bool ntc, label_nt, has_pred_len, has_label_len, has_sw;
   explicit CtcOptions(const Attrs& a)
-      : ntc(attr_double(a, "layout_ntc", 1.0) != 0.0),
-        label_nt(attr_double(a, "label_nt", 1.0) != 0.0),
+      : ntc(attr_flag(a, "layout_ntc")),
+        label_nt(attr_flag(a, "label_nt")),
         has_pred_len(attr_flag(a, "has_pred_lengths")),
         has_label_len(attr_flag(a, "has_label_lengths")),
-        has_sw(attr_flag(a, "has_sw")) {}
+        has_sw(attr_flag(a, "has_sample_weight")) {}
   int num_inputs() const { return 2 + has_pred_len + has_label_len + has_sw; }
   int slot_pred_len() const { return has_pred_len ? 2 : -1; }
   int slot_label_len() const { return has_label_len ? 2 + has_pred_len : -1; }
@@ -382,11 +382,12 @@ void ctc_backward(std::vector<MXTensor>& in_all, std::vector<MXTensor>& out,
   }
 }
 
-MXReturnValue ctc_parse(const Attrs& attrs, int* num_in, int* num_out) {
-  *num_in = CtcOptions(attrs).num_inputs();
-  *num_out = 1;
-  return MX_SUCCESS;
-}
+struct CtcOp {
+  static constexpr const char* kName = "gluonx_ctc_loss";
+  static constexpr int kInputs = 2;
+  static constexpr const char* kOptional = "pred_lengths label_lengths sample_weight";
+  static constexpr const char* kAttrs = "layout_ntc label_nt";
+};
 
 MXReturnValue ctc_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
   const CtcOptions o(attrs);
@@ -429,15 +430,7 @@ MXReturnValue ctc_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
 }
 
 struct Registration {
-  Registration() {
-    mxnet::ext::Registry<mxnet::ext::CustomOp>::get()
-        ->add("gluonx_ctc_loss")
-        .setParseAttrs(ctc_parse)
-        .setInferType(infer_type_like_pred)
-        .setInferShape(ctc_shape)
-        .setForward(ctc_fwd, "cpu")
-        .setBackward(ctc_bwd, "cpu");
-  }
+  Registration() { register_op<CtcOp>(ctc_fwd, ctc_bwd, ctc_shape); }
 } registration;
 
 }  // namespace

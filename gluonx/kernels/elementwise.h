@@ -45,7 +45,7 @@ struct L1 {
 struct Huber {
   static constexpr bool kSum = false;
   double rho;
-  explicit Huber(const Attrs& a) : rho(attr_double(a, "rho", 1.0)) {}
+  explicit Huber(const Attrs& a) : rho(attr_double(a, "rho")) {}
   template <typename A> A value(A p, A l, A) const {
     const A r = A(rho), d = std::abs(l - p);
     return d > r ? d - A(0.5) * r : (A(0.5) / r) * d * d;
@@ -62,7 +62,7 @@ struct Huber {
 struct Hinge {
   static constexpr bool kSum = false;
   double margin;
-  explicit Hinge(const Attrs& a) : margin(attr_double(a, "margin", 1.0)) {}
+  explicit Hinge(const Attrs& a) : margin(attr_double(a, "margin")) {}
   template <typename A> A value(A p, A l, A) const {
     return std::max(A(margin) - p * l, A(0));
   }
@@ -77,7 +77,7 @@ struct Hinge {
 struct SquaredHinge {
   static constexpr bool kSum = false;
   double margin;
-  explicit SquaredHinge(const Attrs& a) : margin(attr_double(a, "margin", 1.0)) {}
+  explicit SquaredHinge(const Attrs& a) : margin(attr_double(a, "margin")) {}
   template <typename A> A value(A p, A l, A) const {
     const A z = std::max(A(margin) - p * l, A(0));
     return z * z;
@@ -95,8 +95,9 @@ struct SquaredHinge {
 struct Logistic {
   static constexpr bool kSum = false;
   float scale, shift;  // t = scale * l + shift: no branch in the inner loop
-  explicit Logistic(const Attrs& a)
-      : scale(attr_flag(a, "signed") ? 0.5f : 1.0f), shift(attr_flag(a, "signed") ? 0.5f : 0.0f) {}
+  explicit Logistic(bool is_signed)
+      : scale(is_signed ? 0.5f : 1.0f), shift(is_signed ? 0.5f : 0.0f) {}
+  explicit Logistic(const Attrs& a) : Logistic(attr_flag(a, "signed")) {}
   template <typename A> A value(A p, A l, A) const {
     const A t = A(scale) * l + A(shift);
     return std::max(p, A(0)) - p * t + softplus_tail(p);
@@ -153,7 +154,7 @@ template <bool FromSigmoid> struct SigmoidBCE {
 template <bool FromLogits, bool Full> struct PoissonNLL {
   static constexpr bool kSum = false;
   double eps;
-  explicit PoissonNLL(const Attrs& a) : eps(attr_double(a, "epsilon", 1e-8)) {}
+  explicit PoissonNLL(const Attrs& a) : eps(attr_double(a, "epsilon")) {}
   template <typename A> static A stirling(A t) {
     const A ts = t > A(1) ? t : A(2);  // keep the untaken branch finite
     const A s = ts * fast_log(ts) - ts + A(0.5) * fast_log(A(2 * M_PI) * ts);
@@ -310,30 +311,37 @@ template <class L> struct Plain {
 
 struct L2Op : Plain<L2> {
   static constexpr const char* kName = "gluonx_l2_loss";
+  static constexpr const char* kAttrs = "";
   static constexpr bool kPosWeight = false;
 };
 struct L1Op : Plain<L1> {
   static constexpr const char* kName = "gluonx_l1_loss";
+  static constexpr const char* kAttrs = "";
   static constexpr bool kPosWeight = false;
 };
 struct HuberOp : Plain<Huber> {
   static constexpr const char* kName = "gluonx_huber_loss";
+  static constexpr const char* kAttrs = "rho";
   static constexpr bool kPosWeight = false;
 };
 struct HingeOp : Plain<Hinge> {
   static constexpr const char* kName = "gluonx_hinge_loss";
+  static constexpr const char* kAttrs = "margin";
   static constexpr bool kPosWeight = false;
 };
 struct SquaredHingeOp : Plain<SquaredHinge> {
   static constexpr const char* kName = "gluonx_squared_hinge_loss";
+  static constexpr const char* kAttrs = "margin";
   static constexpr bool kPosWeight = false;
 };
 struct LogisticOp : Plain<Logistic> {
   static constexpr const char* kName = "gluonx_logistic_loss";
+  static constexpr const char* kAttrs = "signed";
   static constexpr bool kPosWeight = false;
 };
 struct KLDivOp : Plain<KLDivLogits> {
   static constexpr const char* kName = "gluonx_kldiv_loss";
+  static constexpr const char* kAttrs = "";
   static constexpr bool kPosWeight = false;
 };
 
@@ -342,14 +350,15 @@ struct KLDivOp : Plain<KLDivLogits> {
 // the compiler cannot drop itself (0 * x is not 0 for x = inf).
 struct SigmoidBCEOp {
   static constexpr const char* kName = "gluonx_sigmoid_bce_loss";
+  static constexpr const char* kAttrs = "from_sigmoid";
   static constexpr bool kPosWeight = true;
   template <class F> static void with(const Attrs& a, F&& f) {
     if (attr_flag(a, "from_sigmoid")) {
       f(SigmoidBCE<true>(a));
-    } else if (attr_flag(a, "has_pw")) {
+    } else if (attr_flag(a, "has_pos_weight")) {
       f(SigmoidBCE<false>(a));
     } else {
-      f(Logistic(a));  // no "signed" attribute: binary labels
+      f(Logistic(false));  // binary labels
     }
   }
 };
@@ -360,6 +369,7 @@ template <bool FromSigmoid> struct UsesPosWeight<SigmoidBCE<FromSigmoid>> : std:
 
 struct PoissonNLLOp {
   static constexpr const char* kName = "gluonx_poisson_nll_loss";
+  static constexpr const char* kAttrs = "from_logits compute_full epsilon";
   static constexpr bool kPosWeight = false;
   template <class F> static void with(const Attrs& a, F&& f) {
     const bool logits = attr_flag(a, "from_logits"), full = attr_flag(a, "compute_full");
@@ -370,20 +380,12 @@ struct PoissonNLLOp {
   }
 };
 
-template <class Op>
-MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
-  *num_in = 2 + (attr_flag(attrs, "has_sw") ? 1 : 0) +
-            (Op::kPosWeight && attr_flag(attrs, "has_pw") ? 1 : 0);
-  *num_out = 1;
-  return MX_SUCCESS;
-}
-
 // Weights come after pred and label: sample_weight first, then pos_weight.
 template <class Op>
 void weight_slots(const Attrs& attrs, int* sw_slot, int* pw_slot) {
   int next = 2;
-  *sw_slot = attr_flag(attrs, "has_sw") ? next++ : -1;
-  *pw_slot = (Op::kPosWeight && attr_flag(attrs, "has_pw")) ? next++ : -1;
+  *sw_slot = attr_flag(attrs, "has_sample_weight") ? next++ : -1;
+  *pw_slot = (Op::kPosWeight && attr_flag(attrs, "has_pos_weight")) ? next++ : -1;
 }
 
 template <bool PosWeight, class L, typename T>
@@ -491,14 +493,15 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
   return ok ? MX_SUCCESS : fail(Op::kName, "pred must be float16, float32 or float64");
 }
 
+// The descriptor register_op reads: pred and label, then the weights.
+template <class Op> struct Described : Op {
+  static constexpr int kInputs = 2;
+  static constexpr const char* kOptional =
+      Op::kPosWeight ? "sample_weight pos_weight" : "sample_weight";
+};
+
 template <class Op> void register_loss() {
-  mxnet::ext::Registry<mxnet::ext::CustomOp>::get()
-      ->add(Op::kName)
-      .setParseAttrs(parse_attrs<Op>)
-      .setInferType(infer_type_like_pred)
-      .setInferShape(infer_shape_per_sample)
-      .setForward(forward<Op>, "cpu")
-      .setBackward(backward<Op>, "cpu");
+  register_op<Described<Op>>(forward<Op>, backward<Op>);
 }
 
 }  // namespace elementwise

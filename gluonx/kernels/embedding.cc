@@ -16,11 +16,19 @@ inline double load_any(const MXTensor& t, int64_t i) {
   }
 }
 
-MXReturnValue parse_three(const Attrs& attrs, int* num_in, int* num_out) {
-  *num_in = 3 + (attr_flag(attrs, "has_sw") ? 1 : 0);
-  *num_out = 1;
-  return MX_SUCCESS;
-}
+struct TripletOp {
+  static constexpr const char* kName = "gluonx_triplet_loss";
+  static constexpr int kInputs = 3;
+  static constexpr const char* kOptional = "sample_weight";
+  static constexpr const char* kAttrs = "margin";
+};
+
+struct CosineOp {
+  static constexpr const char* kName = "gluonx_cosine_loss";
+  static constexpr int kInputs = 3;
+  static constexpr const char* kOptional = "sample_weight";
+  static constexpr const char* kAttrs = "margin";
+};
 
 // ------------------------------------------------------------- triplet ----
 // The weight is one value per sample (or a single value).
@@ -115,9 +123,9 @@ bool triplet_ok(const std::vector<MXTensor>& in, bool has_sw) {
 
 MXReturnValue triplet_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                           std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   if (!triplet_ok(*in, has_sw)) return fail("gluonx_triplet_loss", "inputs do not fit pred");
-  const double margin = attr_double(attrs, "margin", 1.0);
+  const double margin = attr_double(attrs, "margin");
   const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     triplet_forward<T>(*in, has_sw, margin, (*out)[0].data<T>());
@@ -127,8 +135,8 @@ MXReturnValue triplet_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 
 MXReturnValue triplet_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                           std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
-  const double margin = attr_double(attrs, "margin", 1.0);
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
+  const double margin = attr_double(attrs, "margin");
   const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
     triplet_backward<decltype(t)>(*in, *out, has_sw, margin);
   });
@@ -277,9 +285,9 @@ bool cosine_ok(const std::vector<MXTensor>& in, bool has_sw) {
 
 MXReturnValue cosine_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                          std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   if (!cosine_ok(*in, has_sw)) return fail("gluonx_cosine_loss", "inputs do not fit input1");
-  const double margin = attr_double(attrs, "margin", 0.0);
+  const double margin = attr_double(attrs, "margin");
   const bool ok = dispatch_float((*in)[0].dtype, [&](auto t) {
     using T = decltype(t);
     cosine_forward<T>(*in, has_sw, margin, (*out)[0].data<T>());
@@ -289,8 +297,8 @@ MXReturnValue cosine_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 
 MXReturnValue cosine_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                          std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
-  const double margin = attr_double(attrs, "margin", 0.0);
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
+  const double margin = attr_double(attrs, "margin");
   const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
     cosine_backward<decltype(t)>(*in, *out, has_sw, margin);
   });
@@ -299,19 +307,8 @@ MXReturnValue cosine_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
 
 struct Registration {
   Registration() {
-    auto* reg = mxnet::ext::Registry<mxnet::ext::CustomOp>::get();
-    reg->add("gluonx_triplet_loss")
-        .setParseAttrs(parse_three)
-        .setInferType(infer_type_like_pred)
-        .setInferShape(infer_shape_per_sample)
-        .setForward(triplet_fwd, "cpu")
-        .setBackward(triplet_bwd, "cpu");
-    reg->add("gluonx_cosine_loss")
-        .setParseAttrs(parse_three)
-        .setInferType(infer_type_like_pred)
-        .setInferShape(infer_shape_per_sample)
-        .setForward(cosine_fwd, "cpu")
-        .setBackward(cosine_bwd, "cpu");
+    register_op<TripletOp>(triplet_fwd, triplet_bwd);
+    register_op<CosineOp>(cosine_fwd, cosine_bwd);
   }
 } registration;
 

@@ -182,11 +182,12 @@ void sdml_backward(const T* ograd, const MXTensor& x1t, const MXTensor& x2t, con
   }
 }
 
-MXReturnValue sdml_parse(const Attrs& attrs, int* num_in, int* num_out) {
-  *num_in = attr_flag(attrs, "has_sw") ? 3 : 2;
-  *num_out = 1;
-  return MX_SUCCESS;
-}
+struct SdmlOp {
+  static constexpr const char* kName = "gluonx_sdml_loss";
+  static constexpr int kInputs = 2;
+  static constexpr const char* kOptional = "sample_weight";
+  static constexpr const char* kAttrs = "smoothing_parameter";
+};
 
 bool sdml_inputs_ok(const std::vector<MXTensor>& in, bool has_sw) {
   const MXTensor& x1 = in[0];
@@ -198,11 +199,11 @@ bool sdml_inputs_ok(const std::vector<MXTensor>& in, bool has_sw) {
                      (in[2].size() == x1.shape[0] || in[2].size() == 1));
 }
 
-double smoothing(const Attrs& attrs) { return attr_double(attrs, "smoothing_parameter", 0.3); }
+double smoothing(const Attrs& attrs) { return attr_double(attrs, "smoothing_parameter"); }
 
 MXReturnValue sdml_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                        std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   if (!sdml_inputs_ok(*in, has_sw)) {
     return fail("gluonx_sdml_loss", "x1 and x2 must be (N, D) with N >= 2, same shape and "
                 "dtype; sample_weight one value per sample (or one in all)");
@@ -218,7 +219,7 @@ MXReturnValue sdml_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 MXReturnValue sdml_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                        std::vector<MXTensor>* out, const OpResource&) {
   // in: ograd, x1, x2, [sw], output; out: dx1, dx2, [dsw]
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   bool alloc_failed = false;
   const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
@@ -239,15 +240,7 @@ MXReturnValue sdml_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
 }
 
 struct Registration {
-  Registration() {
-    mxnet::ext::Registry<mxnet::ext::CustomOp>::get()
-        ->add("gluonx_sdml_loss")
-        .setParseAttrs(sdml_parse)
-        .setInferType(infer_type_like_pred)
-        .setInferShape(infer_shape_per_sample)
-        .setForward(sdml_fwd, "cpu")
-        .setBackward(sdml_bwd, "cpu");
-  }
+  Registration() { register_op<SdmlOp>(sdml_fwd, sdml_bwd); }
 } registration;
 
 }  // namespace

@@ -322,11 +322,19 @@ void kldiv_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
 
 // ---------------------------------------------------------- operators ------
 
-MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
-  *num_in = 2 + (attr_flag(attrs, "has_sw") ? 1 : 0);
-  *num_out = 1;
-  return MX_SUCCESS;
-}
+struct SoftmaxCEOp {
+  static constexpr const char* kName = "gluonx_softmax_ce_loss";
+  static constexpr int kInputs = 2;
+  static constexpr const char* kOptional = "sample_weight";
+  static constexpr const char* kAttrs = "sparse_label from_logits";
+};
+
+struct KLDivSoftmaxOp {
+  static constexpr const char* kName = "gluonx_kldiv_softmax_loss";
+  static constexpr int kInputs = 2;
+  static constexpr const char* kOptional = "sample_weight";
+  static constexpr const char* kAttrs = "";
+};
 
 // Softmax CE: the loss is per position, so its weight broadcasts against
 // pred's shape with the class axis set to 1; sparse labels hold one class
@@ -353,7 +361,7 @@ template <class F> void with_ce_options(const Attrs& a, F&& f) {
 
 MXReturnValue softmax_ce_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                              std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   if (!softmax_ce_ok(*in, attr_flag(attrs, "sparse_label"), has_sw)) {
     return fail("gluonx_softmax_ce_loss", "label or sample_weight does not fit pred");
   }
@@ -371,7 +379,7 @@ MXReturnValue softmax_ce_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 MXReturnValue softmax_ce_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                              std::vector<MXTensor>* out, const OpResource&) {
   // in: ograd, pred, label, [sw], output; out: dpred, dlabel, [dsw]
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   bool ok = false;
   with_ce_options(attrs, [&](auto sparse, auto logits) {
     ok = dispatch_float((*in)[1].dtype, [&](auto t) {
@@ -386,7 +394,7 @@ MXReturnValue softmax_ce_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
 
 MXReturnValue kldiv_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   Bcast kind;
   if ((*in)[0].shape.empty() || (*in)[1].size() != (*in)[0].size() ||
       (*in)[1].dtype != (*in)[0].dtype ||
@@ -403,7 +411,7 @@ MXReturnValue kldiv_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 
 MXReturnValue kldiv_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
-  const bool has_sw = attr_flag(attrs, "has_sw");
+  const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const bool ok = dispatch_float((*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
     kldiv_backward<T>((*in)[0].data<T>(), (*in)[1], (*in)[2], has_sw ? &(*in)[3] : nullptr,
@@ -415,19 +423,8 @@ MXReturnValue kldiv_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
 
 struct Registration {
   Registration() {
-    auto* reg = mxnet::ext::Registry<mxnet::ext::CustomOp>::get();
-    reg->add("gluonx_softmax_ce_loss")
-        .setParseAttrs(parse_attrs)
-        .setInferType(infer_type_like_pred)
-        .setInferShape(infer_shape_per_sample)
-        .setForward(softmax_ce_fwd, "cpu")
-        .setBackward(softmax_ce_bwd, "cpu");
-    reg->add("gluonx_kldiv_softmax_loss")
-        .setParseAttrs(parse_attrs)
-        .setInferType(infer_type_like_pred)
-        .setInferShape(infer_shape_per_sample)
-        .setForward(kldiv_fwd, "cpu")
-        .setBackward(kldiv_bwd, "cpu");
+    register_op<SoftmaxCEOp>(softmax_ce_fwd, softmax_ce_bwd);
+    register_op<KLDivSoftmaxOp>(kldiv_fwd, kldiv_bwd);
   }
 } registration;
 

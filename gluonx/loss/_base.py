@@ -24,10 +24,11 @@ import inspect
 import numpy as np
 import mxnet as mx
 from mxnet.gluon import HybridBlock
+from mxnet.gluon import loss as mx_loss
 
 from .. import config, kernels
 
-__all__ = ["Loss", "LossInputError"]
+__all__ = ["Loss", "LossInputError", "_apply_weighting", "_reshape_like"]
 
 REDUCTIONS = ("sample", "mean", "sum", "none")
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -61,6 +62,47 @@ def _ratio(F, num, den):
     return F.where(nonzero, num / F.where(nonzero, den, F.ones_like(den)), F.zeros_like(num))
 
 
+def _enlarged_axes(shape, target):
+    """The axes along which broadcasting ``shape`` against ``target`` makes
+    the result larger than ``target`` (None when they do not broadcast)."""
+    if len(shape) > len(target):
+        return None
+    padded = (1,) * (len(target) - len(shape)) + tuple(shape)
+    if any(s not in (1, t) and t != 1 for s, t in zip(padded, target)):
+        return None
+    return tuple(i for i, (s, t) in enumerate(zip(padded, target)) if t == 1 and s != 1)
+
+
+#: numpy-mode array and symbol types (``mx.npx.set_np()``)
+_NP_TYPES = (mx.np.ndarray, mx.sym.np._Symbol)
+
+
+def _apply_weighting(F, loss, weight=None, sample_weight=None):
+    """MXNet 1.9.1's helper of the same name, for code that imports it from the
+    loss module (GluonCV does): ``loss * sample_weight`` with broadcasting
+    (``sample_weight`` may be None), then times the scalar ``weight`` (None
+    means 1). Works on ``mx.nd``/``mx.sym`` and on numpy-mode arrays."""
+    if sample_weight is not None:
+        numpy_mode = isinstance(loss, _NP_TYPES) or isinstance(sample_weight, _NP_TYPES)
+        loss = loss * sample_weight if numpy_mode else F.broadcast_mul(loss, sample_weight)
+    if weight is not None:
+        if not isinstance(weight, (int, float, np.number)):
+            raise LossInputError("_apply_weighting: argument 'weight' must be a number, "
+                                 "got %r" % (weight,))
+        loss = loss * weight
+    return loss
+
+
+def _reshape_like(F, x, y):
+    """MXNet 1.9.1's helper of the same name: ``x`` reshaped to ``y``'s shape
+    (``x.reshape(y.shape)`` for arrays, ``reshape_like`` for symbols)."""
+    if isinstance(x, mx.nd.NDArray):
+        return x.reshape(y.shape)
+    if isinstance(x, mx.sym.np._Symbol):
+        return F.npx.reshape_like(x, y)
+    return F.reshape_like(x, y)
+
+
 class Plan(object):
     """What one call looks like: which inputs are present, their shapes and
     dtypes, the context, and how each input is aligned inside the graph.
@@ -78,6 +120,7 @@ class Plan(object):
         self.ctx = ctx
         self.align = {}          # input name -> (mode, argument) for the graph
         self.use_kernels = False
+        self.fused = None        # the kernel's view of the call (gluonx.kernels.Call)
         self.options = ()        # call-time static options, (name, value)
         self.graph = None        # the cached graph of a hybridized loss
         self.invoke = None       # its CachedOp, when it can be called directly
@@ -116,7 +159,8 @@ class Plan(object):
         ranks = tuple(len(self.shapes[n]) for n in self.names) if self.known else None
         dtypes = tuple(np.dtype(self.dtypes[n]).name for n in self.names) if self.known else None
         device = self.ctx.device_type if self.ctx is not None else None
-        return (self.names, ranks, dtypes, device, self.use_kernels,
+        fused = self.fused.key if self.fused is not None else None
+        return (self.names, ranks, dtypes, device, self.use_kernels, fused,
                 tuple(sorted(self.align.items())), self.options)
 
 
@@ -129,10 +173,12 @@ class LossConstant(mx.gluon.Constant):
 
     def _ensure(self, ctx):
         ctx = ctx if ctx is not None else mx.context.current_context()
-        if self._data is None:
-            super(LossConstant, self).initialize(ctx=ctx)
-        elif ctx not in self.list_ctx():
-            self.reset_ctx(self.list_ctx() + [ctx])
+        # a legacy array also in numpy mode (a loss computes on legacy views)
+        with mx.util.np_array(False):
+            if self._data is None:
+                super(LossConstant, self).initialize(ctx=ctx)
+            elif ctx not in self.list_ctx():
+                self.reset_ctx(self.list_ctx() + [ctx])
 
     def data(self, ctx=None):
         self._ensure(ctx)
@@ -143,7 +189,8 @@ class LossConstant(mx.gluon.Constant):
             for c in (ctx if isinstance(ctx, (list, tuple)) else [ctx]):
                 self._ensure(c)
             return
-        super(LossConstant, self).initialize(ctx=ctx, force_reinit=force_reinit)
+        with mx.util.np_array(False):
+            super(LossConstant, self).initialize(ctx=ctx, force_reinit=force_reinit)
 
 
 class _Graph(HybridBlock):
@@ -161,15 +208,29 @@ class _Graph(HybridBlock):
         return self._run(F, dict(zip(self._plan.names, tensors)), self._plan, params)
 
 
-class Loss(HybridBlock):
-    """Base class of all gluonx losses.
+def _call_path(cls):
+    """How calls of ``cls`` run, decided once per class: ``'forward'`` when it
+    (or a user class between it and :class:`Loss`) overrides ``forward``,
+    ``'hybrid_forward'`` when it overrides ``hybrid_forward`` (a loss written
+    the MXNet way), else ``'gluonx'`` (the declared inputs and ``_loss``)."""
+    if cls.forward is not Loss.forward:
+        return "forward"
+    if cls.hybrid_forward is not Loss.hybrid_forward:
+        return "hybrid_forward"
+    return "gluonx"
+
+
+class Loss(mx_loss.Loss):
+    """Base class of all gluonx losses (a subclass of ``mxnet.gluon.loss.Loss``).
 
     Parameters
     ----------
     weight : float or None
         Global scalar weight of the loss (None means 1).
-    batch_axis : int, default 0
+    batch_axis : int or None, default 0
         The axis of the inputs that indexes the samples of the mini-batch.
+        None (as in MXNet) averages over every axis: the loss is one value,
+        shape (1,).
     reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
         ``'sample'``: one value per sample, shape ``(batch_size,)`` (the mean
         over the other axes, as in ``mxnet.gluon.loss``); ``'mean'``/``'sum'``:
@@ -178,8 +239,15 @@ class Loss(HybridBlock):
 
     Subclasses set the class attributes below and implement ``_loss``.
     Every loss accepts ``sample_weight`` by position or keyword: it must
-    broadcast to the elementwise loss, or be a vector with one weight per
-    sample.
+    broadcast against the elementwise loss (a weight that enlarges it gives
+    MXNet's number, the mean over the broadcast product), or be a vector with
+    one weight per sample.
+
+    Subclasses written the MXNet way work too: one that overrides ``forward``
+    runs its ``forward`` (``super().forward(...)`` is the parent loss, checked,
+    hybridizable and fused as usual); one that overrides ``hybrid_forward``
+    runs as a plain ``HybridBlock`` (``super().hybrid_forward(F, ...)`` is the
+    parent loss on ``F``).
     """
 
     #: required inputs, in call order
@@ -195,15 +263,19 @@ class Loss(HybridBlock):
     _kind = "elementwise"
     #: how a sample's value is formed from its elements: 'mean' or 'sum'
     _sample_reduce = "mean"
-    #: set for user subclasses that define hybrid_forward (mxnet style)
+    #: 'gluonx', 'forward' or 'hybrid_forward' (see :func:`_call_path`)
+    _call_path = "gluonx"
+    #: the signature of an overriding hybrid_forward (binds keyword arguments)
     _legacy_signature = None
 
     def __init_subclass__(cls, **kwargs):
-        """Record every loss's constructor arguments for get_config()."""
+        """Decide the call path, and record every loss's constructor arguments
+        for get_config()."""
         super().__init_subclass__(**kwargs)
-        if "hybrid_forward" in cls.__dict__:
-            # a user loss written the mxnet way: a plain HybridBlock call
-            cls._legacy_signature = inspect.signature(cls.__dict__["hybrid_forward"])
+        cls._call_path = _call_path(cls)
+        cls._legacy_signature = inspect.signature(cls.hybrid_forward) \
+            if cls._call_path == "hybrid_forward" else None
+        cls._fused_kernel = kernels.kernel_of(cls)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -223,15 +295,18 @@ class Loss(HybridBlock):
         cls.__init__ = recording_init
 
     def __init__(self, weight, batch_axis, reduction="sample", **kwargs):
-        super(Loss, self).__init__(**kwargs)
+        # mxnet's Loss.__init__ directly: a gluonx loss that also subclasses
+        # its mxnet namesake must not run that class's constructor
+        mx_loss.Loss.__init__(self, weight, batch_axis, **kwargs)
         if weight is not None and not isinstance(weight, (int, float, np.number)):
             _fail(self, "weight", "must be a number or None, got %r" % (weight,))
-        if not isinstance(batch_axis, (int, np.integer)):
-            _fail(self, "batch_axis", "must be an int, got %r" % (batch_axis,))
+        if batch_axis is not None and not isinstance(batch_axis, (int, np.integer)):
+            _fail(self, "batch_axis", "must be an int or None, got %r" % (batch_axis,))
         if reduction not in REDUCTIONS:
             _fail(self, "reduction", "must be one of %s, got %r" % (REDUCTIONS, reduction))
         self._weight = weight
-        self._batch_axis = int(batch_axis)
+        self._batch_axis = None if batch_axis is None else int(batch_axis)
+        self._last_call = None
         self._reduction = reduction
         self._clear_graphs()
         self._last_plan = None
@@ -267,30 +342,45 @@ class Loss(HybridBlock):
 
     # ------------------------------------------------------------------- call
     def __call__(self, *args, **kwargs):
-        if self._legacy_signature is not None:
-            if kwargs:
-                bound = self._legacy_signature.bind(self, None, *args, **kwargs)
-                args = tuple(bound.args[2:])
-            return HybridBlock.__call__(self, *args)
-        values = self._bind(args, kwargs)
         for hook in self._forward_pre_hooks.values():
             hook(self, args)
-        out = self._dispatch(values)
+        if self._call_path == "gluonx":
+            out = self._dispatch(self._bind(args, kwargs))
+        else:
+            self._last_call = tuple((a is None, isinstance(a, _NP_TYPES)) for a in
+                                    self._legacy_args(args, kwargs))
+            out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks.values():
             hook(self, args, out)
         return out
 
+    def _legacy_args(self, args, kwargs):
+        """A hybrid_forward-overriding subclass's call as positional arguments."""
+        if not kwargs or self._legacy_signature is None:
+            return args
+        bound = self._legacy_signature.bind(self, None, *args, **kwargs)
+        bound.apply_defaults()
+        if any(p.kind == inspect.Parameter.VAR_KEYWORD
+               for p in self._legacy_signature.parameters.values()):
+            raise TypeError("%s: keyword arguments reach a hybrid_forward(**kwargs) only "
+                            "positionally; pass them by position" % type(self).__name__)
+        return tuple(bound.args[2:])
+
     def forward(self, *args, **kwargs):
-        if self._legacy_signature is not None:
-            return HybridBlock.forward(self, *args)
+        """The loss of the parent class on NDArrays or Symbols (what a
+        subclass's ``super().forward(...)`` reaches)."""
+        if self._call_path == "hybrid_forward":
+            return HybridBlock.forward(self, *self._legacy_args(args, kwargs))
         return self._dispatch(self._bind(args, kwargs))
 
     def hybrid_forward(self, F, *args, **kwargs):
-        values = self._bind(args, kwargs)
-        tensors = {n: values[n] for n in self._tensor_names() if values.get(n) is not None}
-        plan = Plan.symbolic(list(tensors), list(tensors.values())) if F is mx.sym else \
-            Plan(list(tensors))
-        return self._compute(F, tensors, plan, {})
+        """The loss on ``F`` (what a subclass's ``super().hybrid_forward(F, ...)``
+        reaches): the same checks and semantics as a call, where shapes are
+        known (``F`` is ``mx.nd``); MXNet's broadcasting rules in a graph."""
+        for name in list(kwargs):
+            if name in self._reg_params:  # gluon hands loss constants over by name
+                kwargs.pop(name)
+        return self._dispatch(self._bind(args, kwargs), graph=False)
 
     def _tensor_names(self):
         return self._inputs + self._optional
@@ -314,9 +404,27 @@ class Loss(HybridBlock):
                 raise TypeError("%s: missing required input '%s'" % (cls, name))
         return values
 
-    def _dispatch(self, values):
+    def _dispatch(self, values, graph=True):
+        """Check and run one call; ``graph=False`` computes on the inputs'
+        own F (inside a user's hybrid_forward) instead of a cached graph."""
         names = tuple(n for n in self._tensor_names() if values.get(n) is not None)
         arrays = [values[n] for n in names]
+        numpy_mode = [isinstance(a, _NP_TYPES) for a in arrays]
+        if not any(numpy_mode):
+            return self._dispatch_legacy(names, arrays, values, graph)
+        if not all(numpy_mode):
+            legacy = names[numpy_mode.index(False)]
+            _fail(self, legacy, "is a legacy %s while '%s' is a numpy-mode (mx.np) array; "
+                  "pass all inputs as mx.np arrays or all as legacy ones"
+                  % (type(arrays[numpy_mode.index(False)]).__name__,
+                     names[numpy_mode.index(True)]))
+        # numpy mode: the same computation on zero-copy legacy views
+        arrays = [a.as_nd_ndarray() for a in arrays]
+        with mx.util.np_array(False):
+            out = self._dispatch_legacy(names, arrays, values, graph)
+        return out.as_np_ndarray()
+
+    def _dispatch_legacy(self, names, arrays, values, graph):
         options = tuple((k, values[k]) for k in self._call_options if values.get(k) is not None)
         if all(isinstance(a, mx.sym.Symbol) for a in arrays):
             plan = Plan.symbolic(names, arrays)
@@ -327,11 +435,12 @@ class Loss(HybridBlock):
                 _fail(self, name, "must be an mxnet NDArray (or all inputs Symbols), got %s"
                       % type(value).__name__)
         tensors = dict(zip(names, arrays))
+        active = self._active and graph
         # The plan of a signature is checked once. A hybridized call keys on
         # the first input's context only (cheaper): a later mix of contexts
         # fails in the CachedOp call, and is re-checked below to raise the
         # usual LossInputError.
-        contexts = arrays[0].context if self._active else tuple(a.context for a in arrays)
+        contexts = arrays[0].context if active else tuple(a.context for a in arrays)
         signature = (names, options, config.use_kernels, contexts) + tuple(
             (a.shape, a.dtype) for a in arrays)
         plan = self._plans.get(signature)
@@ -345,14 +454,14 @@ class Loss(HybridBlock):
             self._check_values(tensors, plan)
         self._last_plan = plan
         try:
-            return self._run(plan, tensors, arrays)
+            return self._run(plan, tensors, arrays, active)
         except mx.base.MXNetError:
             self._plan(names, tensors)  # raises LossInputError if the inputs explain it
             raise
 
-    def _run(self, plan, tensors, arrays):
+    def _run(self, plan, tensors, arrays, active):
         """Run one checked call, imperatively or through its cached graph."""
-        if not self._active:
+        if not active:
             with plan.ctx:
                 return self._compute(mx.nd, tensors, plan, self._param_data(plan.ctx))
         if plan.invoke is not None:
@@ -383,11 +492,15 @@ class Loss(HybridBlock):
         return {name: p.var() for name, p in self._reg_params.items()}
 
     def _param_data(self, ctx):
-        return {name: p.data(ctx) for name, p in self._reg_params.items()}
+        data = {name: p.data(ctx) for name, p in self._reg_params.items()}
+        # initialised in numpy mode, a constant is an mx.np array: use its legacy view
+        return {k: v.as_nd_ndarray() if isinstance(v, mx.np.ndarray) else v
+                for k, v in data.items()}
 
     def _constant(self, name, value):
         """Register a :class:`LossConstant` ``name`` holding ``value``."""
-        param = LossConstant(self.prefix + name, value)
+        with mx.util.np_array(False):  # legacy, also when built in numpy mode
+            param = LossConstant(self.prefix + name, value)
         self.params.update({param.name: param})
         setattr(self, name, param)
         return param
@@ -407,7 +520,7 @@ class Loss(HybridBlock):
                   % np.dtype(dtypes[names[0]]).name)
         plan = Plan(names, shapes, dtypes, ctx)
         ndim = len(shapes[names[0]])
-        if not -ndim <= self._batch_axis < max(ndim, 1):
+        if self._batch_axis is not None and not -ndim <= self._batch_axis < max(ndim, 1):
             _fail(self, "batch_axis", "is %d but '%s' has only %d axes"
                   % (self._batch_axis, names[0], ndim))
         for name in self._like_pred:
@@ -417,8 +530,11 @@ class Loss(HybridBlock):
         for name in ("sample_weight",):
             if name in shapes:
                 plan.align[name] = self._align_weight(name, shapes[name], self._loss_shape(plan))
-        # gluonx.kernels decides per call (CPU only; it warns once elsewhere)
-        plan.use_kernels = config.use_kernels and self._reduction != "none"
+        # a fused kernel, where the loss declares one that fits this call
+        plan.use_kernels = (config.use_kernels and self._reduction != "none"
+                            and self._batch_axis is not None
+                            and plan.align.get("sample_weight", ("same",))[0] != "enlarge")
+        plan.fused = kernels.prepare(self, plan) if plan.use_kernels else None
         return plan
 
     def _align_like(self, name, shape, target, what=None):
@@ -434,19 +550,41 @@ class Loss(HybridBlock):
               % (shape, what or self._inputs[0], target))
 
     def _align_weight(self, name, shape, loss_shape):
-        """How a weight is aligned to the elementwise loss of ``loss_shape``."""
+        """How a weight is aligned to the elementwise loss of ``loss_shape``:
+        'flat' (per-sample losses), 'same' (broadcasts onto it), 'reshape'
+        (one weight per sample), or 'enlarge' (broadcasting enlarges the
+        loss: MXNet's number is the mean over the broadcast product; the
+        argument says which axes of the loss the weight is reduced over first,
+        or None to form the product, when the batch axis or rank grows)."""
         batch_axis = 0 if self._kind == "sample" else self._batch_axis
-        batch = loss_shape[batch_axis] if loss_shape else 1
+        batch = loss_shape[batch_axis] if loss_shape and batch_axis is not None else 1
         if self._kind == "sample":
             if int(np.prod(shape)) in (batch, 1) and len(_squeezed(shape)) <= 1:
                 return ("flat", None)
         elif _broadcasts_onto(shape, loss_shape):
             return ("same", None)
-        elif len(shape) == 1 and shape[0] == batch:
+        elif len(shape) == 1 and shape[0] == batch and batch_axis is not None:
             per_sample = [1] * len(loss_shape)
             per_sample[batch_axis] = -1
             return ("reshape", tuple(per_sample))
-        _fail(self, name, "has shape %s, which does not broadcast to the loss shape %s "
+        else:
+            try:
+                np.broadcast_shapes(tuple(shape), tuple(loss_shape))
+            except ValueError:
+                _fail(self, name, "has shape %s, which does not broadcast against the loss "
+                      "shape %s (give one weight per sample, shape (%d,), or a broadcastable "
+                      "array)" % (shape, loss_shape, batch))
+            axes = _enlarged_axes(shape, loss_shape)
+            if axes is not None:
+                if batch_axis is not None and batch_axis % len(loss_shape) in axes:
+                    axes = None
+                elif len(shape) < len(loss_shape):
+                    axes = ((1,) * (len(loss_shape) - len(shape)) + tuple(shape), axes)
+                else:
+                    axes = (None, axes)
+                return ("enlarge", axes)
+            return ("enlarge", None)
+        _fail(self, name, "has shape %s, which does not broadcast against the loss shape %s "
               "(give one weight per sample, shape (%d,), or a broadcastable array)"
               % (shape, loss_shape, batch))
 
@@ -464,6 +602,27 @@ class Loss(HybridBlock):
 
     def _check_values(self, tensors, plan):
         """Loss-specific value checks (hook); runs only with check_values on."""
+
+    def _masked_out(self, tensors, plan):
+        """Where ``sample_weight`` is exactly 0, as a boolean numpy array of the
+        elementwise loss's shape (None without a sample_weight): positions the
+        caller masks out, whose inputs need not be valid."""
+        if "sample_weight" not in tensors:
+            return None
+        weight = tensors["sample_weight"].asnumpy() == 0
+        loss_shape = self._loss_shape(plan)
+        mode, arg = plan.align.get("sample_weight", ("same", None))
+        if mode == "reshape":
+            weight = weight.reshape(arg)
+        elif mode == "enlarge":
+            if arg is None:
+                return None
+            padded, axes = arg
+            weight = weight.reshape(padded) if padded is not None else weight
+            weight = weight.all(axis=axes, keepdims=True)
+        elif mode == "flat":
+            weight = weight.reshape(-1)
+        return np.broadcast_to(weight, loss_shape)
 
     # ---------------------------------------------------------------- compute
     def _compute(self, F, tensors, plan, params):
@@ -492,22 +651,20 @@ class Loss(HybridBlock):
         sample_weight = x.pop("sample_weight", None)
 
         per_sample = None
-        if plan.use_kernels and self._reduction != "none":
+        if plan.use_kernels and plan.fused is not None:
             fused_inputs = dict(x)
             if sample_weight is not None:
                 fused_inputs["sample_weight"] = self._aligned_weight(F, sample_weight, plan)
-            per_sample = kernels.fused_sample_loss(self, F, fused_inputs, plan)
+            per_sample = kernels.run(self, F, fused_inputs, plan)
         if per_sample is None:
             loss, norm = self._loss(F, **x), None
             if isinstance(loss, tuple):   # (loss, normaliser): see _per_sample
                 loss, norm = loss
             if sample_weight is not None:
-                weighted = F.broadcast_mul(loss, self._aligned_weight(F, sample_weight, plan))
-                # shapes unknown (mx.sym): a weight that would enlarge the loss
-                # fails shape inference here instead of giving wrong numbers
-                loss = weighted if plan.known else F.reshape_like(weighted, loss)
+                # (shapes unknown, in mx.sym, MXNet's broadcasting applies as given)
+                loss = F.broadcast_mul(loss, self._aligned_weight(F, sample_weight, plan))
             if self._reduction == "none":
-                return self._finish(F, self._unreduced(F, loss), plan)
+                return self._finish(F, self._unreduced(F, loss, plan), plan)
             if norm is not None and self._reduction == "mean":
                 return self._finish(F, self._reduce(F, None, (loss, norm[1])), plan)
             per_sample = self._per_sample(F, loss, norm)
@@ -527,6 +684,14 @@ class Loss(HybridBlock):
             return F.reshape(weight, shape=(-1,))
         if mode == "reshape":
             return F.reshape(weight, shape=arg)
+        if mode == "enlarge" and arg is not None and self._reduction != "none":
+            # the mean (sum) over the enlarged product equals the loss times
+            # the weight's mean (sum) over the axes it enlarges: never form it
+            padded, axes = arg
+            if padded is not None:
+                weight = F.reshape(weight, shape=padded)
+            reduce_over = F.sum if self._sample_reduce == "sum" else F.mean
+            return reduce_over(weight, axis=axes, keepdims=True)
         return weight
 
     def _per_sample(self, F, loss, norm=None):
@@ -537,18 +702,23 @@ class Loss(HybridBlock):
         ``reduction='mean'`` is sum(loss) / sum(total) over everything; a zero
         denominator gives 0."""
         if norm is not None:
-            axis = 0 if self._kind == "sample" else self._batch_axis
             count = F.broadcast_like(norm[0], loss)
+            if self._batch_axis is None and self._kind != "sample":
+                return _ratio(F, F.sum(loss), F.sum(count))
+            axis = 0 if self._kind == "sample" else self._batch_axis
             return _ratio(F, F.sum(loss, axis=axis, exclude=True),
                           F.sum(count, axis=axis, exclude=True))
         if self._kind == "sample":
             return loss
+        if self._batch_axis is None:  # one value for the whole batch, as in MXNet
+            return F.sum(loss) if self._sample_reduce == "sum" else F.mean(loss)
         if self._sample_reduce == "sum":
             return F.sum(loss, axis=self._batch_axis, exclude=True)
         return F.mean(loss, axis=self._batch_axis, exclude=True)
 
-    def _unreduced(self, F, loss):
-        if self._kind == "contract":
+    def _unreduced(self, F, loss, plan):
+        enlarged = plan.align.get("sample_weight", ("same",))[0] == "enlarge"
+        if self._kind == "contract" and not enlarged:
             loss = F.squeeze(loss, axis=self._contract_axis)
         return loss * self._weight if self._weight not in (None, 1) else loss
 
@@ -587,17 +757,44 @@ class Loss(HybridBlock):
         stock MXNet operators only (no gluonx kernels), which loads in any
         MXNet 1.9 process, even without gluonx.
         """
-        plan = self._last_plan
-        if plan is None:
-            raise RuntimeError("%s.export: call the loss on NDArrays at least once first, "
-                               "so that its input structure is known" % type(self).__name__)
-        if portable and plan.use_kernels:
-            plan = copy.copy(plan)
-            plan.use_kernels = False
-        inputs = [mx.sym.var("data%d" % i) for i in range(len(plan.names))]
-        out = self._compute(mx.sym, dict(zip(plan.names, inputs)), plan, self._param_vars())
+        if self._call_path == "hybrid_forward":
+            out = self._legacy_graph()
+        else:
+            plan = self._last_plan
+            if plan is None:
+                raise RuntimeError("%s.export: call the loss on NDArrays at least once first, "
+                                   "so that its input structure is known" % type(self).__name__)
+            if portable and plan.use_kernels:
+                plan = copy.copy(plan)
+                plan.use_kernels = False
+            inputs = [mx.sym.var("data%d" % i) for i in range(len(plan.names))]
+            out = self._compute(mx.sym, dict(zip(plan.names, inputs)), plan, self._param_vars())
         out.save("%s-symbol.json" % path, remove_amp_cast=remove_amp_cast)
         arg_names = set(out.list_arguments())
         params = {"arg:%s" % p.name: p._reduce() for p in self._reg_params.values()
                   if p.name in arg_names}
-        mx.nd.save("%s-%04d.params" % (path, epoch), params)
+        mx.nd.save("%s-%04d.params" % (path, epoch),
+                   {k: v.as_nd_ndarray() if isinstance(v, mx.np.ndarray) else v
+                    for k, v in params.items()})
+
+    def _legacy_graph(self):
+        """The graph of an overriding ``hybrid_forward`` for the last call's
+        inputs (named data0, data1, ... as in :meth:`export`)."""
+        if self._last_call is None:
+            raise RuntimeError("%s.export: call the loss at least once first, so that its "
+                               "input structure is known" % type(self).__name__)
+        inputs, count = [], 0
+        for missing, numpy_mode in self._last_call:
+            var = None
+            if not missing:
+                var = mx.sym.var("data%d" % count)
+                var = var.as_np_ndarray() if numpy_mode else var
+                count += 1
+            inputs.append(var)
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        with self.name_scope():
+            out = self.hybrid_forward(mx.sym, *inputs, **self._param_vars())
+        if isinstance(out, (list, tuple)):
+            out = mx.sym.Group(list(out))
+        return out.as_nd_ndarray() if isinstance(out, mx.sym.np._Symbol) else out

@@ -1,19 +1,24 @@
-"""Classification losses: sigmoid and softmax cross-entropy, hinge, logistic."""
+"""Classification losses: sigmoid and softmax cross-entropy, hinge, logistic,
+categorical hinge, generalized cross-entropy, and the fused output layer +
+softmax cross-entropy."""
 import mxnet as mx
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import ANY, Kernel
 from ._base import Loss, _broadcasts_onto, _fail, _squeezed
 from . import _linear_ce  # noqa: F401  (registers the chunked linear + softmax CE operator)
 
 __all__ = ["SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "SoftmaxCrossEntropyLoss",
            "SoftmaxCELoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-           "LinearSoftmaxCELoss"]
+           "CategoricalHingeLoss", "GeneralizedCELoss", "LinearSoftmaxCELoss"]
 
 #: added to probabilities before their log when the input is already a probability
 PROBABILITY_EPSILON = 1e-12
 
 
-class SigmoidBinaryCrossEntropyLoss(Loss):
+class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss):
     r"""Binary cross-entropy of a sigmoid output against 0/1 labels.
 
     .. math::
@@ -60,6 +65,10 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     """
 
     _optional = ("sample_weight", "pos_weight")
+    # a constructor pos_weight is a constant input the kernel does not take
+    _kernel = Kernel("gluonx_sigmoid_bce_loss", attrs=("from_sigmoid",),
+                     options={"pos_weight": ANY, "label_smoothing": 0},
+                     weights={"pos_weight": "pred"})
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, reduction="sample",
                  pos_weight=None, label_smoothing=0., **kwargs):
@@ -79,12 +88,6 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
             self._config["pos_weight"] = values.tolist() if values.size > 1 else \
                 float(values.ravel()[0])
             self._constant("default_pos_weight", values)
-
-    def _plan(self, names, tensors):
-        plan = super(SigmoidBinaryCrossEntropyLoss, self)._plan(names, tensors)
-        if self._label_smoothing:
-            plan.use_kernels = False   # the fused kernel has no label smoothing
-        return plan
 
     def _check_shapes(self, plan):
         if "pos_weight" in plan.shapes:
@@ -121,7 +124,7 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
 
 
-class SoftmaxCrossEntropyLoss(Loss):
+class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     r"""Cross-entropy between a softmax over ``axis`` and the labels.
 
     .. math::
@@ -187,6 +190,13 @@ class SoftmaxCrossEntropyLoss(Loss):
 
     _kind = "contract"
     _optional = ("sample_weight", "valid_length")
+    _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
+                     options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
+                              "ignore_index": None},
+                     inputs=("pred", "label", "sample_weight"),   # no valid_length
+                     any_dtype=("label",),  # class indices; a dense label is checked below
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
@@ -274,6 +284,9 @@ class SoftmaxCrossEntropyLoss(Loss):
             valid |= label == self._ignore_index
         if "valid_length" in tensors:   # labels of the masked steps are not used
             valid |= ~self._length_mask(tensors, plan).reshape(label.shape)
+        masked = self._masked_out(tensors, plan)
+        if masked is not None:  # e.g. label -1 with sample_weight (label >= 0), as GluonCV does
+            valid |= masked.reshape(label.shape)
         if not valid.all():
             bad = label[~valid].ravel()[0]
             _fail(self, "label", "holds %r; class indices must be integers in [0, %d)"
@@ -333,7 +346,7 @@ def _squeezed_equal(a, b):
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
 
 
-class HingeLoss(Loss):
+class HingeLoss(Loss, mx_loss.HingeLoss):
     r"""Hinge loss for labels in {-1, 1}.
 
     .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})
@@ -351,6 +364,8 @@ class HingeLoss(Loss):
         >>> gluonx.loss.HingeLoss()(mx.nd.array([[0.5, 2.]]), mx.nd.array([[1, 1]]))  # [0.25]
     """
 
+    _kernel = Kernel("gluonx_hinge_loss", attrs=("margin",))
+
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = margin
@@ -359,7 +374,7 @@ class HingeLoss(Loss):
         return F.relu(self._margin - pred * label)
 
 
-class SquaredHingeLoss(Loss):
+class SquaredHingeLoss(Loss, mx_loss.SquaredHingeLoss):
     r"""Squared hinge loss for labels in {-1, 1}.
 
     .. math:: L = \max(0, \text{margin} - \text{pred} \cdot \text{label})^2
@@ -371,6 +386,8 @@ class SquaredHingeLoss(Loss):
         >>> gluonx.loss.SquaredHingeLoss()(mx.nd.array([[0.5]]), mx.nd.array([[1]]))  # [0.25]
     """
 
+    _kernel = Kernel("gluonx_squared_hinge_loss", attrs=("margin",))
+
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(SquaredHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         self._margin = margin
@@ -379,7 +396,7 @@ class SquaredHingeLoss(Loss):
         return F.square(F.relu(self._margin - pred * label))
 
 
-class LogisticLoss(Loss):
+class LogisticLoss(Loss, mx_loss.LogisticLoss):
     r"""Logistic loss of logits against binary labels.
 
     .. math:: L = \log(1 + e^{\text{pred}}) - \text{pred} \cdot z
@@ -404,6 +421,10 @@ class LogisticLoss(Loss):
         >>> gluonx.loss.LogisticLoss()(mx.nd.zeros((1, 1)), mx.nd.array([[1]]))  # [0.6931]
     """
 
+    _kernel = Kernel("gluonx_logistic_loss",
+                     attrs={"signed": lambda self: self._label_format == "signed"},
+                     options={"label_format": ("signed", "binary")})
+
     def __init__(self, weight=None, batch_axis=0, label_format="signed", reduction="sample",
                  **kwargs):
         super(LogisticLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -415,6 +436,159 @@ class LogisticLoss(Loss):
         if self._label_format == "signed":
             label = (label + 1) * 0.5
         return F.Activation(pred, act_type="softrelu") - pred * label
+
+
+def _check_class_index_shape(loss, plan, axis, name="label"):
+    """``name`` holds class indices: pred's shape without ``axis`` (or with it of size 1)."""
+    pred = plan.shapes["pred"]
+    axis = axis % len(pred)
+    expected = pred[:axis] + pred[axis + 1:]
+    label = plan.shapes[name]
+    if not (_squeezed_equal(label, expected) or label == pred[:axis] + (1,) + pred[axis + 1:]):
+        _fail(loss, name, "has shape %s, expected class indices of shape %s "
+              "(pred's shape %s without axis %d)" % (label, expected, pred, axis))
+
+
+def _check_class_index_values(loss, label, classes, ignore_index=None, name="label"):
+    """``label`` (an NDArray) holds integers in [0, classes) or ``ignore_index``."""
+    label = label.asnumpy()
+    valid = (label >= 0) & (label < classes) & (label == np.floor(label))
+    if ignore_index is not None:
+        valid |= label == ignore_index
+    if not valid.all():
+        bad = label[~valid].ravel()[0]
+        _fail(loss, name, "holds %r; class indices must be integers in [0, %d)%s"
+              % (bad, classes, "" if ignore_index is None else
+                 " (or ignore_index=%r)" % (ignore_index,)))
+
+
+def _check_probabilities(loss, tensor, name, option):
+    values = tensor.asnumpy()
+    if not ((values >= 0) & (values <= 1)).all():
+        _fail(loss, name, "must hold probabilities in [0, 1] when %s" % option)
+
+
+class CategoricalHingeLoss(Loss):
+    r"""Multi-class hinge loss of scores against one-hot labels (Keras' ``CategoricalHinge``).
+
+    .. math::
+        L = \max\Big(0,\; \text{margin} + \max_c \big((1 - y_c)\, \text{pred}_c\big)
+                     - \sum_c y_c\, \text{pred}_c\Big)
+
+    over the class axis ``axis``. As in Keras the maximum runs over every
+    class, the target's slot contributing 0.
+
+    Parameters
+    ----------
+    margin : float, default 1
+        Keras uses 1.
+    axis : int, default -1
+        The class axis.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives pred's shape without the class axis.
+
+    Inputs:
+        - **pred**: scores, shape (..., C, ...) with C along ``axis``.
+        - **label**: one-hot (or {0, 1}) labels, pred's shape.
+        - **sample_weight**: optional, broadcastable to pred's shape with
+          ``axis`` of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.CategoricalHingeLoss()
+        >>> loss(mx.nd.array([[0.3, 0.9, -0.2]]), mx.nd.array([[0, 1, 0]]))  # [0.4]
+    """
+
+    _kind = "contract"
+
+    def __init__(self, margin=1, axis=-1, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(CategoricalHingeLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        self._margin = margin
+        self._axis = axis
+        self._contract_axis = axis
+
+    def _loss(self, F, pred, label):
+        axis = self._axis
+        positive = F.sum(label * pred, axis=axis, keepdims=True)
+        negative = F.max((1 - label) * pred, axis=axis, keepdims=True)
+        return F.relu(negative - positive + self._margin)
+
+
+class GeneralizedCELoss(Loss):
+    r"""Generalized cross-entropy (Zhang and Sabuncu, 2018), robust to noisy labels.
+
+    .. math::
+        L = \frac{1 - p_y^{\,q}}{q},\qquad p = \mathrm{softmax}(\text{pred})
+
+    over the class axis, with :math:`y` the label's class. :math:`q \to 0`
+    gives the cross-entropy, :math:`q = 1` the mean absolute error of the
+    probabilities. From scores it is evaluated as
+    :math:`-\mathrm{expm1}(q \log p_y) / q` on ``log_softmax`` (finite for
+    any score). Keras' ``CategoricalGeneralizedCrossEntropy`` takes
+    probabilities: ``from_softmax=True``.
+
+    Parameters
+    ----------
+    q : float, default 0.5
+        In (0, 1].
+    axis : int, default -1
+        The class axis.
+    from_softmax : bool, default False
+        Whether ``pred`` already holds probabilities (else scores).
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+        ``'none'`` gives pred's shape without the class axis.
+
+    Inputs:
+        - **pred**: scores (or probabilities), shape (..., C, ...) with C along ``axis``.
+        - **label**: class indices, pred's shape without ``axis`` (or with it of size 1).
+        - **sample_weight**: optional, broadcastable to pred's shape with
+          ``axis`` of size 1, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,).
+
+    Example::
+
+        >>> loss = gluonx.loss.GeneralizedCELoss(q=0.7)
+        >>> loss(mx.nd.array([[2., 0., 0.]]), mx.nd.array([0]))
+    """
+
+    _kind = "contract"
+    _like_pred = ()
+
+    def __init__(self, q=0.5, axis=-1, from_softmax=False, weight=None, batch_axis=0,
+                 reduction="sample", **kwargs):
+        super(GeneralizedCELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not 0 < q <= 1:
+            _fail(self, "q", "must be in (0, 1], got %r" % (q,))
+        self._q = float(q)
+        self._axis = axis
+        self._contract_axis = axis
+        self._from_softmax = from_softmax
+
+    def _check_shapes(self, plan):
+        _check_class_index_shape(self, plan, self._axis)
+
+    def _check_values(self, tensors, plan):
+        shape = plan.shapes["pred"]
+        _check_class_index_values(self, tensors["label"], shape[self._axis % len(shape)])
+        if self._from_softmax:
+            _check_probabilities(self, tensors["pred"], "pred", "from_softmax=True")
+
+    def _loss(self, F, pred, label):
+        q, axis = self._q, self._axis
+        if self._from_softmax:
+            return (1 - F.power(F.pick(pred, label, axis=axis, keepdims=True), q)) / q
+        log_p = F.pick(F.log_softmax(pred, axis=axis), label, axis=axis, keepdims=True)
+        return -F.expm1(log_p * q) / q
 
 
 class LinearSoftmaxCELoss(Loss):

@@ -1,4 +1,7 @@
 """Divergences between distributions: Kullback-Leibler."""
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import ANY, Kernel
 from ._base import Loss
 
 __all__ = ["KLDivLoss"]
@@ -7,7 +10,7 @@ __all__ = ["KLDivLoss"]
 LOG_EPSILON = 1e-12
 
 
-class KLDivLoss(Loss):
+class KLDivLoss(Loss, mx_loss.KLDivLoss):
     r"""Kullback-Leibler divergence of the prediction from the label distribution.
 
     .. math:: L = \text{label} \cdot (\log(\text{label} + 10^{-12}) - \log p)
@@ -48,6 +51,11 @@ class KLDivLoss(Loss):
     """
 
     _sample_reduce = "sum"
+    _kernel = Kernel(lambda self: "gluonx_kldiv_loss" if self._from_logits
+                     else "gluonx_kldiv_softmax_loss",
+                     options={"from_logits": ANY, "axis": ANY, "log_target": False},
+                     when=lambda self, call: self._from_logits or (
+                         call.ndim >= 2 and call.last_axis(self._axis)))
 
     def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0,
                  reduction="sample", log_target=False, **kwargs):
@@ -55,12 +63,6 @@ class KLDivLoss(Loss):
         self._from_logits = from_logits
         self._axis = axis
         self._log_target = bool(log_target)
-
-    def _plan(self, names, tensors):
-        plan = super(KLDivLoss, self)._plan(names, tensors)
-        if self._log_target:
-            plan.use_kernels = False   # the fused kernels take probabilities
-        return plan
 
     def _loss(self, F, pred, label):
         if not self._from_logits:

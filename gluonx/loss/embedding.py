@@ -1,9 +1,12 @@
-"""Embedding and metric-learning losses: triplet, cosine embedding, SDML."""
+"""Embedding and metric-learning losses: triplet, cosine embedding, SDML, circle."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
-__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
+__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CircleLoss"]
 
 #: smallest product of norms in the cosine similarity (as mxnet 1.9.1)
 COSINE_EPSILON = 1e-12
@@ -11,7 +14,7 @@ COSINE_EPSILON = 1e-12
 LOG_EPSILON = 1e-12
 
 
-class TripletLoss(Loss):
+class TripletLoss(Loss, mx_loss.TripletLoss):
     r"""Triplet loss: the anchor should be nearer the positive than the negative.
 
     .. math::
@@ -44,6 +47,7 @@ class TripletLoss(Loss):
     _inputs = ("pred", "positive", "negative")
     _like_pred = ("positive", "negative")
     _kind = "sample"
+    _kernel = Kernel("gluonx_triplet_loss", attrs=("margin",))
 
     def __init__(self, margin=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(TripletLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -54,7 +58,7 @@ class TripletLoss(Loss):
         return F.relu(F.sum(gap, axis=self._batch_axis, exclude=True) + self._margin)
 
 
-class CosineEmbeddingLoss(Loss):
+class CosineEmbeddingLoss(Loss, mx_loss.CosineEmbeddingLoss):
     r"""Cosine embedding loss for pairs labelled similar (1) or dissimilar (-1).
 
     .. math::
@@ -92,6 +96,8 @@ class CosineEmbeddingLoss(Loss):
     _like_pred = ("input2",)
     _kind = "contract"
     _contract_axis = -1
+    _kernel = Kernel("gluonx_cosine_loss", attrs=("margin",), any_dtype=("label",),
+                     when=lambda self, call: call.ndim >= 2)
 
     def __init__(self, weight=None, batch_axis=0, margin=0, reduction="sample", **kwargs):
         super(CosineEmbeddingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
@@ -118,7 +124,7 @@ class CosineEmbeddingLoss(Loss):
         return (label == 1) * (1 - cosine) + (label == -1) * F.relu(cosine - self._margin)
 
 
-class SDMLLoss(Loss):
+class SDMLLoss(Loss, mx_loss.SDMLLoss):
     r"""Batch-wise Smoothed Deep Metric Learning loss (Bonadiman et al., 2019).
 
     Row i of ``x1`` is paired with row i of ``x2``; every other row of ``x2``
@@ -153,6 +159,7 @@ class SDMLLoss(Loss):
     _inputs = ("x1", "x2")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_sdml_loss", attrs=("smoothing_parameter",))
 
     def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, reduction="sample",
                  **kwargs):
@@ -182,3 +189,114 @@ class SDMLLoss(Loss):
         target = gold * (1 - s) + F.broadcast_div((1 - gold) * s, negatives)
         log_probabilities = F.log_softmax(-distances, axis=1)
         return F.sum(target * (F.log(target + LOG_EPSILON) - log_probabilities), axis=1)
+
+
+#: stands for -inf in the masked log-sum-exp of CircleLoss (finite, so that
+#: masked entries get a zero gradient rather than NaN)
+MASKED_LOGIT = 1e30
+
+
+def _masked_logsumexp(F, logits, mask):
+    """log sum_j mask_ij exp(logits_ij) per row, and whether a row has any entry
+    (rows without one get 0 instead of -inf; the caller masks them out)."""
+    masked = F.where(mask, logits, F.zeros_like(logits) - MASKED_LOGIT)
+    present = F.sum(mask, axis=1, keepdims=True) > 0
+    shift = F.BlockGrad(F.max(masked, axis=1, keepdims=True) * present)
+    total = F.sum(F.exp(F.broadcast_sub(masked, shift)), axis=1, keepdims=True)
+    return F.log(total + (1 - present)) + shift, present
+
+
+class CircleLoss(Loss):
+    r"""Circle loss (Sun et al., 2020) over the pairs of a batch with class labels.
+
+    Each sample is an anchor; the other samples of its class are its
+    positives :math:`P_i`, the samples of other classes its negatives
+    :math:`N_i`. With cosine similarities :math:`s_{ij}`,
+
+    .. math::
+        L_i = \mathrm{softplus}\Big(
+            \mathrm{logsumexp}_{j \in N_i}\, \gamma\, \alpha_{ij}^n (s_{ij} - m)
+          + \mathrm{logsumexp}_{j \in P_i}\, -\gamma\, \alpha_{ij}^p (s_{ij} - 1 + m)\Big)
+
+    with :math:`\alpha^p = [1 + m - s]_+` and :math:`\alpha^n = [s + m]_+`,
+    evaluated with a stable, masked log-sum-exp. An anchor without a
+    positive or without a negative has loss 0. Keras' ``Circle`` is the same
+    loss on L2-normalised embeddings (``normalize=False``) and the same
+    gradient with ``detach_weights=False``.
+
+    Parameters
+    ----------
+    margin : float, default 0.25
+        The relaxation :math:`m`.
+    gamma : float, default 256
+        The scale :math:`\gamma`.
+    normalize : bool, default True
+        L2-normalise the embeddings first (cosine similarity); else ``pred``
+        must already be normalised (dot products are used as they are).
+    detach_weights : bool, default False
+        Treat :math:`\alpha^p, \alpha^n` as constants in the backward pass
+        (the convention of the authors' and most PyTorch implementations);
+        False differentiates through them, as Keras does. Values are the same.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: embeddings, shape (batch_size, D).
+        - **label**: class labels, shape (batch_size,) (any numbers; equal
+          numbers mean the same class).
+        - **sample_weight**: optional, shape (batch_size,) or (batch_size, 1).
+
+    Outputs:
+        - **loss**: shape (batch_size,): each anchor's loss.
+
+    Example::
+
+        >>> loss = gluonx.loss.CircleLoss(margin=0.25, gamma=64)
+        >>> loss(mx.nd.random.normal(shape=(6, 8)), mx.nd.array([0, 0, 1, 1, 2, 2]))
+    """
+
+    _like_pred = ()
+    _kind = "sample"
+
+    def __init__(self, margin=0.25, gamma=256, normalize=True, detach_weights=False,
+                 weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(CircleLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not gamma > 0:
+            _fail(self, "gamma", "must be > 0, got %r" % (gamma,))
+        self._margin = float(margin)
+        self._gamma = float(gamma)
+        self._normalize = normalize
+        self._detach_weights = detach_weights
+
+    def _check_shapes(self, plan):
+        pred, label = plan.shapes["pred"], plan.shapes["label"]
+        if len(pred) != 2:
+            _fail(self, "pred", "has shape %s, expected embeddings of shape (batch_size, D)"
+                  % (pred,))
+        batch = pred[self._batch_axis % 2]
+        if int(np.prod(label)) != batch or len([s for s in label if s != 1]) > 1:
+            _fail(self, "label", "has shape %s, expected one class label per sample, shape (%d,)"
+                  % (label, batch))
+
+    def _loss(self, F, pred, label):
+        x = F.transpose(pred) if self._batch_axis % 2 == 1 else pred
+        if self._normalize:
+            norms = F.sum(F.square(x), axis=1, keepdims=True)
+            x = F.broadcast_div(x, F.sqrt(F.maximum(norms, COSINE_EPSILON ** 2)))
+        similarity = F.dot(x, x, transpose_b=True)
+        label = F.reshape(label, shape=(-1,))
+        same = F.broadcast_equal(F.reshape(label, shape=(-1, 1)), F.reshape(label, shape=(1, -1)))
+        # masks in the similarity's dtype (labels may be integers)
+        same = F.where(same, F.ones_like(similarity), F.zeros_like(similarity))
+        rows = F.contrib.arange_like(similarity, axis=0)
+        diagonal = F.broadcast_equal(F.reshape(rows, shape=(-1, 1)),
+                                     F.reshape(rows, shape=(1, -1)))
+        m, gamma = self._margin, self._gamma
+        fixed = F.BlockGrad(similarity) if self._detach_weights else similarity
+        positive_logits = F.relu(1 + m - fixed) * (1 - m - similarity) * gamma
+        negative_logits = F.relu(fixed + m) * (similarity - m) * gamma
+        positive, has_positive = _masked_logsumexp(F, positive_logits, same - diagonal)
+        negative, has_negative = _masked_logsumexp(F, negative_logits, 1 - same)
+        loss = F.Activation(positive + negative, act_type="softrelu") * has_positive * has_negative
+        return F.reshape(loss, shape=(-1,))

@@ -1,12 +1,16 @@
-"""Regression losses: L2, L1, Huber, Poisson negative log-likelihood."""
+"""Regression losses: L2, L1, Huber, Poisson negative log-likelihood, log-cosh, MAPE, MSLE."""
 import math
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
-__all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss"]
+__all__ = ["L2Loss", "L1Loss", "HuberLoss", "PoissonNLLLoss", "LogCoshLoss", "MAPELoss",
+           "MSLELoss"]
 
 
-class L2Loss(Loss):
+class L2Loss(Loss, mx_loss.L2Loss):
     r"""Half the squared error between ``pred`` and ``label``.
 
     .. math:: L = \frac{1}{2} (\text{pred} - \text{label})^2
@@ -33,6 +37,8 @@ class L2Loss(Loss):
         >>> loss(mx.nd.array([[1., 2.]]), mx.nd.array([[1., 0.]]))  # [1.]
     """
 
+    _kernel = Kernel("gluonx_l2_loss")
+
     def __init__(self, weight=1., batch_axis=0, reduction="sample", **kwargs):
         super(L2Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -40,7 +46,7 @@ class L2Loss(Loss):
         return F.square(pred - label) * 0.5
 
 
-class L1Loss(Loss):
+class L1Loss(Loss, mx_loss.L1Loss):
     r"""Absolute error between ``pred`` and ``label``.
 
     .. math:: L = |\text{pred} - \text{label}|
@@ -53,6 +59,8 @@ class L1Loss(Loss):
         >>> gluonx.loss.L1Loss()(mx.nd.array([[1., 3.]]), mx.nd.array([[0., 0.]]))  # [2.]
     """
 
+    _kernel = Kernel("gluonx_l1_loss")
+
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(L1Loss, self).__init__(weight, batch_axis, reduction, **kwargs)
 
@@ -60,7 +68,7 @@ class L1Loss(Loss):
         return F.abs(pred - label)
 
 
-class HuberLoss(Loss):
+class HuberLoss(Loss, mx_loss.HuberLoss):
     r"""Smoothed L1 loss: quadratic for errors below ``rho``, linear above.
 
     .. math::
@@ -82,6 +90,8 @@ class HuberLoss(Loss):
         >>> gluonx.loss.HuberLoss(rho=1)(mx.nd.array([[0., 3.]]), mx.nd.zeros((1, 2)))  # [1.25]
     """
 
+    _kernel = Kernel("gluonx_huber_loss", attrs=("rho",))
+
     def __init__(self, rho=1, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(HuberLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
         if not rho > 0:
@@ -94,7 +104,7 @@ class HuberLoss(Loss):
                        F.square(error) * (0.5 / self._rho))
 
 
-class PoissonNLLLoss(Loss):
+class PoissonNLLLoss(Loss, mx_loss.PoissonNLLLoss):
     r"""Negative log-likelihood of ``target`` counts under a Poisson rate.
 
     .. math::
@@ -137,6 +147,7 @@ class PoissonNLLLoss(Loss):
     _inputs = ("pred", "target")
     _like_pred = ("target",)
     _call_options = {"epsilon": None}
+    _kernel = Kernel("gluonx_poisson_nll_loss", attrs=("from_logits", "compute_full", "epsilon"))
 
     def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False,
                  epsilon=1e-08, reduction="sample", **kwargs):
@@ -161,3 +172,126 @@ class PoissonNLLLoss(Loss):
             stirling = t * F.log(t) - t + 0.5 * F.log(t * (2 * math.pi))
             loss = loss + stirling * above_one
         return loss
+
+
+#: Keras' ``backend.epsilon()``: the floor of MAPE's denominator and of MSLE's inputs
+KERAS_EPSILON = 1e-7
+
+
+class LogCoshLoss(Loss):
+    r"""Logarithm of the hyperbolic cosine of the error (Keras' ``LogCosh``).
+
+    .. math::
+        L = \log\cosh(\text{pred} - \text{label})
+          = d + \mathrm{softplus}(-2 d) - \log 2,\quad d = \text{pred} - \text{label}
+
+    The right-hand form is finite for any error (``cosh`` itself overflows
+    beyond about 89 in float32); its gradient is :math:`\tanh(d)`. About
+    :math:`d^2 / 2` for small errors and :math:`|d| - \log 2` for large ones.
+
+    Parameters
+    ----------
+    weight : float or None
+        Global scalar weight.
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs:
+        - **pred**: any shape.
+        - **label**: pred's shape (or the same size, or broadcastable to it).
+        - **sample_weight**: optional, broadcastable to pred, or shape (batch_size,).
+
+    Outputs:
+        - **loss**: shape (batch_size,): the mean over non-batch axes (Keras'
+          per-sample value for 2-D inputs).
+
+    Example::
+
+        >>> loss = gluonx.loss.LogCoshLoss()
+        >>> loss(mx.nd.array([[1., 1.]]), mx.nd.array([[0., 1.]]))  # [0.2169]
+    """
+
+    _kernel = Kernel("gluonx_log_cosh_loss")
+
+    def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
+        super(LogCoshLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+
+    def _loss(self, F, pred, label):
+        error = pred - label
+        return error + F.Activation(-2 * error, act_type="softrelu") - math.log(2.0)
+
+
+class MAPELoss(Loss):
+    r"""Mean absolute percentage error (Keras' ``MeanAbsolutePercentageError``).
+
+    .. math::
+        L = 100 \cdot \frac{|\text{label} - \text{pred}|}{\max(|\text{label}|, \epsilon)}
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-7
+        Floor of the denominator (Keras' ``backend.epsilon()``), > 0.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs and outputs are those of :class:`LogCoshLoss`.
+
+    Example::
+
+        >>> loss = gluonx.loss.MAPELoss()
+        >>> loss(mx.nd.array([[1.5, 1.]]), mx.nd.array([[1., 2.]]))  # [50.]
+    """
+
+    _kernel = Kernel("gluonx_mape_loss", attrs=("epsilon",))
+
+    def __init__(self, epsilon=KERAS_EPSILON, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(MAPELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not epsilon > 0:
+            _fail(self, "epsilon", "must be > 0, got %r" % (epsilon,))
+        self._epsilon = epsilon
+
+    def _loss(self, F, pred, label):
+        scale = 100.0 / F.maximum(F.abs(label), self._epsilon)
+        return F.abs(label - pred) * scale
+
+
+class MSLELoss(Loss):
+    r"""Mean squared logarithmic error (Keras' ``MeanSquaredLogarithmicError``).
+
+    .. math::
+        L = \big(\log(1 + \max(\text{pred}, \epsilon))
+                 - \log(1 + \max(\text{label}, \epsilon))\big)^2
+
+    Values below :math:`\epsilon` (zero and negative ones included) count as
+    :math:`\epsilon`, as in Keras; the gradient there is 0.
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-7
+        Floor of pred and label (Keras' ``backend.epsilon()``), >= 0.
+    weight : float or None
+    batch_axis : int, default 0
+    reduction : {'sample', 'mean', 'sum', 'none'}, default 'sample'
+
+    Inputs and outputs are those of :class:`LogCoshLoss`.
+
+    Example::
+
+        >>> loss = gluonx.loss.MSLELoss()
+        >>> loss(mx.nd.array([[math.e - 1]]), mx.nd.array([[0.]]))  # [1.]
+    """
+
+    _kernel = Kernel("gluonx_msle_loss", attrs=("epsilon",))
+
+    def __init__(self, epsilon=KERAS_EPSILON, weight=None, batch_axis=0, reduction="sample",
+                 **kwargs):
+        super(MSLELoss, self).__init__(weight, batch_axis, reduction, **kwargs)
+        if not epsilon >= 0:
+            _fail(self, "epsilon", "must be >= 0, got %r" % (epsilon,))
+        self._epsilon = epsilon
+
+    def _loss(self, F, pred, label):
+        eps = self._epsilon
+        return F.square(F.log1p(F.maximum(pred, eps)) - F.log1p(F.maximum(label, eps)))

@@ -1,6 +1,9 @@
 """Sequence losses: connectionist temporal classification (CTC)."""
 import numpy as np
 
+from mxnet.gluon import loss as mx_loss
+
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["CTCLoss"]
@@ -9,7 +12,7 @@ __all__ = ["CTCLoss"]
 PADDING = -1
 
 
-class CTCLoss(Loss):
+class CTCLoss(Loss, mx_loss.CTCLoss):
     r"""Connectionist Temporal Classification loss (Graves et al., 2006).
 
     .. math:: L = -\log \sum_{\pi \in \mathcal{B}^{-1}(\text{label})} \prod_t p_t(\pi_t)
@@ -59,6 +62,13 @@ class CTCLoss(Loss):
     _optional = ("pred_lengths", "label_lengths", "sample_weight")
     _like_pred = ()
     _kind = "sample"
+    _kernel = Kernel("gluonx_ctc_loss",
+                     attrs={"layout_ntc": lambda self: self._layout == "NTC",
+                            "label_nt": lambda self: self._label_layout == "NT"},
+                     # the kernel: blank last, +inf when infeasible
+                     options={"layout": ("NTC", "TNC"), "label_layout": ("NT", "TN"),
+                              "blank_label": "last", "zero_infinity": False},
+                     any_dtype=("label", "pred_lengths", "label_lengths"), own_batch_axis=True)
 
     def __init__(self, layout="NTC", label_layout="NT", weight=None, reduction="sample",
                  blank_label="last", zero_infinity=False, **kwargs):
@@ -75,12 +85,6 @@ class CTCLoss(Loss):
         self._label_layout = label_layout
         self._blank_first = blank_label == "first"
         self._zero_infinity = bool(zero_infinity)
-
-    def _plan(self, names, tensors):
-        plan = super(CTCLoss, self)._plan(names, tensors)
-        if self._blank_first or self._zero_infinity:
-            plan.use_kernels = False   # the fused kernel: blank last, +inf when infeasible
-        return plan
 
     def _used(self, F, label):
         """1 where a label entry is not padding."""
