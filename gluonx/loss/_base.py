@@ -667,7 +667,9 @@ class Loss(mx_loss.Loss):
                 return self._finish(F, self._unreduced(F, loss, plan), plan)
             if norm is not None and self._reduction == "mean":
                 return self._finish(F, self._reduce(F, None, (loss, norm[1])), plan)
-            per_sample = self._per_sample(F, loss, norm)
+            # (losses that override _per_sample without norm never return one)
+            per_sample = self._per_sample(F, loss) if norm is None else \
+                self._per_sample(F, loss, norm)
         return self._finish(F, self._reduce(F, per_sample), plan)
 
     def _compute_dtype(self, plan):
