@@ -32,7 +32,7 @@ from mxnet import autograd
 OP_NAME = "gluonx_linear_softmax_ce"
 
 #: rows per chunk when none is given: one chunk's logits stay within this many bytes
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 128 << 20
 
 
 def _flag(value):

@@ -630,7 +630,7 @@ class LinearSoftmaxCELoss(Loss):
     use_bias : bool, default False
         Whether the projection has a bias ``b`` (parameter ``bias``, (C,)).
     chunk_size : int or None, default None
-        Rows per chunk; None: as many as keep one chunk's logits within 64 MiB.
+        Rows per chunk; None: as many as keep one chunk's logits within 128 MiB.
     class_weight : sequence of float or None
         One weight :math:`w_c` per class.
     ignore_index : int or None
