@@ -301,16 +301,20 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
 
     def _loss(self, F, pred, label, valid_length=None, class_weight=None):
         axis = self._axis
+        eps = self._label_smoothing
         logp = pred if self._from_logits else F.log_softmax(pred, axis=axis)
-        if class_weight is not None:
-            logp = F.broadcast_mul(logp, self._along_axis(F, class_weight, logp))
+        weighted = logp
+        if class_weight is not None and (eps > 0 or not self._sparse_label):
+            weighted = F.broadcast_mul(logp, self._along_axis(F, class_weight, logp))
         if self._sparse_label:
             loss = -F.pick(logp, label, axis=axis, keepdims=True)
+            if class_weight is not None:   # w_y by a gather, not a pass over the classes
+                w_y = F.take(F.reshape(class_weight, shape=(-1,)), label)
+                loss = loss * F.reshape_like(w_y, loss)
         else:
-            loss = -F.sum(logp * label, axis=axis, keepdims=True)
-        eps = self._label_smoothing
+            loss = -F.sum(weighted * label, axis=axis, keepdims=True)
         if eps > 0:
-            loss = loss * (1 - eps) - F.mean(logp, axis=axis, keepdims=True) * eps
+            loss = loss * (1 - eps) - F.mean(weighted, axis=axis, keepdims=True) * eps
         masked = self._sparse_label and self._ignore_index is not None
         weighted_mean = class_weight is not None and self._sparse_label and \
             self._reduction == "mean"
