@@ -245,7 +245,8 @@ class Loss(mx_loss.Loss):
 
     Subclasses written the MXNet way work too: one that overrides ``forward``
     runs its ``forward`` (``super().forward(...)`` is the parent loss, checked,
-    hybridizable and fused as usual); one that overrides ``hybrid_forward``
+    hybridizable; it runs the stock operators, never the parent's fused kernel,
+    since the subclass may change the math); one that overrides ``hybrid_forward``
     runs as a plain ``HybridBlock`` (``super().hybrid_forward(F, ...)`` is the
     parent loss on ``F``).
     """
@@ -545,7 +546,9 @@ class Loss(mx_loss.Loss):
         if size == int(np.prod(target)) and _squeezed(shape) == _squeezed(target):
             return ("reshape", None)
         if _broadcasts_onto(shape, target):
-            return ("broadcast", None)
+            # a lower rank is padded with leading 1s first (broadcast_like needs equal ranks)
+            return ("broadcast", None if len(shape) == len(target) else
+                    (1,) * (len(target) - len(shape)) + tuple(shape))
         _fail(self, name, "has shape %s, expected %s's shape %s (or one that broadcasts to it)"
               % (shape, what or self._inputs[0], target))
 
@@ -643,7 +646,9 @@ class Loss(mx_loss.Loss):
                 if mode == "reshape":
                     x[name] = F.reshape_like(x[name], pred)
                 elif mode == "broadcast":
-                    x[name] = F.broadcast_like(x[name], pred)
+                    padded = plan.align[name][1]
+                    value = x[name] if padded is None else F.reshape(x[name], shape=padded)
+                    x[name] = F.broadcast_like(value, pred)
         if compute_dtype is not None and compute_dtype != np.float32:
             params = {k: F.cast(v, dtype=np.dtype(compute_dtype).name) for k, v in params.items()}
         x.update(params)
