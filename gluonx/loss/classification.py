@@ -198,6 +198,12 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
                      when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
                          self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
+    @property
+    def _like_pred(self):
+        """A dense label has pred's shape; sparse class indices do not (derived
+        from ``_sparse_label`` on every call, so the two never disagree)."""
+        return () if self._sparse_label else ("label",)
+
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
                  reduction="sample", **kwargs):
@@ -210,7 +216,6 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         self._from_logits = from_logits
         self._label_smoothing = float(label_smoothing)
         self._ignore_index = ignore_index
-        self._like_pred = () if sparse_label else ("label",)
         self._num_weights = None
         if class_weight is not None:
             values = np.asarray(class_weight, dtype=np.float32).reshape(1, -1)
