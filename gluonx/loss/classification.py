@@ -201,8 +201,16 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     @property
     def _like_pred(self):
         """A dense label has pred's shape; sparse class indices do not (derived
-        from ``_sparse_label`` on every call, so the two never disagree)."""
+        from ``_sparse_label`` on every call, so the two never disagree, unless
+        a subclass sets its own)."""
+        own = self.__dict__.get("_own_like_pred")
+        if own is not None:
+            return own
         return () if self._sparse_label else ("label",)
+
+    @_like_pred.setter
+    def _like_pred(self, value):
+        self.__dict__["_own_like_pred"] = tuple(value)
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
                  batch_axis=0, label_smoothing=0., class_weight=None, ignore_index=None,
