@@ -706,6 +706,8 @@ class Loss(mx_loss.Loss):
         value is sum(loss) / sum(count) over its non-batch axes, and
         ``reduction='mean'`` is sum(loss) / sum(total) over everything; a zero
         denominator gives 0."""
+        if norm is not None and self._sample_reduce == "sum":
+            norm = None  # a sum over the elements needs no denominator (masked ones are 0)
         if norm is not None:
             axis = 0 if self._kind == "sample" else self._batch_axis
             count = F.broadcast_like(norm[0], loss)
