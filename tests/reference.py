@@ -531,6 +531,8 @@ def ref_nce(pred, label, negatives, W, b, noise, subtract_log_q=True, sample_wei
         true = true - np.log(q[label])[:, None]
         noise_scores = noise_scores - np.log(q[negatives])
     elem = softplus(-true).sum(axis=1) + softplus(noise_scores).sum(axis=(1, 2))
+    none = _weighted(elem, sample_weight, weight)
+    return none, none
 
 
 # torch.nn's losses, Gluon-style (issue 10)

@@ -172,8 +172,8 @@ def _item2_reduction(cls, kw, reduction):
         return None
     if reduction == "mean":
         return "mean"
-    if reduction == "sample" and kw.get("ignore_index") is not None and kw["axis"] == 1:
-        return "sample"
+    if reduction in ("sample", "sum") and kw.get("ignore_index") is not None and kw["axis"] == 1:
+        return reduction   # the per-sample means over valid positions (and their sum)
     return None
 
 
@@ -189,7 +189,8 @@ def _torch_item2(kw, x, reduction):
     e = TF.nll_loss(torch.movedim(x[0], axis, 1), label, weight=cw, ignore_index=ii,
                     reduction="none")
     valid = (label != ii).double().reshape(e.shape[0], -1).sum(1)
-    return e.reshape(e.shape[0], -1).sum(1) / valid.clamp(min=1) * w
+    per_sample = e.reshape(e.shape[0], -1).sum(1) / valid.clamp(min=1) * w
+    return per_sample.sum().reshape(1) if reduction == "sum" else per_sample
 
 
 def _gluonx_supports(factory, inputs):
