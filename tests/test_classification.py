@@ -221,15 +221,8 @@ LCE_GRID = grid(itertools.product((False, True), (None, LCW), (None, 3), (0.0, 0
                                   (False, True)))
 
 
-#: MXNet 1.9.1's CustomOp backward receives storage type -1 with numpy >= 1.24
-#: ("unknown storage type: -1"), so the chunked LinearSoftmaxCELoss (a CustomOp)
-#: is tested on CI's numpy 1.23.5 environment only
-OLD_NUMPY = np.lib.NumpyVersion(np.__version__) < "1.24.0"
-NEEDS_OLD_NUMPY = pytest.mark.skipif(not OLD_NUMPY, reason="MXNet 1.9.1's CustomOp backward "
-                                     "fails with numpy >= 1.24 (runs on numpy 1.23.5)")
 
 
-@NEEDS_OLD_NUMPY
 @pytest.mark.parametrize("use_bias, class_weight, ignore_index, label_smoothing, reduction, "
                          "head, small_blocks", LCE_GRID)
 def test_linear_softmax_ce_matches_torch(use_bias, class_weight, ignore_index, label_smoothing,
@@ -256,7 +249,6 @@ def test_linear_softmax_ce_matches_torch(use_bias, class_weight, ignore_index, l
         np.testing.assert_allclose(loss.bias.grad().asnumpy(), db, rtol=1e-7, atol=1e-10)
 
 
-@NEEDS_OLD_NUMPY
 @pytest.mark.parametrize("mode", MODES)
 def test_linear_softmax_ce_every_mode(mode, tmp_path):
     kw = dict(use_bias=True, class_weight=LCW, ignore_index=3, label_smoothing=0.1)
@@ -269,7 +261,6 @@ def test_linear_softmax_ce_every_mode(mode, tmp_path):
     np.testing.assert_allclose(grads[0], dx, rtol=1e-7, atol=1e-10)
 
 
-@NEEDS_OLD_NUMPY
 def test_linear_softmax_ce_is_dense_plus_softmax_ce_and_float32():
     """float32, sample_weight, (batch, time) rows, recording outside training."""
     x, w, b, y = _lce_data(2, shape=(3, 4))
@@ -299,7 +290,6 @@ def test_linear_softmax_ce_is_dense_plus_softmax_ce_and_float32():
     assert out.dtype == np.float32
 
 
-@NEEDS_OLD_NUMPY
 def test_linear_softmax_ce_bad_input():
     loss = L.LinearSoftmaxCELoss(LD, LC)
     loss.initialize()

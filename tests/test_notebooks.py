@@ -34,11 +34,6 @@ def test_notebook_is_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_executes(path, tmp_path, monkeypatch):
-    import numpy
-    if os.path.basename(path) == "05_wgan_gp.ipynb" and \
-            numpy.lib.NumpyVersion(numpy.__version__) >= "1.24.0":
-        pytest.skip("the WGAN-GP notebook fails in MXNet 1.9.1 with numpy >= 1.24 "
-                    "(runs on CI's numpy 1.23.5 environment)")
     # the kernel inherits this environment: it must import this checkout's gluonx
     monkeypatch.setenv("PYTHONPATH", REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # let the kernel use its inline backend

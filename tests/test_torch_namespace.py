@@ -470,8 +470,6 @@ def test_numpy_mode_python_lengths_and_number_variance():
         np.testing.assert_allclose(float(g), gref, rtol=1e-6)
 
 
-@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) >= "1.24.0",
-                    reason="MXNet 1.9.1's CustomOp backward fails with numpy >= 1.24 (runs on numpy 1.23.5)")
 def test_linear_cross_entropy_matches_torch():
     """The fused output layer + CE (issue 10 item 1b) with torch's weights."""
     try:

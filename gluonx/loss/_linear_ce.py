@@ -205,7 +205,12 @@ class _LinearSoftmaxCEProp(mx.operator.CustomOpProp):
         return types, [dtype] * (5 if self.has_bias else 4), []
 
     def declare_backward_dependency(self, out_grad, in_data, out_data):
-        return [out_grad[0]] + list(in_data) + list(out_data[1:])
+        # Everything, as CustomOpProp's default: MXNet 1.9.1 keeps the declared
+        # dependencies of the most recently declared custom operator in one
+        # global set and marks backward's arrays by it, so a narrower list
+        # breaks when another configuration (other inputs) was declared in
+        # between ("unknown storage type: -1" in CustomOp.backward).
+        return list(out_grad) + list(in_data) + list(out_data)
 
     def create_operator(self, ctx, shapes, dtypes):
         return _LinearSoftmaxCE(self.num_classes, self.chunk, self.eps, self.ignore_index,
