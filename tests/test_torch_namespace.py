@@ -246,7 +246,7 @@ def _ctc(blank, concatenated, infeasible=False):
     return make
 
 
-for blank in (0, 4):
+for blank in (0, 2, 4):   # first, inside the alphabet, last
     for concatenated in (False, True):
         for red in REDUCTIONS:
             kw = {"blank": blank, "reduction": red}
@@ -393,11 +393,14 @@ def test_bce_clamps_its_logs_at_minus_100():
     assert value[0] > 199
 
 
-def test_ctc_blank_must_be_first_or_last():
+def test_ctc_blank_errors():
     lp = mx.nd.array(_log_softmax(np.random.RandomState(0).standard_normal((6, 2, 5)), 2))
-    loss = GT.CTCLoss(blank=2)
     with pytest.raises(L.LossInputError, match="CTCLoss(?s:.*)blank"):
-        loss(lp, mx.nd.array([[0, 1], [1, 3]]), [6, 6], [2, 2]).asnumpy()
+        GT.CTCLoss(blank=5)(lp, mx.nd.array([[0, 1], [1, 3]]), [6, 6], [2, 2]).asnumpy()
+    with pytest.raises(L.LossInputError, match="CTCLoss(?s:.*)targets(?s:.*)blank"):
+        GT.CTCLoss(blank=2)(lp, mx.nd.array([[0, 2], [1, 3]]), [6, 6], [2, 2]).asnumpy()
+    # past a row's length anything goes, the blank too
+    GT.CTCLoss(blank=2)(lp, mx.nd.array([[0, 2], [1, 3]]), [6, 6], [1, 2]).asnumpy()
 
 
 def test_config_round_trip():

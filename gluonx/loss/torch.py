@@ -477,8 +477,10 @@ class CTCLoss(_TorchLoss, sequence.CTCLoss):
     log-probabilities ``(T, N, C)``.
 
     Maps onto :class:`gluonx.loss.CTCLoss` with ``layout='TNC'`` and the blank
-    first (``blank=0``, ``blank_label='first'``) or last (``blank=C-1``; other
-    blanks are not supported), and ``zero_infinity``. Called as
+    first (``blank=0``, ``blank_label='first'``) or last (any other ``blank``:
+    a blank inside the alphabet is moved to the end of the class axis, and the
+    targets above it renumbered, so every class index is allowed), and
+    ``zero_infinity``. Called as
     ``loss(log_probs, targets, input_lengths, target_lengths)``: targets padded
     ``(N, S)`` or concatenated ``(sum(target_lengths),)``; the lengths ``(N,)``
     (NDArrays, or Python sequences imperatively). ``'mean'`` divides each
@@ -533,9 +535,9 @@ class CTCLoss(_TorchLoss, sequence.CTCLoss):
 
     def _check_shapes(self, plan):
         pred = plan.shapes["pred"]
-        if len(pred) == 3 and self._blank not in (0, pred[2] - 1):
-            _fail(self, "blank", "is %d; gluonx's CTC supports the first (0) or the last "
-                  "class (%d) as the blank" % (self._blank, pred[2] - 1))
+        if len(pred) == 3 and self._blank >= pred[2]:
+            _fail(self, "blank", "is %d, not a class of the %d in log_probs %s"
+                  % (self._blank, pred[2], pred))
         if self._concatenated(plan) and len(pred) == 3 and plan.shapes["label"][0] == 0:
             _fail(self, "label", "is empty; concatenated targets need at least one symbol")
         super(CTCLoss, self)._check_shapes(self._padded_plan(plan))
@@ -556,9 +558,36 @@ class CTCLoss(_TorchLoss, sequence.CTCLoss):
             for n, (start, size) in enumerate(zip(offsets, lengths)):
                 rows[n, :size] = flat[start:start + size]
             tensors = dict(tensors, label=mx.nd.array(rows, dtype=flat.dtype))
+        if self._inner_blank(plan):
+            # a padded row may hold anything past its length: check the used part only
+            rows = tensors["label"].asnumpy()
+            lengths = tensors["label_lengths"].asnumpy().astype(np.int64).ravel()
+            if any((rows[n, :max(0, size)] == self._blank).any() for n, size in enumerate(lengths)):
+                _fail(self, "targets", "holds the blank (%d); targets must be other classes"
+                      % self._blank)
+            tensors = dict(tensors, label=self._renumbered(mx.nd, tensors["label"]))
         super(CTCLoss, self)._check_values(tensors, self._padded_plan(plan))
 
+    def _inner_blank(self, plan):
+        """The blank is neither the first nor the last class of this call."""
+        pred = plan.shapes["pred"]
+        return len(pred) == 3 and 0 < self._blank < pred[2] - 1
+
+    def _renumbered(self, F, label):
+        """Targets with the blank moved to the end: classes above it move down one."""
+        return F.where(label > self._blank, label - 1, label)
+
+    def _blank_last(self, F, pred):
+        """log_probs with the blank's column moved to the end of the class axis."""
+        b = self._blank
+        return F.concat(F.slice_axis(pred, axis=2, begin=0, end=b),
+                        F.slice_axis(pred, axis=2, begin=b + 1, end=None),
+                        F.slice_axis(pred, axis=2, begin=b, end=b + 1), dim=2)
+
     def _compute(self, F, tensors, plan, params):
+        if self._inner_blank(plan):
+            tensors = dict(tensors, pred=self._blank_last(F, tensors["pred"]),
+                           label=self._renumbered(F, tensors["label"]))
         if self._concatenated(plan):
             tensors = dict(tensors, label=_padded_targets(F, tensors["label"],
                                                           tensors["label_lengths"],
