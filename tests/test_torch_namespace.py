@@ -345,6 +345,27 @@ def test_constructor_signature_is_torch_s(name):
         assert ours[key].default == param.default, "%s.%s default" % (name, key)
 
 
+@pytest.mark.parametrize("name", sorted(GT.__all__))
+def test_call_takes_torch_s_argument_names(name):
+    """forward's arguments by PyTorch's names give what positions give."""
+    import inspect
+    theirs = [p for p in inspect.signature(getattr(torch.nn, name).forward).parameters
+              if p != "self"]
+    if name == "LinearCrossEntropyLoss":
+        theirs = theirs[:2]   # torch's forward(input, target) (its **kwargs are not inputs)
+    cls = getattr(GT, name)
+    assert list(cls._torch_args(cls.__new__(cls))) == theirs
+    row = next((r for r in ROWS if r.name == name), None)
+    if row is None:
+        return
+    inputs = [mx.nd.array(a, dtype="float64") for a in row.make(np.random.RandomState(3))]
+    by_position = _build(row)(*inputs).asnumpy()
+    by_name = _build(row)(**dict(zip(theirs, inputs))).asnumpy()
+    np.testing.assert_array_equal(by_name, by_position)
+    with pytest.raises(TypeError, match=theirs[0]):
+        _build(row)(*inputs, bogus=inputs[0])
+
+
 @pytest.mark.parametrize("size_average, reduce, reduction", [
     (None, None, "mean"), (True, None, "mean"), (False, None, "sum"), (None, False, "none"),
     (False, False, "none"), (True, True, "mean")])

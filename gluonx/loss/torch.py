@@ -94,6 +94,30 @@ class _TorchLoss(object):
         elif reduction == "sum" and self._torch_none == "elementwise":
             self._sample_reduce = "sum"
 
+    def _torch_args(self):
+        """PyTorch's names of the call's inputs, in order (``forward``'s arguments)."""
+        names = self._tensor_names()
+        if type(self).__name__ == "PoissonNLLLoss":
+            return ("log_input", "target")
+        if names[:2] == ("input1", "input2"):
+            return ("input1", "input2", "target")
+        if names[1:3] == ("positive", "negative"):
+            return ("anchor", "positive", "negative")
+        if len(names) == 4:
+            return ("log_probs", "targets", "input_lengths", "target_lengths")
+        return ("input", "target", "var")[:len(names)]
+
+    def _bind(self, args, kwargs):
+        """Inputs by position or by PyTorch's names (``loss(input=x, target=y)``)."""
+        if kwargs:
+            ours = dict(zip(self._torch_args(), self._tensor_names()))
+            for key in kwargs:
+                if key not in ours and key not in self._tensor_names():
+                    raise TypeError("%s got an unexpected argument '%s'; it takes %s"
+                                    % (type(self).__name__, key, ", ".join(ours)))
+            kwargs = {ours.get(key, key): value for key, value in kwargs.items()}
+        return super(_TorchLoss, self)._bind(args, kwargs)
+
     def _dispatch(self, values, graph=True):
         out = super(_TorchLoss, self)._dispatch(values, graph)
         if self._torch_reduction != "none" and isinstance(out, _NP_TYPES):
