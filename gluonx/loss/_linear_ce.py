@@ -10,8 +10,9 @@ imported, as the op is registered on import).
 The rows are processed in chunks of ``chunk`` rows. For each chunk the
 logits ``x_r W^T + b`` (chunk x num_classes) are computed with
 ``FullyConnected`` and the loss by :class:`gluonx.loss.SoftmaxCELoss`
-(``reduction='none'``, with the class weights, ignore index and label
-smoothing: one implementation of the math), under a private
+(``reduction='sample'``, one value per row, with the class weights, ignore
+index and label smoothing: one implementation of the math, and its fused
+kernel where the options allow), under a private
 ``autograd.record()`` whose backward gives the chunk's gradients of x, W and
 b; then the chunk's logits are dropped. Only one chunk's logits exist at a
 time (the engine is synchronised once per chunk).
@@ -71,7 +72,7 @@ class _LinearSoftmaxCE(mx.operator.CustomOp):
             if ignore is not None and float(ignore) == int(ignore):
                 ignore = int(ignore)
             self._ce = SoftmaxCrossEntropyLoss(
-                reduction="none", label_smoothing=self.eps, ignore_index=ignore,
+                reduction="sample", label_smoothing=self.eps, ignore_index=ignore,
                 class_weight=None if cw is None else cw.asnumpy().astype(np.float64).ravel())
         return self._ce
 
