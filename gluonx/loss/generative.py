@@ -224,29 +224,76 @@ def _describe(layer):
                         else "Activation(%r)" % layer._act_type)
 
 
+_SUPPORTED = ("Dense, Conv2D (NCHW), AvgPool2D (NCHW), GlobalAvgPool2D (NCHW), Flatten, "
+              "Dropout, BatchNorm (running statistics), Activation(%s), LeakyReLU, ELU, in a "
+              "(Hybrid)Sequential" % "|".join(_ACTIVATIONS))
+
+
+def _unsupported(layer, why):
+    _fail("critic_input_gradient", "critic", "has layer %s, %s; supported: %s"
+          % (_describe(layer), why, _SUPPORTED))
+
+
+def _layer_activation(steps, layer):
+    """The ('act', ...) step of a Dense/Conv2D layer's ``activation=``, if any."""
+    if layer.act is not None:
+        act = _activation(layer.act)
+        if act is None:
+            _fail("critic_input_gradient", "critic", "has layer %s with activation "
+                  "%r, which is not supported" % (layer.name, layer.act._act_type))
+        steps.append(("act", act))
+
+
+def _nchw(layer):
+    layout = layer._kwargs.get("layout")
+    if layout not in (None, "NCHW"):
+        _unsupported(layer, "with layout %r, which is not supported (NCHW only)" % (layout,))
+
+
 def _plan_critic(critic):
-    """[('dense', layer) | ('act', (kind, alpha))] or LossInputError naming the layer."""
+    """[(kind, item)] steps of the critic, or LossInputError naming the layer."""
     steps = []
     for layer in _layers(critic):
         if isinstance(layer, nn.Dense):
             steps.append(("dense", layer))
-            if layer.act is not None:
-                act = _activation(layer.act)
-                if act is None:
-                    _fail("critic_input_gradient", "critic", "has layer %s with activation "
-                          "%r, which is not supported" % (layer.name, layer.act._act_type))
-                steps.append(("act", act))
+            _layer_activation(steps, layer)
+        elif isinstance(layer, nn.Conv2D):
+            _nchw(layer)
+            steps.append(("conv", layer))
+            _layer_activation(steps, layer)
+        elif isinstance(layer, (nn.AvgPool2D, nn.GlobalAvgPool2D, nn.MaxPool2D,
+                                nn.GlobalMaxPool2D)):
+            if layer._kwargs["pool_type"] != "avg":
+                _unsupported(layer, "max pooling, which is not supported (its input gradient "
+                             "needs the argmax of each window)")
+            _nchw(layer)
+            steps.append(("gavgpool" if layer._kwargs["global_pool"] else "avgpool", layer))
         elif isinstance(layer, nn.Flatten):
             steps.append(("flatten", layer))
+        elif isinstance(layer, nn.Dropout):
+            if layer._rate > 0:
+                steps.append(("dropout", layer))
+        elif type(layer) is nn.BatchNorm:   # (not BatchNormReLU, SyncBatchNorm)
+            steps.append(("batchnorm", layer))
         elif _activation(layer) is not None:
             steps.append(("act", _activation(layer)))
         else:
-            _fail("critic_input_gradient", "critic", "has layer %s, which is not supported; "
-                  "supported: Dense, Flatten, Activation(%s), LeakyReLU, ELU, in a "
-                  "(Hybrid)Sequential" % (_describe(layer), "|".join(_ACTIVATIONS)))
-    if not any(kind == "dense" for kind, _ in steps):
-        _fail("critic_input_gradient", "critic", "has no Dense layer")
+            _unsupported(layer, "which is not supported")
+    if not any(kind in ("dense", "conv") for kind, _ in steps):
+        _fail("critic_input_gradient", "critic", "has no Dense or Conv2D layer")
     return steps
+
+
+def _check_mode(steps):
+    """BatchNorm must use its running statistics (samples independent)."""
+    if not autograd.is_training():
+        return
+    for kind, layer in steps:
+        if kind == "batchnorm" and not layer._kwargs["use_global_stats"]:
+            _fail("critic_input_gradient", "critic", "has layer %s, which normalises with "
+                  "batch statistics in training mode (samples are not independent): "
+                  "construct it with use_global_stats=True, or call in predict mode "
+                  "(autograd.record(train_mode=False))" % _describe(layer))
 
 
 def _act_forward(F, z, kind, alpha):
@@ -281,18 +328,37 @@ def critic_input_gradient(critic, x, return_output=False):
 
     The forward pass and its backward (the chain rule, layer by layer) are
     written with first-order-differentiable operators (``FullyConnected``,
-    ``dot``, elementwise math), so ``autograd`` of anything computed from
+    ``Convolution`` and its transpose ``Deconvolution`` with the same weight,
+    ``Pooling``, elementwise math), so ``autograd`` of anything computed from
     ``g`` -- the WGAN-GP penalty of :class:`WGANGPLoss` -- reaches the
     critic's parameters exactly, which ``autograd.grad(create_graph=True)``
     cannot do through MXNet 1.9.1's layers.
 
     Parameters
     ----------
-    critic : HybridSequential (or Sequential, nested) of ``Dense`` (with or
-        without an activation), ``Flatten``, ``Activation`` (relu, sigmoid,
-        tanh, softrelu), ``LeakyReLU`` and ``ELU`` layers. Any other layer
-        raises :class:`LossInputError` naming it. Samples must be independent
-        (no batch statistics), which these layers are.
+    critic : HybridSequential (or Sequential, nested) of these layers:
+
+        - ``Dense`` and ``Conv2D`` (NCHW; any kernel, strides, padding,
+          dilation, groups; with or without bias and ``activation=``);
+        - ``AvgPool2D`` (NCHW; any padding, ``ceil_mode``,
+          ``count_include_pad``) and ``GlobalAvgPool2D``;
+        - ``Flatten``, ``Activation`` (relu, sigmoid, tanh, softrelu),
+          ``LeakyReLU``, ``ELU``;
+        - ``Dropout``: the identity in predict mode; in training mode one
+          random mask serves the output and its gradient, so ``g`` is the
+          gradient of the critic with that mask (not with the mask of another
+          call of the critic);
+        - ``BatchNorm`` with its running statistics: constructed with
+          ``use_global_stats=True``, or any BatchNorm in predict mode
+          (``autograd.record(train_mode=False)``); one normalising with
+          batch statistics (training mode) raises, as samples must be
+          independent for a per-sample gradient. (MXNet's own ``BatchNorm``
+          backward in predict mode differentiates the batch-statistics
+          formula; ``g`` here is the gradient of the function the critic computes.)
+
+        Any other layer -- ``MaxPool2D`` and ``GlobalMaxPool2D`` (their
+        gradient needs each window's argmax), NHWC layouts, ``Conv1D``/``Conv3D``,
+        transposed convolutions, ... -- raises :class:`LossInputError` naming it.
     x : NDArray, shape (batch_size, ...)
         The points, typically :math:`\alpha x_{real} + (1 - \alpha) x_{fake}`.
     return_output : bool, default False
@@ -309,8 +375,10 @@ def critic_input_gradient(critic, x, return_output=False):
         ...     loss = wgan(critic(fake), critic(real), grad)
         >>> loss.backward()   # the penalty's gradient reaches every critic parameter
     """
+    steps = _plan_critic(critic)
+    _check_mode(steps)
     _finish_init(critic, x)
-    g, output = _input_gradient(mx.nd, _plan_critic(critic), x, lambda p: p.data(x.context))
+    g, output = _input_gradient(mx.nd, steps, x, lambda p: p.data(x.context))
     if return_output:
         return g, output
     return g
@@ -328,6 +396,7 @@ def _input_gradient(F, steps, x, param):
     h = x
     tape = []
     for kind, item in steps:
+        z = h
         if kind == "dense":
             layer = item
             w = param(layer.weight)
@@ -336,12 +405,33 @@ def _input_gradient(F, steps, x, param):
             tape.append(("dense", (w, layer.weight.shape[1]), h))
             h = F.FullyConnected(*args, num_hidden=layer._units, no_bias=b is None,
                                  flatten=layer._flatten)
+        elif kind == "conv":
+            layer = item
+            w = param(layer.weight)
+            b = param(layer.bias) if layer.bias is not None else None
+            tape.append(("conv", (layer, w), h))
+            h = F.Convolution(*((h, w) if b is None else (h, w, b)), **layer._kwargs)
+        elif kind in ("avgpool", "gavgpool"):
+            tape.append((kind, item, h))
+            h = F.Pooling(h, **item._kwargs)
         elif kind == "flatten":
             tape.append(("flatten", None, h))
             h = F.flatten(h)
+        elif kind == "dropout":
+            # one mask for the output and its gradient: ones in predict mode
+            mask = F.Dropout(F.ones_like(h), p=item._rate, axes=item._axes)
+            tape.append(("scale", mask, None))
+            h = h * mask
+        elif kind == "batchnorm":
+            layer = item
+            tensors = [param(p) for p in (layer.gamma, layer.beta, layer.running_mean,
+                                          layer.running_var)]
+            bn = dict(layer._kwargs, use_global_stats=True)
+            bn.pop("momentum", None)
+            tape.append(("batchnorm", (tensors, bn), None))
+            h = F.BatchNorm(h, *tensors, **bn)
         else:
             act, alpha = item
-            z = h
             h = _act_forward(F, z, act, alpha)
             tape.append(("act", (act, alpha), (z, h)))
     output = h
@@ -353,12 +443,75 @@ def _input_gradient(F, steps, x, param):
             g = F.FullyConnected(g, F.transpose(w), num_hidden=in_units, no_bias=True,
                                  flatten=False)
             g = F.reshape_like(g, saved)        # undo Dense's flatten
+        elif kind == "conv":
+            g = _conv_input_gradient(F, g, saved, *item)
+        elif kind == "avgpool":
+            g = _avgpool_input_gradient(F, g, saved, item._kwargs)
+        elif kind == "gavgpool":
+            # every input of a channel gets its output's gradient / (H W)
+            area = F.sum(F.ones_like(saved), axis=(2, 3), keepdims=True)
+            g = F.broadcast_like(F.broadcast_div(g, area), saved)
         elif kind == "flatten":
             g = F.reshape_like(g, saved)
+        elif kind == "scale":
+            g = g * item
+        elif kind == "batchnorm":
+            # its per-channel scale gamma / sqrt(var + eps), shaped (1, C, 1, ...)
+            (gamma, _, _, var), bn = item
+            scale = 1 / F.sqrt(var + bn["eps"])
+            if not bn["fix_gamma"]:
+                scale = scale * gamma
+            shape = F.sum(g, axis=bn["axis"], exclude=True, keepdims=True)
+            g = F.broadcast_mul(g, F.reshape_like(scale, shape))
         else:
             z, h_act = saved
             g = g * _act_derivative(F, z, h_act, *item)
     return g, output
+
+
+def _transposed(F, g, w, x, kernel, stride, dilate, pad, channels, groups, filters):
+    """The adjoint of a convolution of x (NCHW, ``channels``) to ``filters``
+    channels, applied to g: a transposed convolution with the same weight.
+    adj = stride - 1 gives at least x's size; the rows and columns past it
+    saw no window and are cut off."""
+    adj = tuple(s - 1 for s in stride)
+    if any(s > 1 for s in stride) and any(d > 1 for d in dilate):
+        # MXNet 1.9.1's float64 Deconvolution is wrong with both: put the
+        # stride's zeros in first (a 1x1 transposed convolution per channel),
+        # then the dilated transposed convolution at stride 1
+        one = F.ones_like(F.slice(w, begin=(0, 0, 0, 0), end=(None, 1, 1, 1)))
+        g = F.Deconvolution(g, one, kernel=(1, 1), stride=stride, adj=adj,
+                            num_filter=filters, num_group=filters, no_bias=True)
+        stride, adj = (1, 1), (0, 0)
+    g = F.Deconvolution(g, w, kernel=kernel, stride=stride, dilate=dilate, pad=pad,
+                        adj=adj, num_filter=channels, num_group=groups, no_bias=True)
+    return F.slice_like(g, x, axes=(2, 3))
+
+
+def _conv_input_gradient(F, g, x, layer, w):
+    kw = layer._kwargs
+    groups = kw["num_group"]
+    return _transposed(F, g, w, x, kw["kernel"], kw["stride"], kw["dilate"], kw["pad"],
+                       layer.weight.shape[1] * groups, groups, layer.weight.shape[0])
+
+
+def _avgpool_input_gradient(F, g, x, kw):
+    """Each output's gradient, divided by its window's divisor (MXNet's: the
+    whole window, or its inputs only without count_include_pad), spread over
+    the window: a transposed convolution with a ones kernel, channel by
+    channel (channels folded into the batch)."""
+    kernel = tuple(kw["kernel"])
+    ones = F.ones_like(x)
+    sums = F.Pooling(ones, **dict(kw, pool_type="sum"))        # inputs per window
+    means = F.Pooling(ones, **kw)                               # inputs / divisor
+    g = g * means / F.maximum(sums, 1)
+    per_channel = lambda a: F.expand_dims(F.reshape(a, shape=(-3, -2)), axis=1)  # noqa: E731
+    g, xc = per_channel(g), per_channel(x)
+    one = F.ones_like(F.slice(g, begin=(0, 0, 0, 0), end=(1, 1, 1, 1)))
+    kernel_ones = F.tile(one, reps=(1, 1) + kernel)
+    g = _transposed(F, g, kernel_ones, xc, kernel, tuple(kw["stride"]), (1, 1),
+                    tuple(kw["pad"]), 1, 1, 1)
+    return F.reshape_like(g, x)
 
 
 class CriticInputGradient(HybridBlock):
@@ -383,6 +536,7 @@ class CriticInputGradient(HybridBlock):
         self.critic = critic
 
     def forward(self, x, *args):
+        _check_mode(_plan_critic(self.critic))
         _finish_init(self.critic, x)
         return super(CriticInputGradient, self).forward(x, *args)
 
