@@ -83,6 +83,38 @@ def test_wgan_mean_reduction_is_the_paper_objective():
     np.testing.assert_allclose(gen, [-fake.mean()], rtol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["imperative", "hybrid", "static", "symbol"])
+def test_wgan_mean_takes_separate_means_of_different_lengths(mode):
+    """reduction='mean': mean D(fake) - mean D(real) + lambda mean (||g|| - 1)^2,
+    each over its own samples, and its derivative (1/n_fake, -1/n_real, ...)."""
+    from conftest import run_mode
+    rng = np.random.RandomState(12)
+    fake, real, g = rng.standard_normal((4, 1)), rng.standard_normal(7), \
+        rng.standard_normal((3, 2, 2))
+    norm = np.sqrt((g ** 2).sum(axis=(1, 2)))
+    value, grads = run_mode(mode, lambda: L.WGANGPLoss(lambda_=1.5, weight=2.0,
+                                                       reduction="mean"),
+                            [fake, real, g], (0, 1, 2))
+    expected = 2.0 * (fake.mean() - real.mean() + 1.5 * ((norm - 1) ** 2).mean())
+    np.testing.assert_allclose(value, [expected], rtol=1e-12)
+    np.testing.assert_allclose(grads[0], np.full((4, 1), 2.0 / 4), rtol=1e-12)
+    np.testing.assert_allclose(grads[1], np.full(7, -2.0 / 7), rtol=1e-12)
+    dg = 2.0 * 1.5 * 2 * (norm - 1)[:, None, None] * g / norm[:, None, None] / 3
+    np.testing.assert_allclose(grads[2], dg, rtol=1e-10)
+
+
+@pytest.mark.parametrize("reduction, weighted", [("sample", False), ("none", False),
+                                                 ("sum", False), ("mean", True)])
+@pytest.mark.parametrize("lengths, arg", [((4, 5, 4), "real"), ((4, 4, 3), "grad_interp")])
+def test_wgan_different_lengths_need_the_mean(reduction, weighted, lengths, arg):
+    args = [nd(np.zeros(lengths[0])), nd(np.zeros(lengths[1])), nd(np.ones((lengths[2], 2)))]
+    if weighted:
+        args.append(nd(np.ones(lengths[0])))
+    with pytest.raises(L.LossInputError, match="WGANGPLoss: argument '%s'.*reduction='mean' "
+                       "and no sample_weight" % arg):
+        L.WGANGPLoss(reduction=reduction)(*args)
+
+
 def test_wgan_penalty_gradient_is_finite_at_zero_gradient():
     g = nd(np.zeros((2, 3)))
     g.attach_grad()

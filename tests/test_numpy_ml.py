@@ -262,6 +262,35 @@ def test_wgan_score_grads_follow_numpy_ml_loss_not_its_grad():
     np.testing.assert_allclose(their_real, -fd_real, rtol=1e-6)
 
 
+@pytest.mark.parametrize("lengths", [(5, 3, 5), (3, 6, 4), (2, 2, 7)])
+def test_wgan_critic_with_different_lengths_equals_numpy_ml(lengths, dtype, tmp_path):
+    """numpy-ml's loss takes three separate means: Y_fake, Y_real and
+    gradInterp may have different lengths. Values equal numpy-ml's loss() in
+    every mode, gradients its finite differences."""
+    n_fake, n_real, n_interp = lengths
+    rng = np.random.RandomState(sum(lengths))
+    fake, real = rng.standard_normal(n_fake), rng.standard_normal(n_real)
+    grad = rng.standard_normal((n_interp, 3))
+    fake, real, grad = (_rounded(a, dtype) for a in (fake, real, grad))
+    npml = npml_losses.WGAN_GPLoss(2.5)
+    value, grads = _modes_agree(lambda: _Critic(2.5), [fake, real, grad], (0, 1, 2),
+                                npml.loss(fake, "C", real, grad), dtype, tmp_path)
+    if dtype != "float64":
+        return
+    fds = [_fd(lambda f: npml.loss(f, "C", real, grad), fake),
+           _fd(lambda r: npml.loss(fake, "C", r, grad), real),
+           _fd(lambda g: npml.loss(fake, "C", real, g), grad)]
+    for k, fd in enumerate(fds):
+        assert_close(grads[k], fd, (1e-6, 1e-8), "grad[%d]" % k)
+    # numpy-ml's grad divides the penalty's gradient by len(Y_fake): right only
+    # when gradInterp has that length
+    _, _, their = npml.grad(fake, "C", real, grad)
+    if n_interp == n_fake:
+        assert_close(their, fds[2], (1e-6, 1e-8), "numpy-ml dGradInterp")
+    else:
+        np.testing.assert_allclose(their, fds[2] * n_interp / n_fake, rtol=1e-5, atol=1e-8)
+
+
 def test_wgan_bad_module():
     with pytest.raises(ValueError):
         npml_losses.WGAN_GPLoss().loss(np.zeros(2), "X")

@@ -122,7 +122,12 @@ class WGANGPLoss(Loss):
     critic's output at :math:`\alpha_i x_i + (1 - \alpha_i) \tilde x_i`
     with respect to that point (its norm over all non-batch axes). With
     ``reduction='mean'`` the critic loss is
-    :math:`\overline{D(\tilde x)} - \overline{D(x)} + \lambda\,\overline{(\lVert g\rVert - 1)^2}`.
+    :math:`\overline{D(\tilde x)} - \overline{D(x)} + \lambda\,\overline{(\lVert g\rVert - 1)^2}`,
+    three separate means: ``fake``, ``real`` and ``grad_interp`` may then have
+    different numbers of samples (as numpy-ml's ``WGAN_GPLoss`` allows).
+    Per-sample losses (``'sample'``, ``'none'``), ``'sum'`` and a
+    ``sample_weight`` pair the i-th scores and gradient, so they need one
+    length (else :class:`LossInputError`).
 
     For the penalty to train the critic, ``grad_interp`` must be a
     differentiable function of the critic's parameters: build it with
@@ -138,8 +143,11 @@ class WGANGPLoss(Loss):
     Inputs:
         - **fake**: critic scores of generated samples, shape (batch_size,)
           or (batch_size, 1).
-        - **real**: optional (critic loss), critic scores of real samples, fake's shape.
-        - **grad_interp**: optional (critic loss), shape (batch_size, ...).
+        - **real**: optional (critic loss), critic scores of real samples,
+          shape (batch_size,) or (batch_size, 1) (any length with
+          ``reduction='mean'``).
+        - **grad_interp**: optional (critic loss), shape (batch_size, ...) (any
+          length with ``reduction='mean'``).
         - **sample_weight**: optional, shape (batch_size,).
 
     Outputs:
@@ -154,7 +162,7 @@ class WGANGPLoss(Loss):
 
     _inputs = ("fake",)
     _optional = ("real", "grad_interp", "sample_weight")
-    _like_pred = ("real",)
+    _like_pred = ()   # real: its own length with reduction='mean' (checked below)
     _kind = "sample"
 
     def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
@@ -162,22 +170,43 @@ class WGANGPLoss(Loss):
         if not lambda_ >= 0:
             _fail(self, "lambda_", "must be >= 0, got %r" % (lambda_,))
         self._lambda = float(lambda_)
+        self._separate = False   # set per graph by _compute
 
     def _check_shapes(self, plan):
-        fake = plan.shapes["fake"]
-        if len(fake) not in (1, 2) or (len(fake) == 2 and fake[1] != 1):
-            _fail(self, "fake", "has shape %s, expected one critic score per sample, shape "
-                  "(batch_size,) or (batch_size, 1)" % (fake,))
+        for name in ("fake", "real"):
+            shape = plan.shapes.get(name)
+            if shape is not None and (len(shape) not in (1, 2) or
+                                      (len(shape) == 2 and shape[1] != 1)):
+                _fail(self, name, "has shape %s, expected one critic score per sample, shape "
+                      "(batch_size,) or (batch_size, 1)" % (shape,))
         given = [n for n in ("real", "grad_interp") if n in plan.shapes]
         if len(given) == 1:
             missing = ({"real", "grad_interp"} - set(given)).pop()
             _fail(self, missing, "is missing: the critic loss needs both 'real' and "
                   "'grad_interp', the generator loss neither")
-        if "grad_interp" in plan.shapes:
-            grad = plan.shapes["grad_interp"]
-            if not grad or grad[0] != fake[0]:
-                _fail(self, "grad_interp", "has shape %s, expected (batch_size=%d, ...)"
-                      % (grad, fake[0]))
+        if not given:
+            return
+        n = plan.shapes["fake"][0]
+        grad = plan.shapes["grad_interp"]
+        if not grad:
+            _fail(self, "grad_interp", "has shape (), expected (batch_size, ...)")
+        if self._reduction == "mean" and "sample_weight" not in plan.shapes:
+            return   # three separate means: any lengths
+        why = ("(different lengths need reduction='mean' and no sample_weight: the mean "
+               "objective's three means are separate; a per-sample loss, a sum or a "
+               "weight pairs the i-th scores and gradient)")
+        real = plan.shapes["real"]
+        if real[0] != n:
+            _fail(self, "real", "has shape %s, expected fake's shape %s (%d samples) %s"
+                  % (real, plan.shapes["fake"], n, why))
+        if grad[0] != n:
+            _fail(self, "grad_interp", "has shape %s, expected (batch_size=%d, ...) %s"
+                  % (grad, n, why))
+
+    def _compute(self, F, tensors, plan, params):
+        # reduction='mean' without weights: three separate means (also in mx.sym)
+        self._separate = self._reduction == "mean" and "sample_weight" not in tensors
+        return super(WGANGPLoss, self)._compute(F, tensors, plan, params)
 
     def _loss(self, F, fake, real=None, grad_interp=None):
         fake = F.sum(F.reshape(fake, shape=(0, -1)), axis=1)
@@ -185,8 +214,10 @@ class WGANGPLoss(Loss):
             return -fake
         real = F.sum(F.reshape(real, shape=(0, -1)), axis=1)
         squared = F.sum(F.square(F.reshape(grad_interp, shape=(0, -1))), axis=1)
-        norm = F.sqrt(squared + NORM_EPSILON)
-        return fake - real + F.square(norm - 1) * self._lambda
+        penalty = F.square(F.sqrt(squared + NORM_EPSILON) - 1) * self._lambda
+        if self._separate:   # one value, shape (1,): its 'mean' is itself
+            return F.mean(fake) - F.mean(real) + F.mean(penalty)
+        return fake - real + penalty
 
 
 # ---------------------------------------------------------------------------

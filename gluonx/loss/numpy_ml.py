@@ -169,10 +169,10 @@ class WGAN_GPLoss(_NumpyMLNames, WGANGPLoss):  # pylint: disable=invalid-name
     :class:`~gluonx.loss.WGANGPLoss`, ``reduction='mean'``).
 
     Call: ``loss(Y_fake, module, Y_real=None, gradInterp=None)``: critic scores
-    (n,), ``'C'`` or ``'G'``, real scores (n,) and the critic's input gradient
-    (n, n_feats) (``'C'`` only; build it with
-    :func:`~gluonx.loss.critic_input_gradient`); output shape (1,). ``Y_fake``
-    and ``Y_real`` must have the same length here (numpy-ml allows two).
+    (n_fake,), ``'C'`` or ``'G'``, real scores (n_real,) and the critic's input
+    gradient (n_interp, n_feats) (``'C'`` only; build it with
+    :func:`~gluonx.loss.critic_input_gradient`); output shape (1,). As in
+    numpy-ml, the three means are separate, so the three lengths may differ.
 
     numpy-ml 0.1.2's ``grad`` returns ``dY_fake = -1/n`` and ``dY_real = +1/n``
     for the critic, the opposite of its own loss's derivative; ``autograd``
@@ -181,7 +181,7 @@ class WGAN_GPLoss(_NumpyMLNames, WGANGPLoss):  # pylint: disable=invalid-name
 
     _inputs = ("Y_fake",)
     _optional = ("Y_real", "gradInterp")
-    _like_pred = ("Y_real",)
+    _like_pred = ()
     _names = {"Y_fake": "fake", "Y_real": "real", "gradInterp": "grad_interp"}
 
     def __init__(self, lambda_=10, **kwargs):
