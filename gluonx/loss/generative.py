@@ -359,37 +359,40 @@ def critic_input_gradient(critic, x, return_output=False):
 
     The forward pass and its backward (the chain rule, layer by layer) are
     written with first-order-differentiable operators (``FullyConnected``,
-    ``Convolution`` and its transpose ``Deconvolution`` with the same weight,
+    ``Convolution``, also for the transposed convolution with the same weight,
     ``Pooling``, elementwise math), so ``autograd`` of anything computed from
     ``g`` -- the WGAN-GP penalty of :class:`WGANGPLoss` -- reaches the
     critic's parameters exactly, which ``autograd.grad(create_graph=True)``
     cannot do through MXNet 1.9.1's layers.
 
+    The critic is a HybridSequential (or Sequential, nested) of these layers:
+
+    - ``Dense`` and ``Conv2D`` (NCHW; any kernel, strides, padding, dilation,
+      groups; with or without bias and ``activation=``);
+    - ``AvgPool2D`` (NCHW; any padding, ``ceil_mode``, ``count_include_pad``)
+      and ``GlobalAvgPool2D``;
+    - ``Flatten``, ``Activation`` (relu, sigmoid, tanh, softrelu),
+      ``LeakyReLU``, ``ELU``;
+    - ``Dropout``: the identity in predict mode; in training mode one random
+      mask serves the output and its gradient, so ``g`` is the gradient of
+      the critic with that mask (not with the mask of another call of the
+      critic);
+    - ``BatchNorm`` on its running statistics: constructed with
+      ``use_global_stats=True``, or any BatchNorm in predict mode
+      (``autograd.record(train_mode=False)``). One normalising with batch
+      statistics (training mode) raises, as samples must be independent for
+      a per-sample gradient. (MXNet's own ``BatchNorm`` backward in predict
+      mode differentiates the batch-statistics formula; ``g`` here is the
+      gradient of the function the critic computes.)
+
+    Any other layer -- ``MaxPool2D`` and ``GlobalMaxPool2D`` (their gradient
+    needs each window's argmax), NHWC layouts, ``Conv1D``/``Conv3D``,
+    transposed convolutions, ... -- raises :class:`LossInputError` naming it.
+
     Parameters
     ----------
-    critic : HybridSequential (or Sequential, nested) of these layers:
-
-        - ``Dense`` and ``Conv2D`` (NCHW; any kernel, strides, padding,
-          dilation, groups; with or without bias and ``activation=``);
-        - ``AvgPool2D`` (NCHW; any padding, ``ceil_mode``,
-          ``count_include_pad``) and ``GlobalAvgPool2D``;
-        - ``Flatten``, ``Activation`` (relu, sigmoid, tanh, softrelu),
-          ``LeakyReLU``, ``ELU``;
-        - ``Dropout``: the identity in predict mode; in training mode one
-          random mask serves the output and its gradient, so ``g`` is the
-          gradient of the critic with that mask (not with the mask of another
-          call of the critic);
-        - ``BatchNorm`` with its running statistics: constructed with
-          ``use_global_stats=True``, or any BatchNorm in predict mode
-          (``autograd.record(train_mode=False)``); one normalising with
-          batch statistics (training mode) raises, as samples must be
-          independent for a per-sample gradient. (MXNet's own ``BatchNorm``
-          backward in predict mode differentiates the batch-statistics
-          formula; ``g`` here is the gradient of the function the critic computes.)
-
-        Any other layer -- ``MaxPool2D`` and ``GlobalMaxPool2D`` (their
-        gradient needs each window's argmax), NHWC layouts, ``Conv1D``/``Conv3D``,
-        transposed convolutions, ... -- raises :class:`LossInputError` naming it.
+    critic : HybridSequential or Sequential
+        Of the layers above.
     x : NDArray, shape (batch_size, ...)
         The points, typically :math:`\alpha x_{real} + (1 - \alpha) x_{fake}`.
     return_output : bool, default False
@@ -500,30 +503,50 @@ def _input_gradient(F, steps, x, param):
     return g, output
 
 
-def _transposed(F, g, w, x, kernel, stride, dilate, pad, channels, groups, filters):
-    """The adjoint of a convolution of x (NCHW, ``channels``) to ``filters``
-    channels, applied to g: a transposed convolution with the same weight.
-    adj = stride - 1 gives at least x's size; the rows and columns past it
-    saw no window and are cut off."""
-    adj = tuple(s - 1 for s in stride)
-    if any(s > 1 for s in stride) and any(d > 1 for d in dilate):
-        # MXNet 1.9.1's float64 Deconvolution is wrong with both: put the
-        # stride's zeros in first (a 1x1 transposed convolution per channel),
-        # then the dilated transposed convolution at stride 1
-        one = F.ones_like(F.slice(w, begin=(0, 0, 0, 0), end=(None, 1, 1, 1)))
-        g = F.Deconvolution(g, one, kernel=(1, 1), stride=stride, adj=adj,
-                            num_filter=filters, num_group=filters, no_bias=True)
-        stride, adj = (1, 1), (0, 0)
-    g = F.Deconvolution(g, w, kernel=kernel, stride=stride, dilate=dilate, pad=pad,
-                        adj=adj, num_filter=channels, num_group=groups, no_bias=True)
+def _transposed(F, g, w, w_shape, x, stride, dilate, pad, groups):
+    """The adjoint of a convolution of x (NCHW) applied to g: a transposed
+    convolution with the convolution's weight ``w`` (shape ``w_shape``:
+    filters, channels / groups, kh, kw), written as a stride-1 convolution
+    of g, with the stride's zeros put in, by the flipped and transposed
+    weight. (Not ``Deconvolution``: with MKL-DNN, MXNet 1.9.1 fails to add a
+    Deconvolution's weight gradient to another gradient, "could not execute
+    a primitive", and its float64 Deconvolution is wrong with both stride and
+    dilation.) The output covers x and more (the last stride - 1 rows and
+    columns saw no window); the rest is cut off."""
+    filters, per_group, kh, kw = w_shape
+    kernel = (kh, kw)
+    w = F.reshape(w, shape=(groups, filters // groups, per_group, kh, kw))
+    w = F.reshape(F.transpose(w, axes=(0, 2, 1, 3, 4)),
+                  shape=(groups * per_group, filters // groups, kh, kw))
+    w = F.reverse(w, axis=(2, 3))
+    if any(s > 1 for s in stride):
+        g = _spread(F, g, stride)
+    # a transposed convolution with padding p is the full one (padding
+    # d (k - 1)) less p rows and columns on each side
+    full = [d * (k - 1) - p for d, k, p in zip(dilate, kernel, pad)]
+    g = F.Convolution(g, w, kernel=kernel, dilate=tuple(dilate),
+                      pad=tuple(max(f, 0) for f in full), num_filter=groups * per_group,
+                      num_group=groups, no_bias=True)
+    if any(f < 0 for f in full):
+        g = F.slice(g, begin=(None, None) + tuple(max(-f, 0) for f in full),
+                    end=(None, None, None, None))
     return F.slice_like(g, x, axes=(2, 3))
+
+
+def _spread(F, g, stride):
+    """g (N, C, H, W) with stride - 1 zeros after each entry along H and W:
+    shape (N, C, H sh, W sw)."""
+    g = F.expand_dims(F.expand_dims(g, axis=3), axis=5)           # (N, C, H, 1, W, 1)
+    for axis, s in ((3, stride[0]), (5, stride[1])):
+        if s > 1:
+            g = F.concat(g, *([F.zeros_like(g)] * (s - 1)), dim=axis)
+    return F.reshape(g, shape=(0, 0, -3, -3))
 
 
 def _conv_input_gradient(F, g, x, layer, w):
     kw = layer._kwargs
-    groups = kw["num_group"]
-    return _transposed(F, g, w, x, kw["kernel"], kw["stride"], kw["dilate"], kw["pad"],
-                       layer.weight.shape[1] * groups, groups, layer.weight.shape[0])
+    return _transposed(F, g, w, layer.weight.shape, x, kw["stride"], kw["dilate"], kw["pad"],
+                       kw["num_group"])
 
 
 def _avgpool_input_gradient(F, g, x, kw):
@@ -539,9 +562,9 @@ def _avgpool_input_gradient(F, g, x, kw):
     per_channel = lambda a: F.expand_dims(F.reshape(a, shape=(-3, -2)), axis=1)  # noqa: E731
     g, xc = per_channel(g), per_channel(x)
     one = F.ones_like(F.slice(g, begin=(0, 0, 0, 0), end=(1, 1, 1, 1)))
-    kernel_ones = F.tile(one, reps=(1, 1) + kernel)
-    g = _transposed(F, g, kernel_ones, xc, kernel, tuple(kw["stride"]), (1, 1),
-                    tuple(kw["pad"]), 1, 1, 1)
+    ones = F.BlockGrad(F.tile(one, reps=(1, 1) + kernel))        # (1, 1, kh, kw)
+    g = _transposed(F, g, ones, (1, 1) + kernel, xc, tuple(kw["stride"]), (1, 1),
+                    tuple(kw["pad"]), 1)
     return F.reshape_like(g, x)
 
 
