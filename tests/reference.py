@@ -465,9 +465,26 @@ def ref_temporal_activation_regularization(states, sample_weight=None, beta=0, w
 # --------------------------------------------------------------------------
 # segmentation with an auxiliary head (GluonCV's MixSoftmaxCrossEntropyLoss)
 def ref_mix_softmax_ce(*inputs, aux=True, aux_weight=0.2, ignore_index=-1, axis=1, weight=None,
-                       batch_axis=0):
+                       batch_axis=0, mixup=False):
     """CE(pred) + aux_weight * CE(aux_pred) per pixel, 0 where label == ignore_index,
-    averaged over every pixel of a sample. Inputs: pred, [aux_pred], label, [sample_weight]."""
+    averaged over every pixel of a sample. Inputs: pred, [aux_pred], label, [sample_weight].
+    mixup=True: inputs pred, [aux_pred], label, label2, lam, [sample_weight]; lam times
+    the loss against label plus (1 - lam) times the loss against label2, lam per
+    batch (1,) or per sample (N,)."""
+    if mixup:
+        heads = 2 if aux else 1
+        heads, (label, label2, lam), rest = (list(inputs[:heads]), inputs[heads:heads + 3],
+                                             list(inputs[heads + 3:]))
+        kw = dict(aux=aux, aux_weight=aux_weight, ignore_index=ignore_index, axis=axis,
+                  weight=weight, batch_axis=batch_axis)
+        first = ref_mix_softmax_ce(*(heads + [label] + rest), **kw)
+        second = ref_mix_softmax_ce(*(heads + [label2] + rest), **kw)
+        n = np.shape(first[1])[0]
+        lam = np.broadcast_to(_f64(lam).reshape(-1), (n,))
+        shape = [1] * np.ndim(first[0])
+        shape[batch_axis] = n
+        pixel = lam.reshape(shape) * first[0] + (1 - lam.reshape(shape)) * second[0]
+        return pixel, lam * first[1] + (1 - lam) * second[1]
     inputs = list(inputs) + [None] * 4
     if aux:
         pred, aux_pred, label, sample_weight = inputs[:4]

@@ -250,6 +250,7 @@ OPTIONS = {"margin", "rho", "from_sigmoid", "axis", "sparse_label", "from_logits
            "from_softmax",
            "batch_axis", "weight", "temperature", "hard_weight", "teacher_probabilities",
            "soft_loss", "mix", "average", "alpha", "beta", "time_axis", "aux", "aux_weight",
+           "mixup",
            "batch_axis", "weight", "pos_weight", "log_target", "blank_label", "zero_infinity"}
 
 

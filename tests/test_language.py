@@ -1,4 +1,5 @@
 """Masked softmax CE, label smoothing, AR and TAR (gluonx/loss/language.py)."""
+import contextlib
 import os
 
 import numpy as np
@@ -6,12 +7,12 @@ import pytest
 
 import gluonx.loss as L
 import mxnet as mx
-from mxnet import autograd
+from mxnet import autograd, gluon
 
 import oracles
 import reference as R
 from cases import _padded_labels, family_tests
-from conftest import MODES, run_mode
+from conftest import MODES, numpy_mode, run_mode
 
 CASES, test_value_and_gradient_match_reference, test_every_option_changes_the_answer = \
     family_tests("language")
@@ -233,6 +234,62 @@ def test_label_smoothing_in_every_mode(sparse, tmp_path):
     sym = L.LabelSmoothing(**kwargs)(mx.sym.var("data"))
     out = sym.eval(ctx=mx.cpu(), data=mx.nd.array(x))[0].asnumpy()
     np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("flags", [None, {}, {"static_alloc": True, "static_shape": True}],
+                         ids=["imperative", "hybrid", "static"])
+def test_label_smoothing_in_numpy_mode(sparse, flags, tmp_path):
+    """mx.np inputs give mx.np outputs (and gradients) with the legacy numbers,
+    imperative, hybridized, exported, and at call-time units."""
+    rng = np.random.RandomState(12)
+    x = rng.randint(0, 6, size=(2, 3)).astype(np.float32) if sparse else \
+        np.exp(R.log_softmax(rng.standard_normal((2, 3, 6)), 1)).astype(np.float32)
+    kwargs = {"epsilon": 0.2} if sparse else {"axis": 1, "sparse_label": False}
+    units = 6 if sparse else None
+    results = []
+    for numpy in (False, True):
+        with (numpy_mode() if numpy else contextlib.nullcontext()):
+            block = L.LabelSmoothing(**kwargs)
+            if flags is not None:
+                block.hybridize(**flags)
+            a = mx.np.array(x) if numpy else mx.nd.array(x)
+            a.attach_grad()
+            with autograd.record():
+                out = block(a, units)
+            out.backward()
+            assert isinstance(out, mx.np.ndarray) == numpy, type(out)
+            assert isinstance(a.grad, mx.np.ndarray) == numpy
+            again = block(a, units)    # a second call (cached graph, call-time units)
+            results.append((out.asnumpy(), a.grad.asnumpy(), again.asnumpy()))
+            if flags is not None and units is None:
+                exported = _export_and_import(block, a, tmp_path)
+                np.testing.assert_allclose(exported, out.asnumpy(), rtol=1e-6)
+    for legacy, numpy in zip(*results):
+        np.testing.assert_allclose(numpy, legacy, rtol=1e-6)
+    np.testing.assert_allclose(results[0][0], R.ref_label_smoothing(
+        x, units, epsilon=0.2 if sparse else 0.1, axis=-1 if sparse else 1,
+        sparse_label=sparse), rtol=1e-6)
+
+
+def test_label_smoothing_inside_a_numpy_mode_network():
+    """Called on mx.np symbols in a user's hybridized numpy-mode network."""
+    class Net(gluon.HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.smooth = L.LabelSmoothing(units=4, epsilon=0.2)
+
+        def hybrid_forward(self, F, label):
+            return self.smooth(label) * 2
+
+    label = np.array([[0, 3], [1, 2]], dtype=np.float32)
+    with numpy_mode():
+        net = Net()
+        net.hybridize()
+        out = net(mx.np.array(label))
+        assert isinstance(out, mx.np.ndarray)
+    np.testing.assert_allclose(out.asnumpy(), 2 * R.ref_label_smoothing(label, 4, epsilon=0.2),
+                               rtol=1e-6)
 
 
 def test_label_smoothing_call_time_units_hybridized():

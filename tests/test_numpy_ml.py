@@ -12,7 +12,7 @@ import mxnet as mx
 from mxnet import autograd
 
 from cases import assert_close
-from conftest import MODES, run_mode
+from conftest import MODES, NUMPY_MODES, numpy_mode, run_mode
 
 # numpy-ml 0.1.2 imports collections.Hashable & co., moved to collections.abc
 # (and removed from collections) in Python 3.10: restore them for its import.
@@ -55,10 +55,11 @@ def _fd(fn, x, h=1e-6):
 
 
 def _modes_agree(factory, inputs, grad, expected, dtype, tmp_path):
-    """Every mode gives numpy-ml's value (and one set of gradients)."""
+    """Every mode, legacy and numpy (mx.np arrays, :data:`NUMPY_MODES`), gives
+    numpy-ml's value (and one set of gradients)."""
     results = {m: run_mode(m, factory, [a.astype(dtype) if a.dtype.kind == "f" else a
                                         for a in inputs], grad, mx.cpu(), None, tmp_path)
-               for m in MODES}
+               for m in MODES + NUMPY_MODES}
     for mode, (value, _) in results.items():
         assert_close(value, [expected], TOL[dtype], "%s value" % mode)
     first = results["imperative"][1]
@@ -116,6 +117,19 @@ def test_cross_entropy_integer_one_hot_targets():
     p = rng.dirichlet(np.ones(3), size=5)
     ours = G.CrossEntropy()(mx.nd.array(y, dtype="int64"), nd(p)).asnumpy()
     assert_close(ours, [npml_losses.CrossEntropy.loss(y, p)], TOL["float64"], "value")
+
+
+@pytest.mark.parametrize("int_dtype", ["int32", "int64"])
+def test_integer_targets_in_every_mode(int_dtype, dtype, tmp_path):
+    """Integer one-hot y (numpy-ml's usual targets) also in mx.sym and in an
+    exported graph: cast to y_pred's dtype inside the graph."""
+    rng = np.random.RandomState(13)
+    y = _one_hot(rng, 5, 3).astype(int_dtype)
+    p = _rounded(rng.dirichlet(np.ones(3), size=5), dtype)
+    _modes_agree(G.CrossEntropy, [y, p], (1,), npml_losses.CrossEntropy.loss(y, p), dtype,
+                 tmp_path)
+    _modes_agree(G.SquaredError, [y, p], (1,), npml_losses.SquaredError.loss(y, p), dtype,
+                 tmp_path)
 
 
 def test_cross_entropy_eps_keeps_zero_probabilities_finite():
@@ -262,6 +276,35 @@ def test_wgan_score_grads_follow_numpy_ml_loss_not_its_grad():
     np.testing.assert_allclose(their_real, -fd_real, rtol=1e-6)
 
 
+@pytest.mark.parametrize("lengths", [(5, 3, 5), (3, 6, 4), (2, 2, 7)])
+def test_wgan_critic_with_different_lengths_equals_numpy_ml(lengths, dtype, tmp_path):
+    """numpy-ml's loss takes three separate means: Y_fake, Y_real and
+    gradInterp may have different lengths. Values equal numpy-ml's loss() in
+    every mode, gradients its finite differences."""
+    n_fake, n_real, n_interp = lengths
+    rng = np.random.RandomState(sum(lengths))
+    fake, real = rng.standard_normal(n_fake), rng.standard_normal(n_real)
+    grad = rng.standard_normal((n_interp, 3))
+    fake, real, grad = (_rounded(a, dtype) for a in (fake, real, grad))
+    npml = npml_losses.WGAN_GPLoss(2.5)
+    value, grads = _modes_agree(lambda: _Critic(2.5), [fake, real, grad], (0, 1, 2),
+                                npml.loss(fake, "C", real, grad), dtype, tmp_path)
+    if dtype != "float64":
+        return
+    fds = [_fd(lambda f: npml.loss(f, "C", real, grad), fake),
+           _fd(lambda r: npml.loss(fake, "C", r, grad), real),
+           _fd(lambda g: npml.loss(fake, "C", real, g), grad)]
+    for k, fd in enumerate(fds):
+        assert_close(grads[k], fd, (1e-6, 1e-8), "grad[%d]" % k)
+    # numpy-ml's grad divides the penalty's gradient by len(Y_fake): right only
+    # when gradInterp has that length
+    _, _, their = npml.grad(fake, "C", real, grad)
+    if n_interp == n_fake:
+        assert_close(their, fds[2], (1e-6, 1e-8), "numpy-ml dGradInterp")
+    else:
+        np.testing.assert_allclose(their, fds[2] * n_interp / n_fake, rtol=1e-5, atol=1e-8)
+
+
 def test_wgan_bad_module():
     with pytest.raises(ValueError):
         npml_losses.WGAN_GPLoss().loss(np.zeros(2), "X")
@@ -313,18 +356,27 @@ def test_nce_value_and_y_pred_in_every_mode(subtract, dtype, tmp_path):
     W, b = ours.weight.data().asnumpy(), ours.bias.data().asnumpy()
 
     def factory():
-        loss = G.NCELoss(N_CLASSES, npml.noise_sampler, N_NEG, subtract_log_label_prob=subtract,
-                         dtype=dtype)
-        loss.initialize()
-        loss(nd(X, dtype), nd(target), nd(neg))
-        loss.weight.set_data(nd(W, dtype))
-        loss.bias.set_data(nd(b, dtype))
+        # built in legacy mode also for the numpy modes: MXNet 1.9.1's
+        # initializers fail on float64 parameters in numpy mode
+        with mx.util.np_array(False), mx.util.np_shape(False):
+            loss = G.NCELoss(N_CLASSES, npml.noise_sampler, N_NEG,
+                             subtract_log_label_prob=subtract, dtype=dtype)
+            loss.initialize()
+            loss(nd(X, dtype), nd(target), nd(neg))
+            loss.weight.set_data(nd(W, dtype))
+            loss.bias.set_data(nd(b, dtype))
         return loss
     _modes_agree(factory, [X, target.astype(np.float64), neg.astype(np.float64)], (0,), value,
                  dtype, tmp_path)
     ours_value, ours_y_pred = ours.loss(nd(X, dtype), nd(target), nd(neg))
     assert_close(ours_value.asnumpy(), [value], TOL[dtype], "loss()[0]")
     assert_close(ours_y_pred.asnumpy(), y_pred, TOL[dtype], "loss()[1] y_pred")
+    with numpy_mode():
+        np_value, np_y_pred = ours.loss(*(mx.np.array(a, dtype=dt) for a, dt in
+                                          ((X, dtype), (target, "float32"), (neg, "float32"))))
+    assert isinstance(np_value, mx.np.ndarray) and isinstance(np_y_pred, mx.np.ndarray)
+    assert_close(np_value.asnumpy(), [value], TOL[dtype], "numpy mode loss()[0]")
+    assert_close(np_y_pred.asnumpy(), y_pred, TOL[dtype], "numpy mode loss()[1] y_pred")
 
 
 @pytest.mark.parametrize("subtract", [True, False], ids=["nce", "negative-sampling"])

@@ -1,5 +1,7 @@
 """NCELoss (gluonx/loss/sampling.py): value and gradients against the numpy
 reference with the same negatives, every mode, the sampler, training."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from mxnet import autograd, gluon
 
 import reference as R
 from cases import assert_close
-from conftest import MODES, run_mode
+from conftest import MODES, NUMPY_MODES, numpy_mode, run_mode
 
 C, D, K = 12, 5, 6
 NOISE = np.arange(1.0, C + 1.0) ** 0.75
@@ -29,9 +31,18 @@ def _setup(seed=0, three_d=False, n=4):
 def _factory(W, b, dtype="float32", **kw):
     def make():
         loss = L.NCELoss(C, K, NOISE, in_units=D, dtype=dtype, **kw)
+        if dtype == "float64" and mx.util.is_np_array():
+            # MXNet 1.9.1's initializers fail on float64 parameters in numpy
+            # mode (any gluon layer: '_npi_uniform' dtype check)
+            with mx.util.np_array(False), mx.util.np_shape(False):
+                loss.initialize()
+            loss.weight.set_data(mx.nd.array(W, dtype=dtype))
+            loss.bias.set_data(mx.nd.array(b, dtype=dtype))
+            return loss
         loss.initialize()
-        loss.weight.set_data(mx.nd.array(W, dtype=dtype))
-        loss.bias.set_data(mx.nd.array(b, dtype=dtype))
+        array = mx.np.array if mx.util.is_np_array() else mx.nd.array
+        loss.weight.set_data(array(W, dtype=dtype))
+        loss.bias.set_data(array(b, dtype=dtype))
         return loss
     return make
 
@@ -142,6 +153,62 @@ def test_sampled_loss_equals_reference_with_the_drawn_negatives():
     W32, b32, p32 = (_round(a, "float32") for a in (W, b, pred))
     np.testing.assert_allclose(out, R.ref_nce(p32, label, drawn, W32, b32, NOISE)[1],
                                rtol=1e-5)
+
+
+# ---------------------------------------------------------------- numpy mode
+@pytest.mark.parametrize("three_d", [False, True], ids=["2d", "contexts"])
+@pytest.mark.parametrize("mode", NUMPY_MODES)
+def test_numpy_mode_matches_legacy(mode, three_d, dtype, tmp_path):
+    pred, label, negatives, W, b = _setup(three_d=three_d)
+    sw = np.random.RandomState(9).uniform(0.5, 2, size=4)
+    inputs = [pred.astype(dtype), label, sw.astype(dtype), negatives]
+    factory = _factory(W, b, dtype)
+    legacy = run_mode(mode[len("numpy-"):], factory, inputs, (0, 2), mx.cpu(), None, tmp_path)
+    numpy = run_mode(mode, factory, inputs, (0, 2), mx.cpu(), None, tmp_path)
+    tol = (1e-6, 1e-7) if dtype == "float32" else (1e-12, 1e-14)
+    assert_close(numpy[0], legacy[0], tol, "value")
+    for k in (0, 2):
+        assert_close(numpy[1][k], legacy[1][k], tol, "grad %d" % k)
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_numpy_mode_sampled_negatives_parameters_and_logits(hybridize):
+    """Sampled negatives (same seed, same draw), parameter gradients, deferred
+    in_units and logits() in numpy mode equal legacy mode's."""
+    pred, label, _, W, b = _setup(three_d=True)
+    results = []
+    for numpy in (False, True):
+        with (numpy_mode() if numpy else contextlib.nullcontext()):
+            array = mx.np.array if numpy else mx.nd.array
+            loss = L.NCELoss(C, K, NOISE)              # in_units inferred at the first call
+            loss.initialize()
+            if hybridize:
+                loss.hybridize()
+            x, y = array(pred, dtype="float32"), array(label, dtype="float32")
+            loss(x, y).wait_to_read()
+            assert loss.weight.shape == (C, D)
+            loss.weight.set_data(array(W, dtype="float32"))
+            loss.bias.set_data(array(b, dtype="float32"))
+            mx.random.seed(4)
+            with autograd.record():
+                out = loss(x, y)
+            out.backward()
+            logits = loss.logits(x)
+            assert all(isinstance(a, mx.np.ndarray) == numpy
+                       for a in (out, logits, loss.weight.grad()))
+            results.append([a.asnumpy() for a in (out, loss.weight.grad(), loss.bias.grad(),
+                                                 logits)])
+    for legacy, numpy in zip(*results):
+        np.testing.assert_allclose(numpy, legacy, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(results[0][3], pred @ W.T + b, rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_mode_logits_symbol():
+    loss = _factory(*_setup()[3:])()
+    with numpy_mode():
+        sym = loss.logits(mx.sym.var("x").as_np_ndarray())
+        assert isinstance(sym, mx.sym.np._Symbol)
+    assert sym.as_nd_ndarray().list_arguments() == ["x", loss.weight.name, loss.bias.name]
 
 
 # ---------------------------------------------------------------- parameters, training

@@ -122,7 +122,12 @@ class WGANGPLoss(Loss):
     critic's output at :math:`\alpha_i x_i + (1 - \alpha_i) \tilde x_i`
     with respect to that point (its norm over all non-batch axes). With
     ``reduction='mean'`` the critic loss is
-    :math:`\overline{D(\tilde x)} - \overline{D(x)} + \lambda\,\overline{(\lVert g\rVert - 1)^2}`.
+    :math:`\overline{D(\tilde x)} - \overline{D(x)} + \lambda\,\overline{(\lVert g\rVert - 1)^2}`,
+    three separate means: ``fake``, ``real`` and ``grad_interp`` may then have
+    different numbers of samples (as numpy-ml's ``WGAN_GPLoss`` allows).
+    Per-sample losses (``'sample'``, ``'none'``), ``'sum'`` and a
+    ``sample_weight`` pair the i-th scores and gradient, so they need one
+    length (else :class:`LossInputError`).
 
     For the penalty to train the critic, ``grad_interp`` must be a
     differentiable function of the critic's parameters: build it with
@@ -138,8 +143,11 @@ class WGANGPLoss(Loss):
     Inputs:
         - **fake**: critic scores of generated samples, shape (batch_size,)
           or (batch_size, 1).
-        - **real**: optional (critic loss), critic scores of real samples, fake's shape.
-        - **grad_interp**: optional (critic loss), shape (batch_size, ...).
+        - **real**: optional (critic loss), critic scores of real samples,
+          shape (batch_size,) or (batch_size, 1) (any length with
+          ``reduction='mean'``).
+        - **grad_interp**: optional (critic loss), shape (batch_size, ...) (any
+          length with ``reduction='mean'``).
         - **sample_weight**: optional, shape (batch_size,).
 
     Outputs:
@@ -154,7 +162,7 @@ class WGANGPLoss(Loss):
 
     _inputs = ("fake",)
     _optional = ("real", "grad_interp", "sample_weight")
-    _like_pred = ("real",)
+    _like_pred = ()   # real: its own length with reduction='mean' (checked below)
     _kind = "sample"
 
     def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
@@ -162,22 +170,43 @@ class WGANGPLoss(Loss):
         if not lambda_ >= 0:
             _fail(self, "lambda_", "must be >= 0, got %r" % (lambda_,))
         self._lambda = float(lambda_)
+        self._separate = False   # set per graph by _compute
 
     def _check_shapes(self, plan):
-        fake = plan.shapes["fake"]
-        if len(fake) not in (1, 2) or (len(fake) == 2 and fake[1] != 1):
-            _fail(self, "fake", "has shape %s, expected one critic score per sample, shape "
-                  "(batch_size,) or (batch_size, 1)" % (fake,))
+        for name in ("fake", "real"):
+            shape = plan.shapes.get(name)
+            if shape is not None and (len(shape) not in (1, 2) or
+                                      (len(shape) == 2 and shape[1] != 1)):
+                _fail(self, name, "has shape %s, expected one critic score per sample, shape "
+                      "(batch_size,) or (batch_size, 1)" % (shape,))
         given = [n for n in ("real", "grad_interp") if n in plan.shapes]
         if len(given) == 1:
             missing = ({"real", "grad_interp"} - set(given)).pop()
             _fail(self, missing, "is missing: the critic loss needs both 'real' and "
                   "'grad_interp', the generator loss neither")
-        if "grad_interp" in plan.shapes:
-            grad = plan.shapes["grad_interp"]
-            if not grad or grad[0] != fake[0]:
-                _fail(self, "grad_interp", "has shape %s, expected (batch_size=%d, ...)"
-                      % (grad, fake[0]))
+        if not given:
+            return
+        n = plan.shapes["fake"][0]
+        grad = plan.shapes["grad_interp"]
+        if not grad:
+            _fail(self, "grad_interp", "has shape (), expected (batch_size, ...)")
+        if self._reduction == "mean" and "sample_weight" not in plan.shapes:
+            return   # three separate means: any lengths
+        why = ("(different lengths need reduction='mean' and no sample_weight: the mean "
+               "objective's three means are separate; a per-sample loss, a sum or a "
+               "weight pairs the i-th scores and gradient)")
+        real = plan.shapes["real"]
+        if real[0] != n:
+            _fail(self, "real", "has shape %s, expected fake's shape %s (%d samples) %s"
+                  % (real, plan.shapes["fake"], n, why))
+        if grad[0] != n:
+            _fail(self, "grad_interp", "has shape %s, expected (batch_size=%d, ...) %s"
+                  % (grad, n, why))
+
+    def _compute(self, F, tensors, plan, params):
+        # reduction='mean' without weights: three separate means (also in mx.sym)
+        self._separate = self._reduction == "mean" and "sample_weight" not in tensors
+        return super(WGANGPLoss, self)._compute(F, tensors, plan, params)
 
     def _loss(self, F, fake, real=None, grad_interp=None):
         fake = F.sum(F.reshape(fake, shape=(0, -1)), axis=1)
@@ -185,8 +214,10 @@ class WGANGPLoss(Loss):
             return -fake
         real = F.sum(F.reshape(real, shape=(0, -1)), axis=1)
         squared = F.sum(F.square(F.reshape(grad_interp, shape=(0, -1))), axis=1)
-        norm = F.sqrt(squared + NORM_EPSILON)
-        return fake - real + F.square(norm - 1) * self._lambda
+        penalty = F.square(F.sqrt(squared + NORM_EPSILON) - 1) * self._lambda
+        if self._separate:   # one value, shape (1,): its 'mean' is itself
+            return F.mean(fake) - F.mean(real) + F.mean(penalty)
+        return fake - real + penalty
 
 
 # ---------------------------------------------------------------------------
@@ -224,29 +255,76 @@ def _describe(layer):
                         else "Activation(%r)" % layer._act_type)
 
 
+_SUPPORTED = ("Dense, Conv2D (NCHW), AvgPool2D (NCHW), GlobalAvgPool2D (NCHW), Flatten, "
+              "Dropout, BatchNorm (running statistics), Activation(%s), LeakyReLU, ELU, in a "
+              "(Hybrid)Sequential" % "|".join(_ACTIVATIONS))
+
+
+def _unsupported(layer, why):
+    _fail("critic_input_gradient", "critic", "has layer %s, %s; supported: %s"
+          % (_describe(layer), why, _SUPPORTED))
+
+
+def _layer_activation(steps, layer):
+    """The ('act', ...) step of a Dense/Conv2D layer's ``activation=``, if any."""
+    if layer.act is not None:
+        act = _activation(layer.act)
+        if act is None:
+            _fail("critic_input_gradient", "critic", "has layer %s with activation "
+                  "%r, which is not supported" % (layer.name, layer.act._act_type))
+        steps.append(("act", act))
+
+
+def _nchw(layer):
+    layout = layer._kwargs.get("layout")
+    if layout not in (None, "NCHW"):
+        _unsupported(layer, "with layout %r, which is not supported (NCHW only)" % (layout,))
+
+
 def _plan_critic(critic):
-    """[('dense', layer) | ('act', (kind, alpha))] or LossInputError naming the layer."""
+    """[(kind, item)] steps of the critic, or LossInputError naming the layer."""
     steps = []
     for layer in _layers(critic):
         if isinstance(layer, nn.Dense):
             steps.append(("dense", layer))
-            if layer.act is not None:
-                act = _activation(layer.act)
-                if act is None:
-                    _fail("critic_input_gradient", "critic", "has layer %s with activation "
-                          "%r, which is not supported" % (layer.name, layer.act._act_type))
-                steps.append(("act", act))
+            _layer_activation(steps, layer)
+        elif isinstance(layer, nn.Conv2D):
+            _nchw(layer)
+            steps.append(("conv", layer))
+            _layer_activation(steps, layer)
+        elif isinstance(layer, (nn.AvgPool2D, nn.GlobalAvgPool2D, nn.MaxPool2D,
+                                nn.GlobalMaxPool2D)):
+            if layer._kwargs["pool_type"] != "avg":
+                _unsupported(layer, "max pooling, which is not supported (its input gradient "
+                             "needs the argmax of each window)")
+            _nchw(layer)
+            steps.append(("gavgpool" if layer._kwargs["global_pool"] else "avgpool", layer))
         elif isinstance(layer, nn.Flatten):
             steps.append(("flatten", layer))
+        elif isinstance(layer, nn.Dropout):
+            if layer._rate > 0:
+                steps.append(("dropout", layer))
+        elif type(layer) is nn.BatchNorm:   # (not BatchNormReLU, SyncBatchNorm)
+            steps.append(("batchnorm", layer))
         elif _activation(layer) is not None:
             steps.append(("act", _activation(layer)))
         else:
-            _fail("critic_input_gradient", "critic", "has layer %s, which is not supported; "
-                  "supported: Dense, Flatten, Activation(%s), LeakyReLU, ELU, in a "
-                  "(Hybrid)Sequential" % (_describe(layer), "|".join(_ACTIVATIONS)))
-    if not any(kind == "dense" for kind, _ in steps):
-        _fail("critic_input_gradient", "critic", "has no Dense layer")
+            _unsupported(layer, "which is not supported")
+    if not any(kind in ("dense", "conv") for kind, _ in steps):
+        _fail("critic_input_gradient", "critic", "has no Dense or Conv2D layer")
     return steps
+
+
+def _check_mode(steps):
+    """BatchNorm must use its running statistics (samples independent)."""
+    if not autograd.is_training():
+        return
+    for kind, layer in steps:
+        if kind == "batchnorm" and not layer._kwargs["use_global_stats"]:
+            _fail("critic_input_gradient", "critic", "has layer %s, which normalises with "
+                  "batch statistics in training mode (samples are not independent): "
+                  "construct it with use_global_stats=True, or call in predict mode "
+                  "(autograd.record(train_mode=False))" % _describe(layer))
 
 
 def _act_forward(F, z, kind, alpha):
@@ -281,18 +359,40 @@ def critic_input_gradient(critic, x, return_output=False):
 
     The forward pass and its backward (the chain rule, layer by layer) are
     written with first-order-differentiable operators (``FullyConnected``,
-    ``dot``, elementwise math), so ``autograd`` of anything computed from
+    ``Convolution``, also for the transposed convolution with the same weight,
+    ``Pooling``, elementwise math), so ``autograd`` of anything computed from
     ``g`` -- the WGAN-GP penalty of :class:`WGANGPLoss` -- reaches the
     critic's parameters exactly, which ``autograd.grad(create_graph=True)``
     cannot do through MXNet 1.9.1's layers.
 
+    The critic is a HybridSequential (or Sequential, nested) of these layers:
+
+    - ``Dense`` and ``Conv2D`` (NCHW; any kernel, strides, padding, dilation,
+      groups; with or without bias and ``activation=``);
+    - ``AvgPool2D`` (NCHW; any padding, ``ceil_mode``, ``count_include_pad``)
+      and ``GlobalAvgPool2D``;
+    - ``Flatten``, ``Activation`` (relu, sigmoid, tanh, softrelu),
+      ``LeakyReLU``, ``ELU``;
+    - ``Dropout``: the identity in predict mode; in training mode one random
+      mask serves the output and its gradient, so ``g`` is the gradient of
+      the critic with that mask (not with the mask of another call of the
+      critic);
+    - ``BatchNorm`` on its running statistics: constructed with
+      ``use_global_stats=True``, or any BatchNorm in predict mode
+      (``autograd.record(train_mode=False)``). One normalising with batch
+      statistics (training mode) raises, as samples must be independent for
+      a per-sample gradient. (MXNet's own ``BatchNorm`` backward in predict
+      mode differentiates the batch-statistics formula; ``g`` here is the
+      gradient of the function the critic computes.)
+
+    Any other layer -- ``MaxPool2D`` and ``GlobalMaxPool2D`` (their gradient
+    needs each window's argmax), NHWC layouts, ``Conv1D``/``Conv3D``,
+    transposed convolutions, ... -- raises :class:`LossInputError` naming it.
+
     Parameters
     ----------
-    critic : HybridSequential (or Sequential, nested) of ``Dense`` (with or
-        without an activation), ``Flatten``, ``Activation`` (relu, sigmoid,
-        tanh, softrelu), ``LeakyReLU`` and ``ELU`` layers. Any other layer
-        raises :class:`LossInputError` naming it. Samples must be independent
-        (no batch statistics), which these layers are.
+    critic : HybridSequential or Sequential
+        Of the layers above.
     x : NDArray, shape (batch_size, ...)
         The points, typically :math:`\alpha x_{real} + (1 - \alpha) x_{fake}`.
     return_output : bool, default False
@@ -309,8 +409,10 @@ def critic_input_gradient(critic, x, return_output=False):
         ...     loss = wgan(critic(fake), critic(real), grad)
         >>> loss.backward()   # the penalty's gradient reaches every critic parameter
     """
+    steps = _plan_critic(critic)
+    _check_mode(steps)
     _finish_init(critic, x)
-    g, output = _input_gradient(mx.nd, _plan_critic(critic), x, lambda p: p.data(x.context))
+    g, output = _input_gradient(mx.nd, steps, x, lambda p: p.data(x.context))
     if return_output:
         return g, output
     return g
@@ -328,6 +430,7 @@ def _input_gradient(F, steps, x, param):
     h = x
     tape = []
     for kind, item in steps:
+        z = h
         if kind == "dense":
             layer = item
             w = param(layer.weight)
@@ -336,12 +439,33 @@ def _input_gradient(F, steps, x, param):
             tape.append(("dense", (w, layer.weight.shape[1]), h))
             h = F.FullyConnected(*args, num_hidden=layer._units, no_bias=b is None,
                                  flatten=layer._flatten)
+        elif kind == "conv":
+            layer = item
+            w = param(layer.weight)
+            b = param(layer.bias) if layer.bias is not None else None
+            tape.append(("conv", (layer, w), h))
+            h = F.Convolution(*((h, w) if b is None else (h, w, b)), **layer._kwargs)
+        elif kind in ("avgpool", "gavgpool"):
+            tape.append((kind, item, h))
+            h = F.Pooling(h, **item._kwargs)
         elif kind == "flatten":
             tape.append(("flatten", None, h))
             h = F.flatten(h)
+        elif kind == "dropout":
+            # one mask for the output and its gradient: ones in predict mode
+            mask = F.Dropout(F.ones_like(h), p=item._rate, axes=item._axes)
+            tape.append(("scale", mask, None))
+            h = h * mask
+        elif kind == "batchnorm":
+            layer = item
+            tensors = [param(p) for p in (layer.gamma, layer.beta, layer.running_mean,
+                                          layer.running_var)]
+            bn = dict(layer._kwargs, use_global_stats=True)
+            bn.pop("momentum", None)
+            tape.append(("batchnorm", (tensors, bn), None))
+            h = F.BatchNorm(h, *tensors, **bn)
         else:
             act, alpha = item
-            z = h
             h = _act_forward(F, z, act, alpha)
             tape.append(("act", (act, alpha), (z, h)))
     output = h
@@ -353,12 +477,95 @@ def _input_gradient(F, steps, x, param):
             g = F.FullyConnected(g, F.transpose(w), num_hidden=in_units, no_bias=True,
                                  flatten=False)
             g = F.reshape_like(g, saved)        # undo Dense's flatten
+        elif kind == "conv":
+            g = _conv_input_gradient(F, g, saved, *item)
+        elif kind == "avgpool":
+            g = _avgpool_input_gradient(F, g, saved, item._kwargs)
+        elif kind == "gavgpool":
+            # every input of a channel gets its output's gradient / (H W)
+            area = F.sum(F.ones_like(saved), axis=(2, 3), keepdims=True)
+            g = F.broadcast_like(F.broadcast_div(g, area), saved)
         elif kind == "flatten":
             g = F.reshape_like(g, saved)
+        elif kind == "scale":
+            g = g * item
+        elif kind == "batchnorm":
+            # its per-channel scale gamma / sqrt(var + eps), shaped (1, C, 1, ...)
+            (gamma, _, _, var), bn = item
+            scale = 1 / F.sqrt(var + bn["eps"])
+            if not bn["fix_gamma"]:
+                scale = scale * gamma
+            shape = F.sum(g, axis=bn["axis"], exclude=True, keepdims=True)
+            g = F.broadcast_mul(g, F.reshape_like(scale, shape))
         else:
             z, h_act = saved
             g = g * _act_derivative(F, z, h_act, *item)
     return g, output
+
+
+def _transposed(F, g, w, w_shape, x, stride, dilate, pad, groups):
+    """The adjoint of a convolution of x (NCHW) applied to g: a transposed
+    convolution with the convolution's weight ``w`` (shape ``w_shape``:
+    filters, channels / groups, kh, kw), written as a stride-1 convolution
+    of g, with the stride's zeros put in, by the flipped and transposed
+    weight. (Not ``Deconvolution``: with MKL-DNN, MXNet 1.9.1 fails to add a
+    Deconvolution's weight gradient to another gradient, "could not execute
+    a primitive", and its float64 Deconvolution is wrong with both stride and
+    dilation.) The output covers x and more (the last stride - 1 rows and
+    columns saw no window); the rest is cut off."""
+    filters, per_group, kh, kw = w_shape
+    kernel = (kh, kw)
+    w = F.reshape(w, shape=(groups, filters // groups, per_group, kh, kw))
+    w = F.reshape(F.transpose(w, axes=(0, 2, 1, 3, 4)),
+                  shape=(groups * per_group, filters // groups, kh, kw))
+    w = F.reverse(w, axis=(2, 3))
+    if any(s > 1 for s in stride):
+        g = _spread(F, g, stride)
+    # a transposed convolution with padding p is the full one (padding
+    # d (k - 1)) less p rows and columns on each side
+    full = [d * (k - 1) - p for d, k, p in zip(dilate, kernel, pad)]
+    g = F.Convolution(g, w, kernel=kernel, dilate=tuple(dilate),
+                      pad=tuple(max(f, 0) for f in full), num_filter=groups * per_group,
+                      num_group=groups, no_bias=True)
+    if any(f < 0 for f in full):
+        g = F.slice(g, begin=(None, None) + tuple(max(-f, 0) for f in full),
+                    end=(None, None, None, None))
+    return F.slice_like(g, x, axes=(2, 3))
+
+
+def _spread(F, g, stride):
+    """g (N, C, H, W) with stride - 1 zeros after each entry along H and W:
+    shape (N, C, H sh, W sw)."""
+    g = F.expand_dims(F.expand_dims(g, axis=3), axis=5)           # (N, C, H, 1, W, 1)
+    for axis, s in ((3, stride[0]), (5, stride[1])):
+        if s > 1:
+            g = F.concat(g, *([F.zeros_like(g)] * (s - 1)), dim=axis)
+    return F.reshape(g, shape=(0, 0, -3, -3))
+
+
+def _conv_input_gradient(F, g, x, layer, w):
+    kw = layer._kwargs
+    return _transposed(F, g, w, layer.weight.shape, x, kw["stride"], kw["dilate"], kw["pad"],
+                       kw["num_group"])
+
+
+def _avgpool_input_gradient(F, g, x, kw):
+    """Each output's gradient, divided by its window's divisor (MXNet's: the
+    whole window, or its inputs only without count_include_pad), spread over
+    the window: a transposed convolution with a ones kernel, channel by
+    channel (channels folded into the batch)."""
+    kernel = tuple(kw["kernel"])
+    ones = F.ones_like(x)
+    sums = F.Pooling(ones, **dict(kw, pool_type="sum"))        # inputs per window
+    means = F.Pooling(ones, **kw)                               # inputs / divisor
+    g = g * means / F.maximum(sums, 1)
+    per_channel = lambda a: F.expand_dims(F.reshape(a, shape=(-3, -2)), axis=1)  # noqa: E731
+    g, xc = per_channel(g), per_channel(x)
+    one = F.ones_like(F.slice(g, begin=(0, 0, 0, 0), end=(1, 1, 1, 1)))
+    ones = F.BlockGrad(F.tile(one, reps=(1, 1) + kernel))        # (1, 1, kh, kw)
+    g = _transposed(F, g, ones, (1, 1) + kernel, xc, tuple(kw["stride"]), (1, 1),
+                    tuple(kw["pad"]), 1)
+    return F.reshape_like(g, x)
 
 
 class CriticInputGradient(HybridBlock):
@@ -383,6 +590,7 @@ class CriticInputGradient(HybridBlock):
         self.critic = critic
 
     def forward(self, x, *args):
+        _check_mode(_plan_critic(self.critic))
         _finish_init(self.critic, x)
         return super(CriticInputGradient, self).forward(x, *args)
 

@@ -148,7 +148,8 @@ class LabelSmoothing(HybridBlock):
 
     Not a loss: its output is the label to give a cross-entropy with
     ``sparse_label=False``. Unlike GluonNLP's, it hybridizes with ``units``
-    given at call time, and dense inputs need no custom operator.
+    given at call time, dense inputs need no custom operator, and it runs in
+    numpy mode (``mx.npx.set_np()``: mx.np arrays in and out).
 
     Parameters
     ----------
@@ -243,6 +244,15 @@ class LabelSmoothing(HybridBlock):
                       % (size, self._axis, units))
 
     def hybrid_forward(self, F, inputs):  # pylint: disable=arguments-differ
+        # numpy mode (mx.np arrays or symbols): the same legacy operators on
+        # zero-copy legacy views, the result an mx.np array (symbol) again
+        numpy_mode = isinstance(inputs, (mx.np.ndarray, mx.sym.np._Symbol))
+        if numpy_mode:
+            with mx.util.np_array(False):
+                return self._smooth(F, inputs.as_nd_ndarray()).as_np_ndarray()
+        return self._smooth(F, inputs)
+
+    def _smooth(self, F, inputs):
         eps = self._epsilon
         if self._sparse_label:
             onehot = F.one_hot(inputs, depth=self._units, dtype=self._dtype)

@@ -9,7 +9,9 @@ numpy-ml uses and its epsilons, and otherwise behaves like every gluonx loss
 numpy-ml" page of the docs for the mapping and for numpy-ml's known gradient
 errors (``WGAN_GPLoss.grad``'s sign, ``NCELoss.grad`` on accidental hits).
 
-Every block returns a tensor of shape (1,) (numpy-ml returns a float), and
+They take legacy NDArrays or, in numpy mode (``mx.npx.set_np()``), mx.np
+arrays, and return the same kind. Every block returns a tensor of shape (1,)
+(numpy-ml returns a float), and
 ``block.loss(...)`` is the same call as ``block(...)`` (numpy-ml's name);
 ``NCELoss.loss`` also returns numpy-ml's ``y_pred``.
 """
@@ -22,7 +24,7 @@ from ._base import LossInputError
 from .classification import SoftmaxCrossEntropyLoss
 from .generative import VAELoss as _VAELoss, WGANGPLoss
 from .regression import L2Loss
-from .sampling import NCELoss as _NCELoss
+from .sampling import NCELoss as _NCELoss, _legacy
 
 __all__ = ["SquaredError", "CrossEntropy", "VAELoss", "WGAN_GPLoss", "NCELoss"]
 
@@ -44,6 +46,18 @@ class _NumpyMLNames(object):
                 np.dtype(y.dtype).kind != "f":
             values = dict(values, y=y.astype(y_pred.dtype))
         return super(_NumpyMLNames, self)._dispatch(values, *args, **kwargs)
+
+    def _compute(self, F, tensors, plan, params):
+        # integer targets inside the graph too (mx.sym with an integer 'y', and
+        # an exported graph fed integer targets): cast to y_pred's dtype
+        dtypes = plan.dtypes or {}
+        if "y" in tensors and dtypes.get("y_pred") is not None:
+            target = np.dtype(dtypes["y_pred"])
+            tensors = dict(tensors, y=F.cast(tensors["y"], dtype=target.name))
+            if dtypes.get("y") is not None and np.dtype(dtypes["y"]).kind != "f":
+                plan = copy.copy(plan)
+                plan.dtypes = dict(dtypes, y=target.type)
+        return super(_NumpyMLNames, self)._compute(F, tensors, plan, params)
 
     def _to_parent(self, mapping):
         return {self._names.get(k, k): v for k, v in mapping.items()}
@@ -169,10 +183,10 @@ class WGAN_GPLoss(_NumpyMLNames, WGANGPLoss):  # pylint: disable=invalid-name
     :class:`~gluonx.loss.WGANGPLoss`, ``reduction='mean'``).
 
     Call: ``loss(Y_fake, module, Y_real=None, gradInterp=None)``: critic scores
-    (n,), ``'C'`` or ``'G'``, real scores (n,) and the critic's input gradient
-    (n, n_feats) (``'C'`` only; build it with
-    :func:`~gluonx.loss.critic_input_gradient`); output shape (1,). ``Y_fake``
-    and ``Y_real`` must have the same length here (numpy-ml allows two).
+    (n_fake,), ``'C'`` or ``'G'``, real scores (n_real,) and the critic's input
+    gradient (n_interp, n_feats) (``'C'`` only; build it with
+    :func:`~gluonx.loss.critic_input_gradient`); output shape (1,). As in
+    numpy-ml, the three means are separate, so the three lengths may differ.
 
     numpy-ml 0.1.2's ``grad`` returns ``dY_fake = -1/n`` and ``dY_real = +1/n``
     for the critic, the opposite of its own loss's derivative; ``autograd``
@@ -181,7 +195,7 @@ class WGAN_GPLoss(_NumpyMLNames, WGANGPLoss):  # pylint: disable=invalid-name
 
     _inputs = ("Y_fake",)
     _optional = ("Y_real", "gradInterp")
-    _like_pred = ("Y_real",)
+    _like_pred = ()
     _names = {"Y_fake": "fake", "Y_real": "real", "gradInterp": "grad_interp"}
 
     def __init__(self, lambda_=10, **kwargs):
@@ -259,13 +273,15 @@ class NCELoss(_NumpyMLNames, _NCELoss):
     def loss(self, X, target, neg_samples=None, retain_derived=True):  # noqa: N803
         """numpy-ml's ``loss``: ``(loss, y_pred)``; ``retain_derived`` is ignored."""
         value = self(X, target, neg_samples)
+        numpy_mode = isinstance(X, mx.np.ndarray)
         ctx = X.context
-        w = self.weight.data(ctx).astype(X.dtype)
-        b = self.bias.data(ctx).astype(X.dtype)
-        t = mx.nd.reshape(target, shape=(-1,))
-        score = mx.nd.sum(mx.nd.broadcast_mul(X, mx.nd.expand_dims(mx.nd.take(w, t), 1)),
-                          axis=2) + mx.nd.expand_dims(mx.nd.take(b, t), 1)
-        if self._subtract_log_q:
-            log_q = self.noise_log_q.data(ctx).astype(X.dtype)  # stored in float64
-            score = mx.nd.broadcast_sub(score, mx.nd.expand_dims(mx.nd.take(log_q, t), 1))
-        return value, mx.nd.sigmoid(score)
+        X, t = _legacy(X), mx.nd.reshape(_legacy(target), shape=(-1,))
+        w, b, log_q = (_legacy(p.data(ctx)).astype(X.dtype)   # (log Q: stored in float64)
+                       for p in (self.weight, self.bias, self.noise_log_q))
+        with mx.util.np_array(False):
+            score = mx.nd.sum(mx.nd.broadcast_mul(X, mx.nd.expand_dims(mx.nd.take(w, t), 1)),
+                              axis=2) + mx.nd.expand_dims(mx.nd.take(b, t), 1)
+            if self._subtract_log_q:
+                score = mx.nd.broadcast_sub(score, mx.nd.expand_dims(mx.nd.take(log_q, t), 1))
+            y_pred = mx.nd.sigmoid(score)
+        return value, y_pred.as_np_ndarray() if numpy_mode else y_pred

@@ -53,7 +53,11 @@ class NCELoss(Loss):
 
     Gradients of ``weight`` and ``bias`` are dense (rows that were not used get
     0); train with ``gluon.Trainer`` like any block with parameters (call
-    ``initialize()`` first).
+    ``initialize()`` first). In numpy mode (``mx.npx.set_np()``) it takes and
+    returns mx.np arrays (``logits`` too), with the legacy numbers; the
+    negatives drawn depend on the compute dtype (float64 inputs draw in
+    float64), not on the mode. MXNet 1.9.1's initializers fail on float64
+    parameters in numpy mode: build a ``dtype='float64'`` loss in legacy mode.
 
     Parameters
     ----------
@@ -142,7 +146,7 @@ class NCELoss(Loss):
     # ------------------------------------------------------------------ calls
     def _dispatch(self, values, *args, **kwargs):
         pred = values.get(self._inputs[0])
-        if isinstance(pred, mx.nd.NDArray) and self.weight.shape[1] == 0 and pred.ndim >= 2:
+        if isinstance(pred, mx.nd.NDArray) and not self._in_units() and pred.ndim >= 2:
             self.weight.shape = (self._num_classes, pred.shape[-1])
             self.weight._finish_deferred_init()
         return super(NCELoss, self)._dispatch(values, *args, **kwargs)
@@ -155,9 +159,14 @@ class NCELoss(Loss):
                 return super(NCELoss, self)._run(plan, tensors, *args)
         return super(NCELoss, self)._run(plan, tensors, *args)
 
+    def _in_units(self):
+        """The weight's input size; 0 while unknown (a deferred shape holds 0,
+        or -1 when the loss was built in numpy mode)."""
+        return max(self.weight.shape[1], 0)
+
     def _check_shapes(self, plan):
         pred, label = plan.shapes["pred"], plan.shapes["label"]
-        in_units = self.weight.shape[1]
+        in_units = self._in_units()
         if len(pred) not in (2, 3) or (in_units and pred[-1] != in_units):
             _fail(self, "pred", "has shape %s, expected (batch_size, %s) or (batch_size, "
                   "contexts, %s)" % (pred, in_units or "in_units", in_units or "in_units"))
@@ -240,9 +249,21 @@ class NCELoss(Loss):
         last axis replaced by num_classes (for a softmax over all classes, e.g.
         ``SoftmaxCELoss()(nce.logits(x), label)``). NDArray or Symbol."""
         if isinstance(x, mx.sym.Symbol):
-            return mx.sym.FullyConnected(x, self.weight.var(), self.bias.var(),
-                                         num_hidden=self._num_classes, flatten=False)
-        w, b = self.weight.data(x.context), self.bias.data(x.context)
+            numpy_mode = isinstance(x, mx.sym.np._Symbol)
+            x, w, b = (_legacy(s) for s in (x, self.weight.var(), self.bias.var()))
+            out = mx.sym.FullyConnected(x, w, b, num_hidden=self._num_classes, flatten=False)
+            return out.as_np_ndarray() if numpy_mode else out
+        numpy_mode = isinstance(x, mx.np.ndarray)
+        w, b = (_legacy(p.data(x.context)) for p in (self.weight, self.bias))
+        x = _legacy(x)
         if w.dtype != x.dtype:
             w, b = w.astype(x.dtype), b.astype(x.dtype)
-        return mx.nd.FullyConnected(x, w, b, num_hidden=self._num_classes, flatten=False)
+        with mx.util.np_array(False):
+            out = mx.nd.FullyConnected(x, w, b, num_hidden=self._num_classes, flatten=False)
+        return out.as_np_ndarray() if numpy_mode else out
+
+
+def _legacy(array):
+    """The legacy view of an mx.np array or symbol (zero-copy); others unchanged."""
+    numpy = isinstance(array, (mx.np.ndarray, mx.sym.np._Symbol))
+    return array.as_nd_ndarray() if numpy else array
