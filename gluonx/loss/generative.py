@@ -12,6 +12,7 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock, nn
 
 from ._base import Loss, _fail
+from ._reduce import last_axis_sum
 
 __all__ = ["VAELoss", "WGANGPLoss", "critic_input_gradient", "CriticInputGradient"]
 
@@ -213,7 +214,8 @@ class WGANGPLoss(Loss):
         if real is None:
             return -fake
         real = F.sum(F.reshape(real, shape=(0, -1)), axis=1)
-        squared = F.sum(F.square(F.reshape(grad_interp, shape=(0, -1))), axis=1)
+        squared = F.reshape(last_axis_sum(F, F.square(F.reshape(grad_interp, shape=(0, -1)))),
+                            shape=(-1,))
         penalty = F.square(F.sqrt(squared + NORM_EPSILON) - 1) * self._lambda
         if self._separate:   # one value, shape (1,): its 'mean' is itself
             return F.mean(fake) - F.mean(real) + F.mean(penalty)
