@@ -732,6 +732,13 @@ CASES = [
     Case("GaussianNLL-var-no-last-axis-sw", "GaussianNLLLoss", {"weight": 0.5},
          lambda r: [_n(r, B, D), _n(r, B, D), _u(r, 0.2, 2, B), _u(r, 0, 2, B, 1)],
          R.ref_gaussian_nll, (0, 2), symbol_differs=("float32", "float64")),
+    Case("GaussianNLL-var-per-column", "GaussianNLLLoss", {"eps": 0.8},
+         lambda r: [_n(r, B, D), _n(r, B, D), _u(r, 0.1, 2, D)], R.ref_gaussian_nll, (0, 1)),
+    # var of pred's shape without the last axis, on 3-D pred: the kernel's
+    # broadcast patterns do not cover it (one variance per (sample, position))
+    Case("GaussianNLL-3d-var-no-last-axis", "GaussianNLLLoss", {},
+         lambda r: [_n(r, B, 3, D), _n(r, B, 3, D), _u(r, 0.2, 2, B, 3)], R.ref_gaussian_nll,
+         (0, 2), fused=False, symbol_differs=("float32", "float64")),
     Case("NLL", "NLLLoss", {}, lambda r: [R.log_softmax(_n(r, B, 6), -1), _classes(r, 6, B)],
          R.ref_nll, (0,), family="classification"),
     Case("NLL-class_weight-ignore_index", "NLLLoss",

@@ -248,6 +248,17 @@ ELEMENTWISE = {
                          has_ignore_index="1"), "bit",
                     lambda p, l, w: R.ref_sigmoid_focal(p, l, alpha=0.7, gamma=0.5,
                                                         ignore_index=-1)[0]),
+    # integer gamma (products of squarings), gamma 0, and any gamma on logits
+    "focal_gamma_int": ("gluonx_sigmoid_focal_loss", dict(_FOCAL, gamma="3.0"), "prob",
+                        lambda p, l, w: R.ref_sigmoid_focal(p, l, gamma=3.0)[0]),
+    "focal_gamma0": ("gluonx_sigmoid_focal_loss", dict(_FOCAL, gamma="0.0", alpha="0.6"), "bit",
+                     lambda p, l, w: R.ref_sigmoid_focal(p, l, alpha=0.6, gamma=0.0)[0]),
+    "focal_gamma_any": ("gluonx_sigmoid_focal_loss", dict(_FOCAL, gamma="1.7"), "prob",
+                        lambda p, l, w: R.ref_sigmoid_focal(p, l, gamma=1.7)[0]),
+    "focal_probs_int": ("gluonx_sigmoid_focal_loss",
+                        dict(_FOCAL, gamma="5.0", from_logits="0"), "prob",
+                        lambda p, l, w: R.ref_sigmoid_focal(p, l, gamma=5.0,
+                                                            from_logits=False)[0]),
     "mse": ("gluonx_mse_loss", {}, "normal", lambda p, l, w: (p - l) ** 2),
     "soft_margin": ("gluonx_soft_margin_loss", {}, "normal", lambda p, l, w: _softplus(-l * p)),
 }
@@ -299,7 +310,8 @@ def test_elementwise_ops(case, weight, dtype):
     op, attrs, kind, ref = ELEMENTWISE[case]
     # a seed that is the same in every process (hash() of a str is salted per process)
     rng = np.random.RandomState(zlib.crc32(("%s/%s" % (case, weight)).encode()))
-    p, l = _inputs(rng, kind, probs=(case in ("bce_probs", "poisson_rate", "focal_probs")))
+    p, l = _inputs(rng, kind, probs=(case in ("bce_probs", "poisson_rate", "focal_probs",
+                                              "focal_probs_int")))
     if dtype == "float16":
         p, l = p.astype(np.float16).astype(np.float64), l.astype(np.float16).astype(np.float64)
     sw = None if WEIGHTS[weight] is None else rng.uniform(0.5, 1.5, WEIGHTS[weight])
@@ -354,6 +366,70 @@ def test_hinge_embedding_op(weight, dtype):
         want = _numeric_grad(lambda: float((per_sample() * head).sum()), p)
         np.testing.assert_allclose(grads[0], want, rtol=1e-5, atol=1e-6)
         assert not grads[1].any()
+
+
+# three-input ops: (attrs, third input's generator, elementwise reference f(a, b, c))
+THREE_INPUT = {
+    "gluonx_gaussian_nll_loss": (
+        {"full": "1", "eps": "0.3"}, lambda rng, shape: rng.uniform(0.05, 2.0, shape),
+        lambda a, b, v: 0.5 * (np.log(np.maximum(v, 0.3)) + (a - b) ** 2 / np.maximum(v, 0.3))
+        + 0.5 * np.log(2 * np.pi)),
+    "gluonx_margin_ranking_loss": (
+        {"margin": "0.4"}, lambda rng, shape: np.sign(rng.randn(*shape)),
+        lambda a, b, y: np.maximum(0.4 - y * (a - b), 0)),
+}
+
+
+@pytest.mark.parametrize("third", ["full", "row", "col", "scalar"])
+@pytest.mark.parametrize("weight", ["none", "row", "full"])
+@pytest.mark.parametrize("op", list(THREE_INPUT))
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_three_input_ops(op, weight, third, dtype):
+    """Gaussian NLL (var, clamped at eps, gets the gradient at the clamped
+    value, as in torch) and margin ranking (the label gets its gradient too,
+    as in the stock path); the third input broadcasts like a weight."""
+    attrs, make, ref = THREE_INPUT[op]
+    rng = np.random.RandomState(zlib.crc32(("%s/%s/%s" % (op, weight, third)).encode()))
+    a, b = rng.randn(*SHAPE), rng.randn(*SHAPE)
+    c = make(rng, WEIGHTS[third])
+    if dtype == "float16":
+        a, b, c = (x.astype(np.float16).astype(np.float64) for x in (a, b, c))
+    sw = None if WEIGHTS[weight] is None else rng.uniform(0.5, 1.5, WEIGHTS[weight])
+    head = rng.rand(SHAPE[0])
+
+    def per_sample():
+        e = ref(a, b, c) * (1.0 if sw is None else sw)
+        return e.reshape(SHAPE[0], -1).mean(axis=1)
+
+    def clamped_var_grad():   # d/dv at v = max(var, eps), summed over var's broadcast
+        v = np.maximum(c, 0.3)
+        g = 0.5 * (1 / v - (a - b) ** 2 / v ** 2) * (1.0 if sw is None else sw)
+        g = g * (head / (a.size // SHAPE[0])).reshape(-1, 1, 1)
+        lead = g.ndim - c.ndim
+        g = g.sum(axis=tuple(range(lead)))
+        return g.sum(axis=tuple(i for i, n in enumerate(c.shape) if n == 1), keepdims=True)
+
+    arrays = [a, b, c] + ([sw] if sw is not None else [])
+    out, grads = _run_op(op, arrays, dict(attrs, has_sample_weight="0" if sw is None else "1"),
+                         dtype, head)
+    np.testing.assert_allclose(out, per_sample(), rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    if dtype != "float64":
+        return
+    for k, arr in enumerate(arrays):
+        if k == 2 and op == "gluonx_gaussian_nll_loss":
+            want = clamped_var_grad()
+        else:
+            want = _numeric_grad(lambda: float((per_sample() * head).sum()), arr)
+        np.testing.assert_allclose(grads[k], want, rtol=1e-5, atol=1e-6,
+                                   err_msg="gradient of input %d" % k)
+
+
+def test_three_input_op_rejects_bad_shapes():
+    a = mx.nd.ones((4, 3))
+    for bad in (mx.nd.ones((3, 4)), mx.nd.ones((4, 3, 2))):
+        with pytest.raises(mx.base.MXNetError):
+            mx.nd.gluonx_gaussian_nll_loss(a, a, bad, full="0", eps="1e-6",
+                                           has_sample_weight="0").asnumpy()
 
 
 def test_logistic_gradient_at_zero():

@@ -114,7 +114,11 @@ def torch_loss(case, x):
         e = TF.smooth_l1_loss(x[0], x[1], reduction="none", beta=kw.get("beta", 1.0))
         return _per_sample(_weigh(e, x[2], w, ba), ba)
     if name == "GaussianNLLLoss":
-        e = TF.gaussian_nll_loss(x[0], x[1], x[2], full=kw.get("full", False),
+        var = x[2]
+        if var.shape != x[0].shape and var.shape != x[0].shape[:-1] and \
+                var.shape[:-1] != x[0].shape[:-1]:
+            var = torch.broadcast_to(var, x[0].shape)  # (one per column: torch broadcasts none)
+        e = TF.gaussian_nll_loss(x[0], x[1], var, full=kw.get("full", False),
                                  eps=kw.get("eps", 1e-6), reduction="none")
         return _per_sample(_weigh(e, x[3], w, ba), ba)
     if name == "NLLLoss":

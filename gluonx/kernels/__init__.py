@@ -277,6 +277,8 @@ def _aligned_shapes(loss, plan):
         mode, arg = plan.align.get(name, ("same", None))
         if name in loss._like_pred and mode in ("reshape", "broadcast"):
             shape = pred_shape
+        elif mode == "expand":   # one value per row of the last axis (GaussianNLLLoss's var)
+            shape = shape + (1,)
         if name == "sample_weight":
             if mode == "flat":
                 shape = (int(np.prod(shape)),)

@@ -257,14 +257,13 @@ GLUONX_INLINE float log_poly(float m, float z) {
   return y * m * z;
 }
 
-GLUONX_INLINE float fast_log(float x) {
+// log(x) for finite normal x > 0 (no special values): the core of fast_log,
+// for arguments known to be in range (clamped probabilities). Without the
+// special cases GCC keeps the loops that call it branch-free and vectorised.
+GLUONX_INLINE float log_normal(float x, float e_shift = 0.0f) {
   const float kSqrtHalf = 0.707106781186547524f;
-  // subnormals: scale into the normal range first
-  const bool tiny = x < 1.17549435e-38f;
-  const float xs = tiny ? x * 8388608.0f : x;           // 2^23
-  const uint32_t u = float_bits(xs);
-  float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xffu) - 126)
-            - (tiny ? 23.0f : 0.0f);
+  const uint32_t u = float_bits(x);
+  float e = static_cast<float>(static_cast<int32_t>((u >> 23) & 0xffu) - 126) - e_shift;
   float m = bits_float((u & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
   const bool low = m < kSqrtHalf;
   e = low ? e - 1.0f : e;
@@ -273,10 +272,16 @@ GLUONX_INLINE float fast_log(float x) {
   float y = log_poly(m, z);
   y += -2.12194440e-4f * e;
   y += -0.5f * z;
-  float r = m + y + 0.693359375f * e;
+  return m + y + 0.693359375f * e;
+}
+
+GLUONX_INLINE float fast_log(float x) {
+  // subnormals: scale into the normal range first
+  const bool tiny = x < 1.17549435e-38f;
+  float r = log_normal(tiny ? x * 8388608.0f : x, tiny ? 23.0f : 0.0f);  // 2^23
   r = x == 0.0f ? -std::numeric_limits<float>::infinity() : r;
   r = x == std::numeric_limits<float>::infinity() ? x : r;
-  r = (x < 0.0f || x != x) ? std::numeric_limits<float>::quiet_NaN() : r;
+  r = ((x < 0.0f) | (x != x)) ? std::numeric_limits<float>::quiet_NaN() : r;
   return r;
 }
 
@@ -289,6 +294,7 @@ GLUONX_INLINE float fast_log1p(float x) {
 
 GLUONX_INLINE double fast_exp(double x) { return std::exp(x); }
 GLUONX_INLINE double fast_log(double x) { return std::log(x); }
+GLUONX_INLINE double log_normal(double x) { return std::log(x); }
 GLUONX_INLINE double fast_log1p(double x) { return std::log1p(x); }
 
 // exp(x) for x <= 0 (nan passes through); below -88 it returns 0 instead

@@ -246,6 +246,46 @@ struct KLDivLogits {
   }
 };
 
+// Three-input losses: the third tensor comes in the weight slot `pw` (full,
+// per row, per column or scalar, like pos_weight) and gets its gradient there.
+
+// Gaussian negative log-likelihood, pw = the variance: v = max(var, eps),
+// f = (log v + (p - l)^2 / v) / 2 + c (c = log(2 pi) / 2 when full, else 0).
+// var gets df/dv also where it is clamped (torch's gradient).
+struct GaussianNLL {
+  static constexpr bool kSum = false;
+  double eps, konst;
+  explicit GaussianNLL(const Attrs& a)
+      : eps(attr_double(a, "eps")), konst(attr_flag(a, "full") ? 0.5 * std::log(2 * M_PI) : 0) {}
+  template <typename A> A value(A p, A l, A var) const {
+    const A v = std::max(var, A(eps)), d = p - l;
+    return A(0.5) * (fast_log(v) + d * d / v) + A(konst);
+  }
+  template <typename A> A both(A p, A l, A var, A& dp, A& dl, A& dv) const {
+    const A v = std::max(var, A(eps)), d = p - l, r = A(1) / v, q = d * r;
+    dp = q; dl = -q;
+    dv = A(0.5) * (r - q * q);
+    return A(0.5) * (fast_log(v) + d * q) + A(konst);
+  }
+};
+
+// Margin ranking, p = input1, l = input2, pw = the label y:
+// f = max(0, margin - y (p - l)).
+struct MarginRanking {
+  static constexpr bool kSum = false;
+  double margin;
+  explicit MarginRanking(const Attrs& a) : margin(attr_double(a, "margin")) {}
+  template <typename A> A value(A p, A l, A y) const {
+    return std::max(A(margin) - y * (p - l), A(0));
+  }
+  template <typename A> A both(A p, A l, A y, A& dp, A& dl, A& dy) const {
+    const A d = p - l, z = A(margin) - y * d;
+    const bool on = z > A(0);
+    dp = on ? -y : A(0); dl = -dp; dy = on ? -d : A(0);
+    return on ? z : A(0);
+  }
+};
+
 // ------------------------------------------------------------------ loops --
 
 // How a weight is read inside a row: absent, one value per row (row or
@@ -425,9 +465,32 @@ struct SigmoidBCEOp {
   }
 };
 
+// Operators of three-input losses (kThird = true): the third input is
+// required, right after label, and the policy reads it as pos_weight.
+struct GaussianNLLOp : Plain<GaussianNLL> {
+  static constexpr const char* kName = "gluonx_gaussian_nll_loss";
+  static constexpr const char* kAttrs = "full eps";
+  static constexpr bool kPosWeight = false;
+  static constexpr bool kThird = true;
+};
+struct MarginRankingOp : Plain<MarginRanking> {
+  static constexpr const char* kName = "gluonx_margin_ranking_loss";
+  static constexpr const char* kAttrs = "margin";
+  static constexpr bool kPosWeight = false;
+  static constexpr bool kThird = true;
+};
+
+template <class Op, class = void> struct HasThird : std::false_type {};
+template <class Op>
+struct HasThird<Op, std::void_t<decltype(Op::kThird)>> : std::bool_constant<Op::kThird> {};
+
 // Whether a policy reads pos_weight (instantiate the pos_weight loops only then).
 template <class L> struct UsesPosWeight : std::false_type {};
 template <bool FromSigmoid> struct UsesPosWeight<SigmoidBCE<FromSigmoid>> : std::true_type {};
+
+// Whether operator Op instantiates the loops that read the pw slot for policy L.
+template <class Op, class L>
+constexpr bool kReadsPw = HasThird<Op>::value || (Op::kPosWeight && UsesPosWeight<L>::value);
 
 struct PoissonNLLOp {
   static constexpr const char* kName = "gluonx_poisson_nll_loss";
@@ -442,12 +505,16 @@ struct PoissonNLLOp {
   }
 };
 
-// Weights come after pred and label: sample_weight first, then pos_weight.
+// Weights come after pred and label: sample_weight first, then pos_weight;
+// a third input comes before sample_weight.
 template <class Op>
 void weight_slots(const Attrs& attrs, int* sw_slot, int* pw_slot) {
   int next = 2;
+  if (HasThird<Op>::value) *pw_slot = next++;
   *sw_slot = attr_flag(attrs, "has_sample_weight") ? next++ : -1;
-  *pw_slot = (Op::kPosWeight && attr_flag(attrs, "has_pos_weight")) ? next++ : -1;
+  if (!HasThird<Op>::value) {
+    *pw_slot = (Op::kPosWeight && attr_flag(attrs, "has_pos_weight")) ? next++ : -1;
+  }
 }
 
 template <bool PosWeight, class L, typename T>
@@ -510,7 +577,8 @@ void run_backward(const L& loss, std::vector<MXTensor>& in, std::vector<MXTensor
 
 // Inputs must share pred's dtype, label pred's size, weights must broadcast.
 inline bool check_inputs(const std::vector<MXTensor>& in, int sw_slot, int pw_slot) {
-  if (in[0].shape.empty() || in[1].size() != in[0].size()) return false;
+  const size_t count = 2 + (sw_slot >= 0) + (pw_slot >= 0);
+  if (in.size() != count || in[0].shape.empty() || in[1].size() != in[0].size()) return false;
   for (const auto& t : in) {
     if (t.dtype != in[0].dtype) return false;
   }
@@ -532,7 +600,7 @@ MXReturnValue forward(const Attrs& attrs, std::vector<MXTensor>* in,
   Op::with(attrs, [&](auto loss) {
     rc = for_float(Op::kName, (*in)[0].dtype, [&](auto t) {
       using L = decltype(loss);
-      constexpr bool kPw = Op::kPosWeight && UsesPosWeight<L>::value;
+      constexpr bool kPw = kReadsPw<Op, L>;
       run_forward<kPw, L, decltype(t)>(loss, *in, (*out)[0], sw_slot, pw_slot);
     });
   });
@@ -548,7 +616,7 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
   Op::with(attrs, [&](auto loss) {
     rc = for_float(Op::kName, (*in)[1].dtype, [&](auto t) {
       using L = decltype(loss);
-      constexpr bool kPw = Op::kPosWeight && UsesPosWeight<L>::value;
+      constexpr bool kPw = kReadsPw<Op, L>;
       run_backward<kPw, L, decltype(t)>(loss, *in, *out, sw_slot, pw_slot);
     });
   });
@@ -557,7 +625,7 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
 
 // The descriptor register_op reads: pred and label, then the weights.
 template <class Op> struct Described : Op {
-  static constexpr int kInputs = 2;
+  static constexpr int kInputs = HasThird<Op>::value ? 3 : 2;
   static constexpr const char* kOptional =
       Op::kPosWeight ? "sample_weight pos_weight" : "sample_weight";
 };

@@ -1,6 +1,6 @@
 // Classification and divergence losses on the elementwise loops: hinge,
 // squared hinge, logistic, sigmoid BCE, KL divergence on log-probabilities,
-// soft margin and hinge embedding.
+// soft margin, hinge embedding and margin ranking.
 #include "elementwise.h"
 
 namespace gluonx {
@@ -16,6 +16,7 @@ struct Registration {
     register_loss<KLDivOp>();
     register_loss<SoftMarginOp>();
     register_loss<HingeEmbeddingOp>();
+    register_loss<MarginRankingOp>();
   }
 } registration;
 

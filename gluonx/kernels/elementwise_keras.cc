@@ -66,69 +66,104 @@ struct MSLE {
 //   z = (1 - s) l + s / 2, ce = -(z log p + (1 - z) log(1 - p)),
 //   b = z (1 - p) + (1 - z) p, a = alpha z + (1 - alpha)(1 - z) (or 1),
 //   f = a b^gamma ce; 0 where l == ignore_index.
-template <bool FromLogits, bool Gamma2> struct SigmoidFocal {
+// Branch-free, so that the loops vectorise: options are constants of the
+// loop (no ignore_index: a NaN that no label equals), b^gamma is b * b for
+// gamma == 2, a product of squarings for integer gamma, exp/log otherwise.
+enum FocalGamma { kGammaAny, kGammaTwo, kGammaInt };
+constexpr int kFocalIntBits = 4;  // integer gamma by multiplications: up to 15
+
+template <bool FromLogits, int Gamma> struct SigmoidFocal {
   static constexpr bool kSum = false;
   static constexpr double kClip = 1e-7;     // probabilities: Keras' epsilon
-  static constexpr double kFloor = 1e-30;   // gamma < 1: floor of b
-  double alpha_scale, alpha_shift, gamma, smooth, ignore;
-  bool has_ignore;
+  static constexpr double kFloor = 1e-30;   // floor of b (any gamma)
+  double alpha_scale, alpha_shift, gamma, z_scale, z_shift, ignore;
+  int n, n1;  // kGammaInt: gamma and gamma - 1 (0 for gamma == 0)
   explicit SigmoidFocal(const Attrs& a)
-      : gamma(attr_double(a, "gamma")), smooth(attr_double(a, "label_smoothing")),
-        ignore(attr_double(a, "ignore_index")), has_ignore(attr_flag(a, "has_ignore_index")) {
+      : gamma(attr_double(a, "gamma")) {
     const bool has_alpha = attr_flag(a, "has_alpha");
-    const double alpha = attr_double(a, "alpha");
+    const double alpha = attr_double(a, "alpha"), smooth = attr_double(a, "label_smoothing");
     alpha_scale = has_alpha ? 2 * alpha - 1 : 0;     // a = scale * z + shift
     alpha_shift = has_alpha ? 1 - alpha : 1;
+    z_scale = 1 - smooth;
+    z_shift = 0.5 * smooth;
+    ignore = attr_flag(a, "has_ignore_index") ? attr_double(a, "ignore_index")
+                                              : std::numeric_limits<double>::quiet_NaN();
+    n = static_cast<int>(gamma);
+    n1 = std::max(n - 1, 0);
   }
-  // b^gamma and b^(gamma - 1), b in [0, 1]
-  template <typename A> void power(A b, A& m, A& m1) const {
-    if (Gamma2) { m = b * b; m1 = b; return; }
-    const A g = A(gamma);
-    const A bf = gamma < 1 ? std::max(b, A(kFloor)) : b;
-    const A lb = fast_log(bf > A(0) ? bf : A(1));
-    m = bf > A(0) ? fast_exp(g * lb) : (gamma == 0 ? A(1) : A(0));
-    m1 = bf > A(0) ? fast_exp((g - A(1)) * lb) : (gamma == 1 ? A(1) : A(0));
+  // Whether gamma takes the integer path.
+  static bool integer(double g) { return g == std::floor(g) && g >= 0 && g < (1 << kFocalIntBits); }
+
+  // m = b^gamma and dm = d(b^gamma)/db, b in [0, 1]
+  template <typename A> GLUONX_INLINE void power(A b, A& m, A& dm) const {
+    if (Gamma == kGammaTwo) {
+      m = b * b; dm = A(2) * b;
+    } else if (Gamma == kGammaInt) {
+      A r = A(1), r1 = A(1), sq = b;   // b^n, b^(n - 1) over the bits of n
+      for (int k = 0; k < kFocalIntBits; ++k) {
+        r = ((n >> k) & 1) ? r * sq : r;
+        r1 = ((n1 >> k) & 1) ? r1 * sq : r1;
+        sq = sq * sq;
+      }
+      m = r; dm = A(gamma) * r1;
+    } else {
+      // b floored at 1e-30, as in the stock path for gamma < 1; for gamma >= 1
+      // the floor changes nothing measurable (b < 1e-30 only where ce and
+      // db/dx are about as small)
+      const A bf = std::max(b, A(kFloor));
+      m = exp_nonpos(A(gamma) * log_normal(bf));     // gamma * log b <= 0
+      dm = A(gamma) * m / bf;                        // gamma b^(gamma - 1)
+    }
   }
-  template <typename A> A both(A x, A l, A, A& dp, A& dl, A& dpw) const {
-    const bool keep = !(has_ignore && l == A(ignore));
-    const A lk = keep ? l : A(0);
-    const A z = lk * A(1 - smooth) + A(0.5 * smooth);
-    A s, q, ce, dce_dx, dce_dz, dx_in;
+  // sigmoid(x), sigmoid(-x) and the cross-entropy's parts
+  template <typename A>
+  GLUONX_INLINE void parts(A x, A z, A& s, A& q, A& ce, A& dce_dx, A& dce_dz, A& dx_in) const {
     if (FromLogits) {
       const A e = exp_nonpos(-std::abs(x));
-      const A inv = A(1) / (A(1) + e);
-      s = x >= A(0) ? inv : e * inv;      // sigmoid(x)
-      q = x >= A(0) ? e * inv : inv;      // sigmoid(-x)
+      const A inv = A(1) / (A(1) + e), einv = e * inv;
+      const bool nonneg = x >= A(0);
+      s = nonneg ? inv : einv;
+      q = nonneg ? einv : inv;
       ce = std::max(x, A(0)) + log1p_unit(e) - x * z;
       dce_dx = s - z;
       dce_dz = -x;
       dx_in = s * q;                      // ds/dx
     } else {
-      const bool inside = x > A(kClip) && x < A(1 - kClip);
+      const bool inside = (x > A(kClip)) & (x < A(1 - kClip));
       s = std::min(std::max(x, A(kClip)), A(1 - kClip));
       q = A(1) - s;
-      const A ls = fast_log(s), lq = fast_log(q);
+      const A ls = log_normal(s), lq = log_normal(q);  // s, q in [kClip, 1 - kClip]
       ce = -(z * ls + (A(1) - z) * lq);
-      dce_dx = inside ? -z / s + (A(1) - z) / q : A(0);
+      dce_dx = inside ? (A(1) - z) / q - z / s : A(0);
       dce_dz = lq - ls;
       dx_in = inside ? A(1) : A(0);       // ds/dp
     }
-    const A b = z * q + (A(1) - z) * s;
-    A m, m1;
-    power(b, m, m1);
-    const A dm_db = Gamma2 ? A(2) * b : A(gamma) * m1;
-    const A a = A(alpha_scale) * z + A(alpha_shift);
-    const A db_dx = (A(1) - A(2) * z) * dx_in;
-    const A f = a * m * ce;
-    dp = keep ? a * (dm_db * db_dx * ce + m * dce_dx) : A(0);
-    const A df_dz = A(alpha_scale) * m * ce + a * (dm_db * (q - s) * ce + m * dce_dz);
-    dl = keep ? df_dz * A(1 - smooth) : A(0);
-    dpw = 0;
-    return keep ? f : A(0);
   }
-  template <typename A> A value(A x, A l, A w) const {
-    A dp, dl, dpw;
-    return both(x, l, w, dp, dl, dpw);
+  template <typename A> GLUONX_INLINE A value(A x, A l, A) const {
+    const bool drop = l == A(ignore);
+    const A z = (drop ? A(0) : l) * A(z_scale) + A(z_shift);
+    A s, q, ce, dce_dx, dce_dz, dx_in;
+    parts(x, z, s, q, ce, dce_dx, dce_dz, dx_in);
+    A m, dm;
+    power(z * q + (A(1) - z) * s, m, dm);
+    const A f = (A(alpha_scale) * z + A(alpha_shift)) * m * ce;
+    return drop ? A(0) : f;
+  }
+  template <typename A> GLUONX_INLINE A both(A x, A l, A, A& dp, A& dl, A& dpw) const {
+    const bool drop = l == A(ignore);
+    const A z = (drop ? A(0) : l) * A(z_scale) + A(z_shift);
+    A s, q, ce, dce_dx, dce_dz, dx_in;
+    parts(x, z, s, q, ce, dce_dx, dce_dz, dx_in);
+    A m, dm;
+    power(z * q + (A(1) - z) * s, m, dm);
+    const A a = A(alpha_scale) * z + A(alpha_shift);
+    const A dmce = dm * ce;
+    const A db_dx = (A(1) - A(2) * z) * dx_in;
+    const A df_dz = A(alpha_scale) * m * ce + a * (dmce * (q - s) + m * dce_dz);
+    dp = drop ? A(0) : a * (dmce * db_dx + m * dce_dx);
+    dl = drop ? A(0) : df_dz * A(z_scale);
+    dpw = 0;
+    return drop ? A(0) : a * m * ce;
   }
 };
 
@@ -152,12 +187,15 @@ struct SigmoidFocalOp {
   static constexpr const char* kAttrs =
       "alpha has_alpha gamma from_logits label_smoothing ignore_index has_ignore_index";
   static constexpr bool kPosWeight = false;
+  template <bool Logits, class F> static void pick(double g, const Attrs& a, F&& f) {
+    if (g == 2.0) f(SigmoidFocal<Logits, kGammaTwo>(a));
+    else if (SigmoidFocal<Logits, kGammaInt>::integer(g)) f(SigmoidFocal<Logits, kGammaInt>(a));
+    else f(SigmoidFocal<Logits, kGammaAny>(a));
+  }
   template <class F> static void with(const Attrs& a, F&& f) {
-    const bool logits = attr_flag(a, "from_logits"), g2 = attr_double(a, "gamma") == 2.0;
-    if (logits && g2) f(SigmoidFocal<true, true>(a));
-    else if (logits) f(SigmoidFocal<true, false>(a));
-    else if (g2) f(SigmoidFocal<false, true>(a));
-    else f(SigmoidFocal<false, false>(a));
+    const double g = attr_double(a, "gamma");
+    if (attr_flag(a, "from_logits")) pick<true>(g, a, f);
+    else pick<false>(g, a, f);
   }
 };
 

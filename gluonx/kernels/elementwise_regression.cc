@@ -1,4 +1,5 @@
-// Regression losses on the elementwise loops: L2, L1, Huber, Poisson NLL, MSE.
+// Regression losses on the elementwise loops: L2, L1, Huber, Poisson NLL, MSE,
+// Gaussian NLL.
 #include "elementwise.h"
 
 namespace gluonx {
@@ -12,6 +13,7 @@ struct Registration {
     register_loss<HuberOp>();
     register_loss<PoissonNLLOp>();
     register_loss<MSEOp>();
+    register_loss<GaussianNLLOp>();
   }
 } registration;
 

@@ -340,6 +340,7 @@ class MarginRankingLoss(Loss):
 
     _inputs = ("input1", "input2", "label")
     _like_pred = ("input2", "label")
+    _kernel = Kernel("gluonx_margin_ranking_loss", attrs=("margin",))
 
     def __init__(self, margin=0.0, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(MarginRankingLoss, self).__init__(weight, batch_axis, reduction, **kwargs)

@@ -402,6 +402,8 @@ class GaussianNLLLoss(Loss):
     """
 
     _inputs = ("pred", "label", "var")
+    # var as the kernel gets it: full, per row, per column or a scalar
+    _kernel = Kernel("gluonx_gaussian_nll_loss", attrs=("full", "eps"), weights={"var": "pred"})
 
     def __init__(self, full=False, eps=1e-6, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
