@@ -732,7 +732,12 @@ def test_large_gradients_use_streaming_stores(dtype):
                                           ("SoftmaxCELoss", {}),
                                           ("SoftmaxCELoss", {"sparse_label": False}),
                                           ("KLDivLoss", {"from_logits": False}),
-                                          ("LogisticLoss", {})])
+                                          ("LogisticLoss", {}),
+                                          ("CategoricalHingeLoss", {}),
+                                          ("DiceLoss", {"from_logits": True}),
+                                          ("TverskyLoss", {"axis": -1, "from_logits": True,
+                                                           "alpha": 0.3, "beta": 0.6}),
+                                          ("TripletMarginLoss", {"swap": True})])
 def test_large_gradients_match_the_stock_path(name, options):
     gluonx.config.check_values = False
     rng = np.random.RandomState(11)
@@ -744,7 +749,12 @@ def test_large_gradients_match_the_stock_path(name, options):
                                         if options.get("sparse_label", True)
                                         else rng.dirichlet(np.ones(shape[1]), shape[0])],
               "KLDivLoss": lambda: [rng.dirichlet(np.ones(shape[1]), shape[0])],
-              "LogisticLoss": lambda: [np.sign(rng.randn(*shape))]}[name]()
+              "LogisticLoss": lambda: [np.sign(rng.randn(*shape))],
+              "CategoricalHingeLoss": lambda: [np.eye(shape[1])[rng.randint(0, shape[1],
+                                                                            shape[0])]],
+              "DiceLoss": lambda: [(rng.rand(*shape) > 0.5) * 1.0],
+              "TverskyLoss": lambda: [np.eye(shape[1])[rng.randint(0, shape[1], shape[0])]],
+              "TripletMarginLoss": lambda: [rng.randn(*shape), rng.randn(*shape)]}[name]()
     results = []
     for use in (False, True):
         gluonx.config.use_kernels = use
