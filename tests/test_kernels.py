@@ -528,9 +528,10 @@ def test_categorical_hinge_op_ties_get_the_full_gradient():
 _OVERLAP_COEFS = {"dice": ("2.0", "0.0", "1.0", "1.0"), "tversky": ("1.0", "0.0", "0.3", "0.7")}
 
 
-def _overlap_ref(p, y, coefs, smooth, multiclass):
+def _overlap_ref(p, y, coefs, smooth, multiclass, axis=-1):
     a, b, c, d = (float(v) for v in coefs)
     if multiclass:
+        p, y = np.moveaxis(p, axis, -1), np.moveaxis(y, axis, -1)
         axes = tuple(range(1, p.ndim - 1))
         inter, ps, ys = ((z.sum(axis=axes) if axes else z) for z in (p * y, p, y))
     else:
@@ -539,7 +540,10 @@ def _overlap_ref(p, y, coefs, smooth, multiclass):
     return 1 - (ratio.mean(-1) if multiclass else ratio)
 
 
-@pytest.mark.parametrize("layout", ["binary", "multiclass", "sparse"])
+# multiclass: classes along the last axis; channel: along axis 1 (NCHW);
+# middle: along axis 2 of 4, with axes on both sides
+@pytest.mark.parametrize("layout", ["binary", "multiclass", "sparse", "channel",
+                                    "channel-sparse", "middle-sparse", "middle"])
 @pytest.mark.parametrize("from_logits", [False, True])
 @pytest.mark.parametrize("coefs", list(_OVERLAP_COEFS))
 @pytest.mark.parametrize("weight", [None, "row", "scalar"])
@@ -549,19 +553,25 @@ def test_overlap_op(layout, from_logits, coefs, weight, dtype):
                                                              weight)).encode()))
     shape = (4, 3, 5) if layout == "binary" else (4, 2, 3, 5)
     multiclass = layout != "binary"
+    axis = {"channel": 1, "channel-sparse": 1, "middle": 2, "middle-sparse": 2}.get(layout, -1)
+    sparse = layout.endswith("sparse")
     x = rng.randn(*shape) if from_logits else rng.uniform(0.05, 0.95, shape)
-    if layout == "sparse":
-        idx = rng.randint(0, shape[-1], shape[:-1]).astype(np.float64)
+    classes = shape[axis]
+    rest = tuple(d for k, d in enumerate(shape) if k != axis % len(shape))
+    if sparse:
+        idx = rng.randint(0, classes, rest).astype(np.float64)
         idx[0, 0, 0] = -1  # an index outside the classes marks no class
-        y = np.eye(shape[-1])[np.clip(idx, 0, None).astype(int)] * (idx >= 0)[..., None]
+        y = np.eye(classes)[np.clip(idx, 0, None).astype(int)] * (idx >= 0)[..., None]
+        y = np.moveaxis(y, -1, axis)
         label = idx
     else:
         y = (rng.rand(*shape) > 0.5) * 1.0 if layout == "binary" else \
-            np.eye(shape[-1])[rng.randint(0, shape[-1], shape[:-1])]
+            np.ascontiguousarray(np.moveaxis(np.eye(classes)[rng.randint(0, classes, rest)],
+                                             -1, axis))
         label = y
     sw = {None: None, "row": rng.uniform(0.5, 1.5, shape[0]), "scalar": rng.rand(1)}[weight]
     x, label, sw = _rounded([x, label, sw], dtype)
-    if layout != "sparse":
+    if not sparse:
         y = label
     head = rng.rand(shape[0])
     smooth = 0.5
@@ -570,22 +580,22 @@ def test_overlap_op(layout, from_logits, coefs, weight, dtype):
         if not from_logits:
             p = x
         elif multiclass:
-            p = np.exp(_log_softmax(x))
+            p = np.moveaxis(np.exp(_log_softmax(np.moveaxis(x, axis, -1))), -1, axis)
         else:
             p = 1 / (1 + np.exp(-x))
-        f = _overlap_ref(p, y, _OVERLAP_COEFS[coefs], smooth, multiclass)
+        f = _overlap_ref(p, y, _OVERLAP_COEFS[coefs], smooth, multiclass, axis)
         return f if sw is None else f * sw
 
     a, b, c, d = _OVERLAP_COEFS[coefs]
     attrs = {"inter_num": a, "inter_den": b, "pred_den": c, "label_den": d, "smooth": "0.5",
              "epsilon": "1e-07", "from_logits": "1" if from_logits else "0",
-             "multiclass": "1" if multiclass else "0",
-             "sparse_label": "1" if layout == "sparse" else "0",
+             "multiclass": "1" if multiclass else "0", "axis": str(axis),
+             "sparse_label": "1" if sparse else "0",
              "has_sample_weight": "0" if sw is None else "1"}
     arrays = [x, label] + ([sw] if sw is not None else [])
     grads = _check_op("gluonx_overlap_loss", arrays, attrs, dtype, head, per_sample,
-                      grad_of=[k for k in range(len(arrays)) if not (layout == "sparse" and k == 1)])
-    if layout == "sparse":
+                      grad_of=[k for k in range(len(arrays)) if not (sparse and k == 1)])
+    if sparse:
         assert not grads[1].any()
 
 
@@ -627,7 +637,7 @@ def test_row_ops_reject_inputs_that_do_not_fit():
     with pytest.raises(mx.base.MXNetError, match="does not fit"):
         mx.nd.gluonx_overlap_loss(x, mx.nd.ones((4, 4)), inter_num="2", inter_den="0",
                                   pred_den="1", label_den="1", smooth="1", epsilon="1e-7",
-                                  from_logits="0", multiclass="1", sparse_label="1",
+                                  from_logits="0", multiclass="1", axis="-1", sparse_label="1",
                                   has_sample_weight="0").wait_to_read()
     with pytest.raises(mx.base.MXNetError, match="does not fit"):
         mx.nd.gluonx_triplet_margin_loss(x, x, mx.nd.ones((4, 4)), margin="1", p="2",

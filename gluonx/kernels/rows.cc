@@ -194,27 +194,31 @@ MXReturnValue hinge_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
 // Per sample and class c: I = sum p y, P = sum p, Y = sum y over the
 // sample's elements, ratio_c = (a I + s) / (b I + c P + d Y + (s + eps)),
 // loss = 1 - mean_c ratio_c. Dice is (a, b, c, d) = (2, 0, 1, 1), Tversky
-// (1, 1 - alpha - beta, alpha, beta). `multiclass`: classes along the last
-// axis (softmax over it from logits; sparse labels hold one class index per
+// (1, 1 - alpha - beta, alpha, beta). `multiclass`: classes along `axis`
+// (softmax over it from logits; sparse labels hold one class index per
 // position); otherwise one binary mask per sample (sigmoid from logits).
+// Classes along the last axis are rows of C values; along another axis a
+// sample is `pre` blocks of (C, inner) values, reduced along inner.
 
 struct OverlapOp {
   static constexpr const char* kName = "gluonx_overlap_loss";
   static constexpr int kInputs = 2;
   static constexpr const char* kOptional = "sample_weight";
   static constexpr const char* kAttrs =
-      "inter_num inter_den pred_den label_den smooth epsilon from_logits multiclass sparse_label";
+      "inter_num inter_den pred_den label_den smooth epsilon from_logits multiclass axis "
+      "sparse_label";
 };
 
 struct OverlapAttrs {
   double inter_num, inter_den, pred_den, label_den, smooth, epsilon;
   bool from_logits, multiclass, sparse;
+  int axis;
   explicit OverlapAttrs(const Attrs& a)
       : inter_num(attr_double(a, "inter_num")), inter_den(attr_double(a, "inter_den")),
         pred_den(attr_double(a, "pred_den")), label_den(attr_double(a, "label_den")),
         smooth(attr_double(a, "smooth")), epsilon(attr_double(a, "epsilon")),
         from_logits(attr_flag(a, "from_logits")), multiclass(attr_flag(a, "multiclass")),
-        sparse(attr_flag(a, "sparse_label")) {}
+        sparse(attr_flag(a, "sparse_label")), axis(static_cast<int>(attr_double(a, "axis"))) {}
   template <typename A> A ratio(A I, A P, A Y) const {
     return (A(inter_num) * I + A(smooth)) /
            (A(inter_den) * I + A(pred_den) * P + A(label_den) * Y + A(smooth + epsilon));
@@ -302,6 +306,186 @@ void class_sums(const T* x, const T* y, const MXTensor& label, int64_t i, int64_
   }
 }
 
+// Classes along a middle axis: pred is (batch, pre, C, inner).
+struct ChannelLayout {
+  int64_t pre, C, inner;
+};
+
+inline ChannelLayout channel_layout(const MXTensor& pred, int axis) {
+  ChannelLayout out{1, pred.shape[axis], 1};
+  for (int d = 1; d < axis; ++d) out.pre *= pred.shape[d];
+  for (size_t d = axis + 1; d < pred.shape.size(); ++d) out.inner *= pred.shape[d];
+  return out;
+}
+
+// Per-thread scratch of the channel layout.
+template <typename A> struct ChannelScratch {
+  std::vector<A> m, inv, dot, sums;   // inner, inner, inner, 6 C
+  std::vector<int64_t> cls;           // inner
+  ChannelScratch(int64_t C, int64_t inner)
+      : m(inner), inv(inner), dot(inner), sums(6 * C), cls(inner) {}
+};
+
+// One block of (C, inner) values: the softmax statistics of each position
+// (from logits) and the class index of each position (sparse labels).
+template <typename T>
+void channel_block_prep(const T* xb, const MXTensor& label, int64_t lbase, const ChannelLayout& L,
+                        const OverlapAttrs& o, ChannelScratch<Acc<T>>& s) {
+  using A = Acc<T>;
+  const int64_t C = L.C, n = L.inner;
+  if (o.from_logits) {
+    A *m = s.m.data(), *inv = s.inv.data();
+    for (int64_t j = 0; j < n; ++j) {
+      m[j] = -std::numeric_limits<A>::infinity();
+      inv[j] = A(0);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xc = xb + c * n;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) m[j] = std::max(m[j], load(xc, j));
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xc = xb + c * n;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) inv[j] += exp_nonpos(load(xc, j) - m[j]);
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) inv[j] = A(1) / inv[j];
+  }
+  if (o.sparse) {
+    for (int64_t j = 0; j < n; ++j) s.cls[j] = load_index(label, lbase + j);
+  }
+}
+
+template <typename T>
+GLUONX_INLINE Acc<T> channel_prob(const T* xc, int64_t j, bool logits,
+                                  const ChannelScratch<Acc<T>>& s) {
+  return logits ? exp_nonpos(load(xc, j) - s.m[j]) * s.inv[j] : load(xc, j);
+}
+
+// Per-class sums of one sample into I, P, Y (s.sums[0 .. 3C)).
+template <typename T>
+void channel_sums(const T* x, const T* y, const MXTensor& label, int64_t i, const ChannelLayout& L,
+                  const OverlapAttrs& o, ChannelScratch<Acc<T>>& s) {
+  using A = Acc<T>;
+  const int64_t C = L.C, n = L.inner;
+  A *I = s.sums.data(), *P = I + C, *Y = I + 2 * C;
+  for (int64_t c = 0; c < C; ++c) I[c] = P[c] = Y[c] = A(0);
+  for (int64_t b = 0; b < L.pre; ++b) {
+    const int64_t block = i * L.pre + b;
+    const T* xb = x + block * C * n;
+    channel_block_prep(xb, label, block * n, L, o, s);
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xc = xb + c * n;
+      const T* yc = o.sparse ? nullptr : y + block * C * n + c * n;
+      const int64_t* cls = s.cls.data();
+      A si = 0, sp = 0, sy = 0;
+#pragma omp simd reduction(+ : si, sp, sy)
+      for (int64_t j = 0; j < n; ++j) {
+        const A p = channel_prob(xc, j, o.from_logits, s);
+        const A l = o.sparse ? (cls[j] == c ? A(1) : A(0)) : load(yc, j);
+        si += p * l;
+        sp += p;
+        sy += l;
+      }
+      I[c] += si;
+      P[c] += sp;
+      Y[c] += sy;
+    }
+  }
+}
+
+template <typename T>
+void channel_forward(const MXTensor& pred, const MXTensor& label, const SampleWeight<T>& sw,
+                     const OverlapAttrs& o, int axis, T* out) {
+  using A = Acc<T>;
+  const ChannelLayout L = channel_layout(pred, axis);
+  const T* x = cdata<T>(pred);
+  const T* y = o.sparse ? nullptr : cdata<T>(label);
+  std::vector<ChannelScratch<A>> scratch(max_threads(), ChannelScratch<A>(L.C, L.inner));
+  const int64_t batch = pred.shape[0];
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (pred.size() >= kParallelMinWork)
+  for (int64_t i = 0; i < batch; ++i) {
+    ChannelScratch<A>& s = scratch[thread_id()];
+    channel_sums(x, y, label, i, L, o, s);
+    const A *I = s.sums.data(), *P = I + L.C, *Y = I + 2 * L.C;
+    A total = 0;
+    for (int64_t c = 0; c < L.C; ++c) total += o.ratio(I[c], P[c], Y[c]);
+    store(out, i, (A(1) - total / A(L.C)) * sw.at(i));
+  }
+}
+
+template <typename T>
+void channel_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
+                      const SampleWeight<T>& sw, SampleWeightGrad<T>& dsw, const OverlapAttrs& o,
+                      int axis, T* dpred, T* dl) {
+  using A = Acc<T>;
+  const ChannelLayout L = channel_layout(pred, axis);
+  const int64_t C = L.C, n = L.inner, batch = pred.shape[0], total = pred.size();
+  const T* x = cdata<T>(pred);
+  const T* y = o.sparse ? nullptr : cdata<T>(label);
+  const int threads = max_threads();
+  std::vector<ChannelScratch<A>> scratch(threads, ChannelScratch<A>(C, n));
+#pragma omp parallel num_threads(threads) if (total >= kParallelMinWork)
+  {
+    RowWriter<T> wp(dpred, total, n), wl(dl, o.sparse ? 0 : total, n);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < batch; ++i) {
+      ChannelScratch<A>& s = scratch[thread_id()];
+      channel_sums(x, y, label, i, L, o, s);
+      A *I = s.sums.data(), *P = I + C, *Y = I + 2 * C;
+      A *cI = I + 3 * C, *cP = I + 4 * C, *cY = I + 5 * C;
+      const A gi = load(ograd, i), k = -gi * sw.at(i) / A(C);
+      A ratios = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        ratios += o.ratio(I[c], P[c], Y[c]);
+        o.slopes(I[c], P[c], Y[c], &cI[c], &cP[c], &cY[c]);
+        cI[c] *= k;
+        cP[c] *= k;
+        cY[c] *= k;
+      }
+      const int64_t* cls = s.cls.data();
+      for (int64_t b = 0; b < L.pre; ++b) {
+        const int64_t block = i * L.pre + b, base = block * C * n;
+        const T* xb = x + base;
+        channel_block_prep(xb, label, block * n, L, o, s);
+        A* dot = s.dot.data();
+        if (o.from_logits) {  // sum_c g_c p_c per position, for the softmax
+          for (int64_t j = 0; j < n; ++j) dot[j] = A(0);
+          for (int64_t c = 0; c < C; ++c) {
+            const T* xc = xb + c * n;
+            const T* yc = o.sparse ? nullptr : y + base + c * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) {
+              const A l = o.sparse ? (cls[j] == c ? A(1) : A(0)) : load(yc, j);
+              dot[j] += (cI[c] * l + cP[c]) * channel_prob(xc, j, true, s);
+            }
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          const T* xc = xb + c * n;
+          const T* yc = o.sparse ? nullptr : y + base + c * n;
+          T* gp = wp.row(base + c * n);
+          T* gl = o.sparse ? nullptr : wl.row(base + c * n);
+          const A ci = cI[c], cp = cP[c], cy = cY[c];
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) {
+            const A p = channel_prob(xc, j, o.from_logits, s);
+            const A l = o.sparse ? (cls[j] == c ? A(1) : A(0)) : load(yc, j);
+            const A g = ci * l + cp;
+            store(gp, j, o.from_logits ? p * (g - dot[j]) : g);
+            if (!o.sparse) store(gl, j, ci * p + cy);
+          }
+          wp.flush(n);
+          if (!o.sparse) wl.flush(n);
+        }
+      }
+      dsw.add(i, gi * (A(1) - ratios / A(C)));
+    }
+  }
+}
+
 template <typename T>
 void overlap_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* sw_t,
                      const OverlapAttrs& o, T* out) {
@@ -319,6 +503,11 @@ void overlap_forward(const MXTensor& pred, const MXTensor& label, const MXTensor
       else binary_sums<false>(x + i * n, y + i * n, n, &I, &P, &Y);
       store(out, i, (A(1) - o.ratio(I, P, Y)) * sw.at(i));
     }
+    return;
+  }
+  const int axis = o.axis < 0 ? o.axis + static_cast<int>(pred.shape.size()) : o.axis;
+  if (axis != static_cast<int>(pred.shape.size()) - 1) {
+    channel_forward<T>(pred, label, sw, o, axis, out);
     return;
   }
   const RowLayout lay = row_layout(pred);
@@ -387,6 +576,12 @@ void overlap_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
     dsw.finish();
     return;
   }
+  const int axis = o.axis < 0 ? o.axis + static_cast<int>(pred.shape.size()) : o.axis;
+  if (axis != static_cast<int>(pred.shape.size()) - 1) {
+    channel_backward<T>(ograd, pred, label, sw, dsw, o, axis, dpred, dl);
+    dsw.finish();
+    return;
+  }
   const RowLayout lay = row_layout(pred);
   const int64_t C = lay.row, R = lay.positions;
   std::vector<std::vector<A>> scratch(threads, std::vector<A>(8 * C));
@@ -448,9 +643,11 @@ void overlap_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
 bool overlap_ok(const std::vector<MXTensor>& in, const OverlapAttrs& o, bool has_sw) {
   const MXTensor& pred = in[0];
   if (pred.shape.empty() || pred.shape[0] == 0) return false;
-  if (o.multiclass && pred.shape.size() < 2) return false;
+  const int ndim = static_cast<int>(pred.shape.size());
+  const int axis = o.axis < 0 ? o.axis + ndim : o.axis;
+  if (o.multiclass && (ndim < 2 || axis < 1 || axis >= ndim)) return false;
   if (o.sparse) {
-    if (!o.multiclass || in[1].size() != pred.size() / pred.shape.back()) return false;
+    if (!o.multiclass || in[1].size() != pred.size() / pred.shape[axis]) return false;
   } else if (in[1].size() != pred.size() || in[1].dtype != pred.dtype) {
     return false;
   }

@@ -14,10 +14,10 @@ OVERLAP_EPSILON = 1e-7
 def _overlap_kernel(inter_num, inter_den, pred_den, label_den, **options):
     """The fused operator of a Dice-like loss: per class the ratio
     (inter_num I + s) / (inter_den I + pred_den P + label_den Y + s + eps),
-    each coefficient a function of the loss. Binary masks (axis=None) or
-    classes along the last axis; other class axes run the stock operators."""
+    each coefficient a function of the loss; binary masks (axis=None) or
+    classes along any non-batch axis."""
     def fits(self, call):
-        if self._axis is not None and not (call.ndim >= 2 and call.last_axis(self._axis)):
+        if self._axis is not None and call.ndim < 2:
             return False
         return self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]
     options.update(axis=ANY)
@@ -26,7 +26,8 @@ def _overlap_kernel(inter_num, inter_den, pred_den, label_den, **options):
                          "label_den": label_den, "smooth": "smooth",
                          "epsilon": lambda self: OVERLAP_EPSILON, "from_logits": "from_logits",
                          "sparse_label": "sparse_label",
-                         "multiclass": lambda self: self._axis is not None},
+                         "multiclass": lambda self: self._axis is not None,
+                         "axis": lambda self: -1 if self._axis is None else self._axis},
                   options=options, any_dtype=("label",), when=fits)
 
 
