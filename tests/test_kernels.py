@@ -647,6 +647,34 @@ def test_row_ops_reject_inputs_that_do_not_fit():
                                          has_sample_weight="0").wait_to_read()
 
 
+@pytest.mark.parametrize("op", ["hinge", "overlap", "triplet"])
+def test_row_ops_backward_after_a_failed_forward_fails_cleanly(op):
+    """MXNet runs the backward of a recorded call whose forward failed: the
+    backward checks the inputs again instead of reading past them."""
+    x, bad = mx.nd.ones((4, 5)), mx.nd.ones((4, 3))
+    args, attrs = {
+        "hinge": ([x, bad], {"margin": "1"}),
+        "overlap": ([x, bad], {"inter_num": "2", "inter_den": "0", "pred_den": "1",
+                               "label_den": "1", "smooth": "1", "epsilon": "1e-7",
+                               "from_logits": "0", "multiclass": "0", "axis": "-1",
+                               "sparse_label": "0"}),
+        "triplet": ([x, x, bad], {"margin": "1", "p": "2", "eps": "0", "swap": "0"}),
+    }[op]
+    name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
+            "triplet": "gluonx_triplet_margin_loss"}[op]
+    for a in args:
+        a.attach_grad()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        with mx.autograd.record():
+            out = getattr(mx.nd, name)(*args, has_sample_weight="0", **attrs)
+        out.backward()
+        mx.nd.waitall()
+    try:
+        mx.nd.waitall()
+    except mx.base.MXNetError:
+        pass
+
+
 def _ctc_reference(x, labels, frames):
     """-log p(label | x) by brute-force path enumeration (tiny sizes only)."""
     import itertools

@@ -162,12 +162,21 @@ void hinge_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
   if (sw_t != nullptr) dsw.finish();
 }
 
+// The inputs from `first` on (forward: 0; backward: 1, after the head
+// gradient) fit each other. Checked in both passes: a backward can run
+// after its forward failed.
+bool hinge_ok(const std::vector<MXTensor>& in, size_t first, bool has_sw) {
+  if (in.size() < first + (has_sw ? 3 : 2)) return false;
+  const MXTensor& pred = in[first];
+  return pred.shape.size() >= 2 && in[first + 1].size() == pred.size() &&
+         in[first + 1].dtype == pred.dtype && (!has_sw || row_weight_fits(pred, in[first + 2]));
+}
+
 MXReturnValue hinge_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const MXTensor& pred = (*in)[0];
-  if (pred.shape.size() < 2 || (*in)[1].size() != pred.size() ||
-      (*in)[1].dtype != pred.dtype || (has_sw && !row_weight_fits(pred, (*in)[2]))) {
+  if (!hinge_ok(*in, 0, has_sw)) {
     return fail(CategoricalHingeOp::kName, "label or sample_weight does not fit pred");
   }
   const double margin = attr_double(attrs, "margin");
@@ -181,6 +190,9 @@ MXReturnValue hinge_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
   // in: ograd, pred, label, [sw], output; out: dpred, dlabel, [dsw]
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
+  if (!hinge_ok(*in, 1, has_sw)) {
+    return fail(CategoricalHingeOp::kName, "label or sample_weight does not fit pred");
+  }
   const double margin = attr_double(attrs, "margin");
   return for_float(CategoricalHingeOp::kName, (*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
@@ -640,7 +652,10 @@ void overlap_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
   dsw.finish();
 }
 
-bool overlap_ok(const std::vector<MXTensor>& in, const OverlapAttrs& o, bool has_sw) {
+bool overlap_ok(const std::vector<MXTensor>& all, size_t first, const OverlapAttrs& o,
+                bool has_sw) {
+  if (all.size() < first + (has_sw ? 3 : 2)) return false;
+  const MXTensor* in = all.data() + first;
   const MXTensor& pred = in[0];
   if (pred.shape.empty() || pred.shape[0] == 0) return false;
   const int ndim = static_cast<int>(pred.shape.size());
@@ -658,7 +673,7 @@ MXReturnValue overlap_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                           std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const OverlapAttrs o(attrs);
-  if (!overlap_ok(*in, o, has_sw)) {
+  if (!overlap_ok(*in, 0, o, has_sw)) {
     return fail(OverlapOp::kName, "label or sample_weight does not fit pred");
   }
   return for_float(OverlapOp::kName, (*in)[0].dtype, [&](auto t) {
@@ -671,6 +686,9 @@ MXReturnValue overlap_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                           std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const OverlapAttrs o(attrs);
+  if (!overlap_ok(*in, 1, o, has_sw)) {
+    return fail(OverlapOp::kName, "label or sample_weight does not fit pred");
+  }
   return for_float(OverlapOp::kName, (*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
     overlap_backward<T>((*in)[0].data<T>(), (*in)[1], (*in)[2], has_sw ? &(*in)[3] : nullptr, o,
@@ -822,17 +840,32 @@ template <class F> void with_norm(const Attrs& a, F&& f) {
   else pick(std::integral_constant<int, kLq>());
 }
 
+bool triplet_margin_ok(const std::vector<MXTensor>& in, size_t first, bool has_sw) {
+  if (in.size() < first + (has_sw ? 4 : 3)) return false;
+  const MXTensor& a = in[first];
+  bool ok = a.shape.size() >= 2 && a.shape[0] != 0;
+  for (size_t k = 1; k < 3 && ok; ++k) {
+    ok = in[first + k].size() == a.size() && in[first + k].dtype == a.dtype;
+  }
+  return ok && (!has_sw || row_weight_fits(a, in[first + 3]));
+}
+
+MXReturnValue triplet_margin_check(const Attrs& attrs, const std::vector<MXTensor>& in,
+                                   size_t first) {
+  if (!triplet_margin_ok(in, first, attr_flag(attrs, "has_sample_weight"))) {
+    return fail(TripletMarginOp::kName, "positive, negative or sample_weight does not fit pred");
+  }
+  const double q = attr_double(attrs, "p");
+  if (!(q > 0) || std::isinf(q)) return fail(TripletMarginOp::kName, "p must be finite and > 0");
+  return MX_SUCCESS;
+}
+
 MXReturnValue triplet_margin_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                                  std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const MXTensor& a = (*in)[0];
-  bool ok = a.shape.size() >= 2 && a.shape[0] != 0;
-  for (int k = 1; k < 3 && ok; ++k) ok = (*in)[k].size() == a.size() && (*in)[k].dtype == a.dtype;
   const double q = attr_double(attrs, "p");
-  if (!ok || (has_sw && !row_weight_fits(a, (*in)[3]))) {
-    return fail(TripletMarginOp::kName, "positive, negative or sample_weight does not fit pred");
-  }
-  if (!(q > 0) || std::isinf(q)) return fail(TripletMarginOp::kName, "p must be finite and > 0");
+  if (triplet_margin_check(attrs, *in, 0) != MX_SUCCESS) return MX_FAIL;
   const double margin = attr_double(attrs, "margin"), eps = attr_double(attrs, "eps");
   MXReturnValue rc = MX_FAIL;
   with_norm(attrs, [&](auto norm, auto swap) {
@@ -850,6 +883,7 @@ MXReturnValue triplet_margin_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
   const double margin = attr_double(attrs, "margin"), eps = attr_double(attrs, "eps");
   const double q = attr_double(attrs, "p");
+  if (triplet_margin_check(attrs, *in, 1) != MX_SUCCESS) return MX_FAIL;
   MXReturnValue rc = MX_FAIL;
   with_norm(attrs, [&](auto norm, auto swap) {
     rc = for_float(TripletMarginOp::kName, (*in)[1].dtype, [&](auto t) {
