@@ -458,7 +458,7 @@ def keras_cases(normal, bits, classes):
         Case("CategoricalHingeLoss", pair(normal, onehot), gloss.CategoricalHingeLoss,
              _stock(lambda F, p, y: F.relu(F.max((1 - y) * p, axis=-1)
                                            - F.sum(y * p, axis=-1) + 1)),
-             k(lambda p, y: K.categorical_hinge(y, p)), torch_label="keras", fused=False),
+             k(lambda p, y: K.categorical_hinge(y, p)), torch_label="keras"),
         Case("GeneralizedCELoss", pair(normal, classes), gloss.GeneralizedCELoss,
              _stock(lambda F, x, y: -F.expm1(F.pick(F.log_softmax(x, axis=-1), y, axis=-1)
                                              * 0.5) / 0.5),
@@ -478,11 +478,11 @@ def keras_cases(normal, bits, classes):
                  from_logits=True)),
              torch_label="keras", fused=False),
         Case("DiceLoss", pair(probs, bits), gloss.DiceLoss, _stock(_stock_dice),
-             k(lambda p, y: K.dice(y, p, axis=(1,))), torch_label="keras", fused=False),
+             k(lambda p, y: K.dice(y, p, axis=(1,))), torch_label="keras"),
         Case("TverskyLoss", pair(probs, bits), lambda: gloss.TverskyLoss(alpha=0.3, beta=0.7),
              _stock(_stock_tversky),
              k(lambda p, y: K.tversky(y, p, alpha=0.7, beta=0.3, axis=(1,))),
-             torch_label="keras", fused=False),
+             torch_label="keras"),
         # pairwise over the batch: (N, N) similarities; 16384 would be 1 GiB per matrix
         Case("CircleLoss", pair(normal, groups), gloss.CircleLoss, _stock(_stock_circle),
              k(lambda x, y: K.circle(y, TF.normalize(x, dim=1), gamma=256, margin=0.25)),

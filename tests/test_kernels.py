@@ -543,6 +543,214 @@ def test_cosine_op(shape):
         np.testing.assert_allclose(grads[k], want, rtol=1e-5, atol=1e-6)
 
 
+# ------------------------------------------ per-row and per-sample reductions --
+
+def _rounded(arrays, dtype):
+    """Inputs representable in `dtype` (float16 rounds them), as float64."""
+    return [a if a is None or dtype != "float16" else a.astype(np.float16).astype(np.float64)
+            for a in arrays]
+
+
+def _check_op(op, arrays, attrs, dtype, head, per_sample, grad_of=None):
+    out, grads = _run_op(op, arrays, attrs, dtype, head)
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(out, per_sample(), rtol=tol, atol=tol)
+    if dtype != "float64":
+        return grads
+    for k in (range(len(arrays)) if grad_of is None else grad_of):
+        want = _numeric_grad(lambda: float((per_sample() * head).sum()), arrays[k])
+        np.testing.assert_allclose(grads[k], want, rtol=1e-5, atol=1e-6,
+                                   err_msg="gradient of input %d" % k)
+    return grads
+
+
+@pytest.mark.parametrize("shape,weight", [((6, 5), None), ((6, 5), (6, 1)), ((4, 3, 5), (4, 3, 1)),
+                                          ((4, 3, 5), (3, 1)), ((4, 3, 5), (1,))])
+@pytest.mark.parametrize("labels", ["onehot", "soft"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_categorical_hinge_op(shape, weight, labels, dtype):
+    rng = np.random.RandomState(zlib.crc32(("%s/%s/%s" % (shape, weight, labels)).encode()))
+    # positive scores: the largest non-target score is unique and away from 0
+    x = rng.uniform(0.1, 2.0, shape)
+    if labels == "onehot":
+        y = np.eye(shape[-1])[rng.randint(0, shape[-1], shape[:-1])]
+    else:
+        y = rng.uniform(0, 1, shape)
+    sw = None if weight is None else rng.uniform(0.5, 1.5, weight)
+    x, y, sw = _rounded([x, y, sw], dtype)
+    head = rng.rand(shape[0])
+
+    def per_sample():
+        f = np.maximum(((1 - y) * x).max(-1) - (y * x).sum(-1) + 0.7, 0)
+        f = f if sw is None else f * sw[..., 0] if sw.ndim > 1 else f * sw
+        return np.broadcast_to(f, shape[:-1]).reshape(shape[0], -1).mean(1)
+
+    arrays = [x, y] + ([sw] if sw is not None else [])
+    _check_op("gluonx_categorical_hinge_loss", arrays,
+              {"has_sample_weight": "0" if sw is None else "1", "margin": "0.7"},
+              dtype, head, per_sample)
+
+
+def test_categorical_hinge_op_ties_get_the_full_gradient():
+    """As MXNet's max: every class at the maximum gets the whole gradient."""
+    x = np.array([[0.5, 0.5, 0.2]])
+    y = np.array([[0.0, 0.0, 1.0]])
+    _, grads = _run_op("gluonx_categorical_hinge_loss", [x, y],
+                       {"has_sample_weight": "0", "margin": "1"}, "float64", np.ones(1))
+    np.testing.assert_allclose(grads[0], [[1.0, 1.0, -1.0]])
+    np.testing.assert_allclose(grads[1], [[-1.0, -1.0, -0.2]])
+
+
+_OVERLAP_COEFS = {"dice": ("2.0", "0.0", "1.0", "1.0"), "tversky": ("1.0", "0.0", "0.3", "0.7")}
+
+
+def _overlap_ref(p, y, coefs, smooth, multiclass, axis=-1):
+    a, b, c, d = (float(v) for v in coefs)
+    if multiclass:
+        p, y = np.moveaxis(p, axis, -1), np.moveaxis(y, axis, -1)
+        axes = tuple(range(1, p.ndim - 1))
+        inter, ps, ys = ((z.sum(axis=axes) if axes else z) for z in (p * y, p, y))
+    else:
+        inter, ps, ys = (z.reshape(len(z), -1).sum(1) for z in (p * y, p, y))
+    ratio = (a * inter + smooth) / (b * inter + c * ps + d * ys + smooth + 1e-7)
+    return 1 - (ratio.mean(-1) if multiclass else ratio)
+
+
+# multiclass: classes along the last axis; channel: along axis 1 (NCHW);
+# middle: along axis 2 of 4, with axes on both sides
+@pytest.mark.parametrize("layout", ["binary", "multiclass", "sparse", "channel",
+                                    "channel-sparse", "middle-sparse", "middle"])
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("coefs", list(_OVERLAP_COEFS))
+@pytest.mark.parametrize("weight", [None, "row", "scalar"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_overlap_op(layout, from_logits, coefs, weight, dtype):
+    rng = np.random.RandomState(zlib.crc32(("%s/%s/%s/%s" % (layout, from_logits, coefs,
+                                                             weight)).encode()))
+    shape = (4, 3, 5) if layout == "binary" else (4, 2, 3, 5)
+    multiclass = layout != "binary"
+    axis = {"channel": 1, "channel-sparse": 1, "middle": 2, "middle-sparse": 2}.get(layout, -1)
+    sparse = layout.endswith("sparse")
+    x = rng.randn(*shape) if from_logits else rng.uniform(0.05, 0.95, shape)
+    classes = shape[axis]
+    rest = tuple(d for k, d in enumerate(shape) if k != axis % len(shape))
+    if sparse:
+        idx = rng.randint(0, classes, rest).astype(np.float64)
+        idx[0, 0, 0] = -1  # an index outside the classes marks no class
+        y = np.eye(classes)[np.clip(idx, 0, None).astype(int)] * (idx >= 0)[..., None]
+        y = np.moveaxis(y, -1, axis)
+        label = idx
+    else:
+        y = (rng.rand(*shape) > 0.5) * 1.0 if layout == "binary" else \
+            np.ascontiguousarray(np.moveaxis(np.eye(classes)[rng.randint(0, classes, rest)],
+                                             -1, axis))
+        label = y
+    sw = {None: None, "row": rng.uniform(0.5, 1.5, shape[0]), "scalar": rng.rand(1)}[weight]
+    x, label, sw = _rounded([x, label, sw], dtype)
+    if not sparse:
+        y = label
+    head = rng.rand(shape[0])
+    smooth = 0.5
+
+    def per_sample():
+        if not from_logits:
+            p = x
+        elif multiclass:
+            p = np.moveaxis(np.exp(_log_softmax(np.moveaxis(x, axis, -1))), -1, axis)
+        else:
+            p = 1 / (1 + np.exp(-x))
+        f = _overlap_ref(p, y, _OVERLAP_COEFS[coefs], smooth, multiclass, axis)
+        return f if sw is None else f * sw
+
+    a, b, c, d = _OVERLAP_COEFS[coefs]
+    attrs = {"inter_num": a, "inter_den": b, "pred_den": c, "label_den": d, "smooth": "0.5",
+             "epsilon": "1e-07", "from_logits": "1" if from_logits else "0",
+             "multiclass": "1" if multiclass else "0", "axis": str(axis),
+             "sparse_label": "1" if sparse else "0",
+             "has_sample_weight": "0" if sw is None else "1"}
+    arrays = [x, label] + ([sw] if sw is not None else [])
+    grads = _check_op("gluonx_overlap_loss", arrays, attrs, dtype, head, per_sample,
+                      grad_of=[k for k in range(len(arrays)) if not (sparse and k == 1)])
+    if sparse:
+        assert not grads[1].any()
+
+
+def _p_distance(u, v, q, eps):
+    return (np.abs(u - v + eps) ** q).sum(-1) ** (1.0 / q)
+
+
+@pytest.mark.parametrize("q", [2.0, 1.0, 3.0, 1.5])
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("shape,weight", [((6, 5), None), ((6, 5), (6, 1)), ((4, 2, 5), (4, 2, 1)),
+                                          ((4, 2, 5), (2, 1))])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_triplet_margin_op(q, swap, shape, weight, dtype):
+    rng = np.random.RandomState(zlib.crc32(("%s/%s/%s/%s" % (q, swap, shape, weight)).encode()))
+    a, p, n = rng.randn(*shape), rng.randn(*shape), rng.randn(*shape)
+    sw = None if weight is None else rng.uniform(0.5, 1.5, weight)
+    a, p, n, sw = _rounded([a, p, n, sw], dtype)
+    head = rng.rand(shape[0])
+
+    def per_sample():
+        dneg = _p_distance(a, n, q, 0.1)
+        if swap:
+            dneg = np.minimum(dneg, _p_distance(p, n, q, 0.1))
+        f = np.maximum(_p_distance(a, p, q, 0.1) - dneg + 1.0, 0)
+        f = f if sw is None else f * sw[..., 0]
+        return np.broadcast_to(f, shape[:-1]).reshape(shape[0], -1).mean(1)
+
+    arrays = [a, p, n] + ([sw] if sw is not None else [])
+    attrs = {"margin": "1.0", "p": repr(q), "eps": "0.1", "swap": "1" if swap else "0",
+             "has_sample_weight": "0" if sw is None else "1"}
+    _check_op("gluonx_triplet_margin_loss", arrays, attrs, dtype, head, per_sample)
+
+
+def test_row_ops_reject_inputs_that_do_not_fit():
+    x = mx.nd.ones((4, 5))
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_categorical_hinge_loss(x, mx.nd.ones((4, 4)), has_sample_weight="0",
+                                            margin="1").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_overlap_loss(x, mx.nd.ones((4, 4)), inter_num="2", inter_den="0",
+                                  pred_den="1", label_den="1", smooth="1", epsilon="1e-7",
+                                  from_logits="0", multiclass="1", axis="-1", sparse_label="1",
+                                  has_sample_weight="0").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_triplet_margin_loss(x, x, mx.nd.ones((4, 4)), margin="1", p="2",
+                                         eps="0", swap="0", has_sample_weight="0").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="p must be"):
+        mx.nd.gluonx_triplet_margin_loss(x, x, x, margin="1", p="inf", eps="0", swap="0",
+                                         has_sample_weight="0").wait_to_read()
+
+
+@pytest.mark.parametrize("op", ["hinge", "overlap", "triplet"])
+def test_row_ops_backward_after_a_failed_forward_fails_cleanly(op):
+    """MXNet runs the backward of a recorded call whose forward failed: the
+    backward checks the inputs again instead of reading past them."""
+    x, bad = mx.nd.ones((4, 5)), mx.nd.ones((4, 3))
+    args, attrs = {
+        "hinge": ([x, bad], {"margin": "1"}),
+        "overlap": ([x, bad], {"inter_num": "2", "inter_den": "0", "pred_den": "1",
+                               "label_den": "1", "smooth": "1", "epsilon": "1e-7",
+                               "from_logits": "0", "multiclass": "0", "axis": "-1",
+                               "sparse_label": "0"}),
+        "triplet": ([x, x, bad], {"margin": "1", "p": "2", "eps": "0", "swap": "0"}),
+    }[op]
+    name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
+            "triplet": "gluonx_triplet_margin_loss"}[op]
+    for a in args:
+        a.attach_grad()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        with mx.autograd.record():
+            out = getattr(mx.nd, name)(*args, has_sample_weight="0", **attrs)
+        out.backward()
+        mx.nd.waitall()
+    try:
+        mx.nd.waitall()
+    except mx.base.MXNetError:
+        pass
+
+
 def _ctc_reference(x, labels, frames):
     """-log p(label | x) by brute-force path enumeration (tiny sizes only)."""
     import itertools
@@ -638,7 +846,12 @@ def test_large_gradients_use_streaming_stores(dtype):
                                           ("SoftmaxCELoss", {}),
                                           ("SoftmaxCELoss", {"sparse_label": False}),
                                           ("KLDivLoss", {"from_logits": False}),
-                                          ("LogisticLoss", {})])
+                                          ("LogisticLoss", {}),
+                                          ("CategoricalHingeLoss", {}),
+                                          ("DiceLoss", {"from_logits": True}),
+                                          ("TverskyLoss", {"axis": -1, "from_logits": True,
+                                                           "alpha": 0.3, "beta": 0.6}),
+                                          ("TripletMarginLoss", {"swap": True})])
 def test_large_gradients_match_the_stock_path(name, options):
     gluonx.config.check_values = False
     rng = np.random.RandomState(11)
@@ -650,7 +863,12 @@ def test_large_gradients_match_the_stock_path(name, options):
                                         if options.get("sparse_label", True)
                                         else rng.dirichlet(np.ones(shape[1]), shape[0])],
               "KLDivLoss": lambda: [rng.dirichlet(np.ones(shape[1]), shape[0])],
-              "LogisticLoss": lambda: [np.sign(rng.randn(*shape))]}[name]()
+              "LogisticLoss": lambda: [np.sign(rng.randn(*shape))],
+              "CategoricalHingeLoss": lambda: [np.eye(shape[1])[rng.randint(0, shape[1],
+                                                                            shape[0])]],
+              "DiceLoss": lambda: [(rng.rand(*shape) > 0.5) * 1.0],
+              "TverskyLoss": lambda: [np.eye(shape[1])[rng.randint(0, shape[1], shape[0])]],
+              "TripletMarginLoss": lambda: [rng.randn(*shape), rng.randn(*shape)]}[name]()
     results = []
     for use in (False, True):
         gluonx.config.use_kernels = use

@@ -522,6 +522,8 @@ class CategoricalHingeLoss(Loss):
     """
 
     _kind = "contract"
+    _kernel = Kernel("gluonx_categorical_hinge_loss", attrs=("margin",), options={"axis": ANY},
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis))
 
     def __init__(self, margin=1, axis=-1, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):

@@ -458,6 +458,8 @@ class TripletMarginLoss(Loss):
     _like_pred = ("positive", "negative")
     _kind = "contract"
     _contract_axis = -1
+    _kernel = Kernel("gluonx_triplet_margin_loss", attrs=("margin", "p", "eps", "swap"),
+                     when=lambda self, call: call.ndim >= 2 and math.isfinite(self._p))
 
     def __init__(self, margin=1.0, p=2, eps=1e-6, swap=False, weight=None, batch_axis=0,
                  reduction="sample", **kwargs):

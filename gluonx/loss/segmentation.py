@@ -1,4 +1,5 @@
 """Segmentation overlap losses: Dice and Tversky, binary or multi-class."""
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from .classification import _check_class_index_shape, _check_class_index_values, \
     _check_probabilities
@@ -8,6 +9,26 @@ __all__ = ["DiceLoss", "TverskyLoss"]
 #: added to the denominator of the overlap ratio (Keras' backend.epsilon()),
 #: so that an empty prediction of an empty mask stays finite with smooth=0
 OVERLAP_EPSILON = 1e-7
+
+
+def _overlap_kernel(inter_num, inter_den, pred_den, label_den, **options):
+    """The fused operator of a Dice-like loss: per class the ratio
+    (inter_num I + s) / (inter_den I + pred_den P + label_den Y + s + eps),
+    each coefficient a function of the loss; binary masks (axis=None) or
+    classes along any non-batch axis."""
+    def fits(self, call):
+        if self._axis is not None and call.ndim < 2:
+            return False
+        return self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]
+    options.update(axis=ANY)
+    return Kernel("gluonx_overlap_loss",
+                  attrs={"inter_num": inter_num, "inter_den": inter_den, "pred_den": pred_den,
+                         "label_den": label_den, "smooth": "smooth",
+                         "epsilon": lambda self: OVERLAP_EPSILON, "from_logits": "from_logits",
+                         "sparse_label": "sparse_label",
+                         "multiclass": lambda self: self._axis is not None,
+                         "axis": lambda self: -1 if self._axis is None else self._axis},
+                  options=options, any_dtype=("label",), when=fits)
 
 
 class _OverlapLoss(Loss):
@@ -121,6 +142,9 @@ class DiceLoss(_OverlapLoss):
         >>> loss(mx.nd.array([[0.5, 1., 0.]]), mx.nd.array([[1., 1., 0.]]))  # [0.1429]
     """
 
+    _kernel = _overlap_kernel(lambda self: 2.0, lambda self: 0.0, lambda self: 1.0,
+                              lambda self: 1.0)
+
     def __init__(self, smooth=1.0, from_logits=False, axis=None, sparse_label=False, weight=None,
                  batch_axis=0, reduction="sample", **kwargs):
         super(DiceLoss, self).__init__(smooth, from_logits, axis, sparse_label, weight,
@@ -166,6 +190,10 @@ class TverskyLoss(_OverlapLoss):
         >>> loss = gluonx.loss.TverskyLoss(alpha=0.3, beta=0.7)
         >>> loss(mx.nd.array([[0.5, 1., 0.]]), mx.nd.array([[1., 1., 0.]]))
     """
+
+    _kernel = _overlap_kernel(lambda self: 1.0, lambda self: 1 - self._alpha - self._beta,
+                              lambda self: self._alpha, lambda self: self._beta,
+                              alpha=ANY, beta=ANY)
 
     def __init__(self, alpha=0.5, beta=0.5, smooth=1.0, from_logits=False, axis=None,
                  sparse_label=False, weight=None, batch_axis=0, reduction="sample", **kwargs):
