@@ -190,12 +190,24 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
 
     _kind = "contract"
     _optional = ("sample_weight", "valid_length")
-    _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
-                     inputs=("pred", "label", "sample_weight"),
-                     options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
-                              "ignore_index": None},
-                     any_dtype=("label",),  # class indices; a dense label is checked below
+    # The kernel forms the masked-mean denominators itself: 'average_valid'
+    # divides a sample by its unmasked positions, 'batch_mean' (reduction
+    # 'mean') scales the samples so that their mean is sum(L) / sum(m w_y).
+    _kernel = Kernel("gluonx_softmax_ce_loss",
+                     attrs={"sparse_label": "sparse_label", "from_logits": "from_logits",
+                            "label_smoothing": "label_smoothing",
+                            "ignore": lambda self: bool(self._sparse_label and
+                                                        self._ignore_index is not None),
+                            "ignore_index": lambda self: 0 if self._ignore_index is None
+                                                         else self._ignore_index,
+                            "average_valid": lambda self: True,
+                            "batch_mean": lambda self: self._reduction == "mean",
+                            "gamma": lambda self: 0},
+                     inputs=("pred", "label", "sample_weight", "valid_length", "class_weight"),
+                     options={"axis": ANY, "class_weight": ANY, "ignore_index": ANY},
+                     any_dtype=("label", "valid_length"),  # a dense label is checked below
                      when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sample_reduce == "mean") and (
                          self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     @property
