@@ -190,6 +190,22 @@ class SoftmaxFocalLoss(Loss):
     """
 
     _kind = "contract"
+    # softmax CE's operator with its focal exponent: sparse labels without
+    # smoothing; an ignored position is 0 and stays in its sample's mean
+    _kernel = Kernel("gluonx_softmax_ce_loss",
+                     attrs={"gamma": "gamma", "sparse_label": lambda self: True,
+                            "from_logits": lambda self: False,
+                            "label_smoothing": lambda self: 0,
+                            "ignore": lambda self: self._ignore_index is not None,
+                            "ignore_index": lambda self: 0 if self._ignore_index is None
+                                                         else self._ignore_index,
+                            "average_valid": lambda self: False,
+                            "batch_mean": lambda self: False},
+                     inputs=("pred", "label", "sample_weight", "valid_length", "class_weight"),
+                     options={"axis": ANY, "class_weight": ANY, "ignore_index": ANY,
+                              "sparse_label": True, "label_smoothing": 0},
+                     any_dtype=("label",),
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis))
 
     def __init__(self, gamma=2.0, class_weight=None, axis=-1, sparse_label=True,
                  ignore_index=None, label_smoothing=0.0, weight=None, batch_axis=0,
