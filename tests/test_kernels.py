@@ -1225,3 +1225,31 @@ def test_fallback_without_compiler_costs_what_use_kernels_false_costs(tmp_path):
     assert out.returncode == 0, out.stderr
     ratio = float(out.stdout.strip().splitlines()[-1])
     assert ratio < 1.5, "fallback path %.2fx the cost of use_kernels=False" % ratio
+
+
+@pytest.mark.parametrize("dtype,ignore_index,fused", [
+    ("int32", -100, True), ("float32", 3, True), ("uint8", -100, False), ("int8", 200, False),
+    ("int32", 0.5, False)])
+def test_softmax_ce_ignore_index_compares_as_the_stock_path(dtype, ignore_index, fused):
+    """The kernel takes an integer ignore_index in the labels' range; otherwise
+    (where the stock comparison casts it to the label dtype) the stock path runs."""
+    gluonx.config.check_values = False
+    rng = np.random.RandomState(12)
+    p = rng.randn(6, 5)
+    l = np.array([1, 3, 0, 4, 3, 2]).astype(dtype)
+    results = []
+    for on in (True, False):
+        gluonx.config.use_kernels = on
+        kernels.reset_calls()
+        x = mx.nd.array(p)
+        x.attach_grad()
+        with mx.autograd.record():
+            out = gluonx.loss.SoftmaxCELoss(ignore_index=ignore_index, reduction="mean")(
+                x, mx.nd.array(l, dtype=dtype))
+        out.backward()
+        results.append((out.asnumpy(), x.grad.asnumpy()))
+        if on:
+            assert bool(kernels.calls()) == fused
+    gluonx.config.use_kernels = True
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

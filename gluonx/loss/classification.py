@@ -124,6 +124,31 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
 
 
+def _kernel_ignore_index(loss):
+    """``ignore_index`` as softmax CE's operator attribute: 0 when unset; an
+    integer below 2**24 (which labels of every dtype compare with exactly, as
+    the stock operators do); None otherwise, which keeps the stock path (they
+    compare integer labels with the value cast to the label's dtype)."""
+    value = loss._ignore_index
+    if value is None:
+        return 0
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value == np.floor(value) and abs(value) < 2 ** 24 else None
+
+
+def _kernel_ignore_fits(loss, call):
+    """Integer labels: an ``ignore_index`` outside their dtype's range would wrap
+    in the stock comparison; such calls keep the stock path."""
+    dtype = np.dtype(call.dtypes["label"])
+    if loss._ignore_index is None or dtype.kind not in "iu":
+        return True
+    info = np.iinfo(dtype)
+    return info.min <= loss._ignore_index <= info.max
+
+
 class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     r"""Cross-entropy between a softmax over ``axis`` and the labels.
 
@@ -198,8 +223,7 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
                             "label_smoothing": "label_smoothing",
                             "ignore": lambda self: bool(self._sparse_label and
                                                         self._ignore_index is not None),
-                            "ignore_index": lambda self: 0 if self._ignore_index is None
-                                                         else self._ignore_index,
+                            "ignore_index": _kernel_ignore_index,
                             "average_valid": lambda self: True,
                             "batch_mean": lambda self: self._reduction == "mean",
                             "gamma": lambda self: 0},
@@ -207,7 +231,7 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
                      options={"axis": ANY, "class_weight": ANY, "ignore_index": ANY},
                      any_dtype=("label", "valid_length"),  # a dense label is checked below
                      when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
-                         self._sample_reduce == "mean") and (
+                         self._sample_reduce == "mean") and _kernel_ignore_fits(self, call) and (
                          self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     @property

@@ -4,7 +4,7 @@ import numpy as np
 from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from .classification import _check_class_index_shape, _check_class_index_values, \
-    _check_probabilities
+    _check_probabilities, _kernel_ignore_fits, _kernel_ignore_index
 
 __all__ = ["SigmoidFocalLoss", "SoftmaxFocalLoss"]
 
@@ -197,15 +197,15 @@ class SoftmaxFocalLoss(Loss):
                             "from_logits": lambda self: False,
                             "label_smoothing": lambda self: 0,
                             "ignore": lambda self: self._ignore_index is not None,
-                            "ignore_index": lambda self: 0 if self._ignore_index is None
-                                                         else self._ignore_index,
+                            "ignore_index": _kernel_ignore_index,
                             "average_valid": lambda self: False,
                             "batch_mean": lambda self: False},
                      inputs=("pred", "label", "sample_weight", "valid_length", "class_weight"),
                      options={"axis": ANY, "class_weight": ANY, "ignore_index": ANY,
                               "sparse_label": True, "label_smoothing": 0},
                      any_dtype=("label",),
-                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis))
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis)
+                     and _kernel_ignore_fits(self, call))
 
     def __init__(self, gamma=2.0, class_weight=None, axis=-1, sparse_label=True,
                  ignore_index=None, label_smoothing=0.0, weight=None, batch_axis=0,
