@@ -1,5 +1,7 @@
 // Losses over a softmax of the last axis:
-//   gluonx_softmax_ce_loss     softmax cross-entropy, sparse or dense labels
+//   gluonx_softmax_ce_loss     softmax cross-entropy, sparse or dense labels, with
+//                              label smoothing, class weights, ignore_index and
+//                              valid_length masks, and the focal exponent gamma
 //   gluonx_kldiv_softmax_loss  KL divergence against log_softmax(pred)
 // pred is viewed as (batch, positions, classes): every position of a sample
 // is one softmax row of `classes` values. A row is read from memory once per
