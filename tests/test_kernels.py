@@ -440,6 +440,11 @@ def test_logistic_gradient_at_zero():
         np.testing.assert_allclose(grads[0], (0.5 - l) / 3, rtol=1e-6)
 
 
+# the softmax CE operator's attributes that leave plain softmax CE
+_CE_PLAIN = {"label_smoothing": "0", "ignore": "0", "ignore_index": "0", "average_valid": "1",
+             "batch_mean": "0", "gamma": "0", "has_valid_length": "0", "has_class_weight": "0"}
+
+
 @pytest.mark.parametrize("sparse", [True, False])
 @pytest.mark.parametrize("from_logits", [False, True])
 @pytest.mark.parametrize("shape", [(5, 7), (4, 3, 6)])
@@ -462,8 +467,8 @@ def test_softmax_ce_op(sparse, from_logits, shape, weight):
         return f.reshape(shape[0], -1).mean(1)
 
     arrays = [p, l] + ([sw] if sw is not None else [])
-    attrs = {"has_sample_weight": "1" if sw is not None else "0", "sparse_label": "1" if sparse else "0",
-             "from_logits": "1" if from_logits else "0"}
+    attrs = dict(_CE_PLAIN, has_sample_weight="1" if sw is not None else "0",
+                 sparse_label="1" if sparse else "0", from_logits="1" if from_logits else "0")
     out32, _ = _run_op("gluonx_softmax_ce_loss", arrays, attrs, "float32", head)
     np.testing.assert_allclose(out32, per_sample(), rtol=2e-5, atol=2e-5)
     out, grads = _run_op("gluonx_softmax_ce_loss", arrays, attrs, "float64", head)
@@ -474,6 +479,159 @@ def test_softmax_ce_op(sparse, from_logits, shape, weight):
             continue
         want = _numeric_grad(lambda: float((per_sample() * head).sum()), arr)
         np.testing.assert_allclose(grads[k], want, rtol=1e-5, atol=1e-6)
+
+
+# softmax CE with its options: label smoothing (torch's), class weights,
+# ignore_index and valid_length masks, and the three normalisations
+CE_OPTIONS = {
+    "smooth": dict(eps=0.2),
+    "cw": dict(cw=True),
+    "cw-smooth-sw": dict(cw=True, eps=0.3, sw=True),
+    "ignore": dict(ignore=True),
+    "ignore-cw-batch_mean": dict(ignore=True, cw=True, batch_mean=True),
+    "cw-batch_mean": dict(cw=True, batch_mean=True, sw=True),
+    "vl": dict(vl=True),
+    "vl-padded-sw": dict(vl=True, average_valid=False, sw=True),
+    "vl-ignore-cw-smooth-batch_mean-sw": dict(vl=True, ignore=True, cw=True, eps=0.1,
+                                              batch_mean=True, sw=True),
+    "vl-ignore-all": dict(vl=True, ignore=True, all_ignored=True),
+}
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("option", list(CE_OPTIONS))
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_softmax_ce_op_options(sparse, from_logits, option, dtype):
+    o = CE_OPTIONS[option]
+    if not sparse and o.get("ignore") and o.get("all_ignored"):
+        pytest.skip("ignore_index masks sparse labels only")
+    rng = np.random.RandomState(zlib.crc32(option.encode()))
+    B, T, C, ignore_index = 4, 5, 6, 2
+    p = rng.randn(B, T, C)
+    if sparse:
+        l = rng.randint(0, C, (B, T)) * 1.0
+        l[:, ::2] = ignore_index
+        if o.get("all_ignored"):
+            l[1] = ignore_index
+    else:
+        l = rng.rand(B, T, C)
+    cw = rng.uniform(0.2, 2.0, C) if o.get("cw") else None
+    vl = np.array([5., 0., 2., 3.]) if o.get("vl") else None
+    sw = rng.uniform(0.5, 1.5, (B, T, 1)) if o.get("sw") else None
+    if dtype == "float16":
+        p, l = p.astype(np.float16).astype(np.float64), l.astype(np.float16).astype(np.float64)
+        cw = None if cw is None else cw.astype(np.float16).astype(np.float64)
+        sw = None if sw is None else sw.astype(np.float16).astype(np.float64)
+    eps = o.get("eps", 0.0)
+    ignore = bool(o.get("ignore")) and sparse
+    average_valid = o.get("average_valid", True)
+    batch_mean = bool(o.get("batch_mean"))
+    head = rng.rand(B)
+
+    def per_sample():
+        lp = p if from_logits else _log_softmax(p)
+        w = np.ones(C) if cw is None else cw
+        if sparse:
+            y = l.astype(int)
+            base = -w[y] * np.take_along_axis(lp, y[..., None], -1)[..., 0]
+        else:
+            base = -(w * l * lp).sum(-1)
+        f = (1 - eps) * base - eps * (w * lp).mean(-1)          # (B, T)
+        keep = np.ones((B, T), bool)
+        if ignore:
+            keep &= l != ignore_index
+        if vl is not None:
+            keep &= np.arange(T)[None, :] < vl[:, None]
+        f = np.where(keep, f, 0.0) * (1.0 if sw is None else sw[..., 0])
+        masking = ignore or vl is not None
+        if batch_mean and (masking or (sparse and cw is not None)):
+            den = (keep * (w[l.astype(int)] if sparse else 1.0)).sum()
+            return f.sum(1) * (B / den if den else 0.0)
+        if masking and average_valid:
+            count = keep.sum(1)
+            return np.where(count > 0, f.sum(1) / np.maximum(count, 1), 0.0)
+        return f.mean(1)
+
+    arrays = [p, l] + [a for a in (sw, vl, cw) if a is not None]
+    attrs = {"sparse_label": "1" if sparse else "0", "from_logits": "1" if from_logits else "0",
+             "label_smoothing": repr(eps), "ignore": "1" if ignore else "0",
+             "ignore_index": repr(float(ignore_index)),
+             "average_valid": "1" if average_valid else "0",
+             "batch_mean": "1" if batch_mean else "0", "gamma": "0",
+             "has_sample_weight": "1" if sw is not None else "0",
+             "has_valid_length": "1" if vl is not None else "0",
+             "has_class_weight": "1" if cw is not None else "0"}
+    out, grads = _run_op("gluonx_softmax_ce_loss", arrays, attrs, dtype, head)
+    want = per_sample()
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+    assert np.abs(want).max() > 0.1   # the case is not trivially zero
+    if dtype != "float64":
+        return
+    checked = [0] + ([] if sparse else [1]) + ([2] if sw is not None else [])
+    for k in checked:
+        num = _numeric_grad(lambda: float((per_sample() * head).sum()), arrays[k])
+        np.testing.assert_allclose(grads[k], num, rtol=1e-5, atol=1e-6)
+    if sparse:
+        assert not grads[1].any()
+    for k in range(3 if sw is not None else 2, len(arrays)):   # lengths, class weights
+        assert not grads[k].any()
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0, 3.5])
+@pytest.mark.parametrize("option", ["plain", "cw", "ignore-sw", "cw-ignore-sw"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_softmax_focal_op(gamma, option, dtype):
+    """The softmax CE operator with gamma > 0: -w_y (1 - p_y)^gamma log p_y."""
+    rng = np.random.RandomState(zlib.crc32(("%s/%s" % (gamma, option)).encode()))
+    B, T, C, ignore_index = 4, 3, 5, 1
+    p = rng.randn(B, T, C) * 2
+    l = rng.randint(0, C, (B, T)) * 1.0
+    cw = rng.uniform(0.2, 2.0, C) if "cw" in option else None
+    sw = rng.uniform(0.5, 1.5, (B, 1, 1)) if "sw" in option else None
+    ignore = "ignore" in option
+    if ignore:
+        l[:, 0] = ignore_index
+    if dtype == "float16":
+        p = p.astype(np.float16).astype(np.float64)
+        cw = None if cw is None else cw.astype(np.float16).astype(np.float64)
+        sw = None if sw is None else sw.astype(np.float16).astype(np.float64)
+    head = rng.rand(B)
+
+    def per_sample():
+        y = l.astype(int)
+        lp = np.take_along_axis(_log_softmax(p), y[..., None], -1)[..., 0]
+        f = -(1 - np.exp(lp)) ** gamma * lp * (1.0 if cw is None else cw[y])
+        if ignore:
+            f = np.where(l != ignore_index, f, 0.0)   # 0, and still in the mean
+        return (f * (1.0 if sw is None else sw[..., 0])).mean(1)
+
+    arrays = [p, l] + [a for a in (sw, cw) if a is not None]
+    attrs = dict(_CE_PLAIN, sparse_label="1", from_logits="0", gamma=repr(gamma),
+                 ignore="1" if ignore else "0", ignore_index=repr(float(ignore_index)),
+                 average_valid="0", has_sample_weight="1" if sw is not None else "0",
+                 has_class_weight="1" if cw is not None else "0")
+    out, grads = _run_op("gluonx_softmax_ce_loss", arrays, attrs, dtype, head)
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(out, per_sample(), rtol=tol, atol=tol)
+    if dtype == "float64":
+        for k in [0] + ([2] if sw is not None else []):
+            num = _numeric_grad(lambda: float((per_sample() * head).sum()), arrays[k])
+            np.testing.assert_allclose(grads[k], num, rtol=1e-5, atol=1e-6)
+        assert not grads[1].any()
+
+
+def test_softmax_focal_op_rejects_dense_or_smoothing():
+    p, l = np.zeros((2, 3)), np.array([0., 1.])
+    for extra in ({"label_smoothing": "0.1"}, {"sparse_label": "0"}, {"gamma": "-1"}):
+        attrs = dict(_CE_PLAIN, sparse_label="1", from_logits="0", gamma="2",
+                     has_sample_weight="0", **{})
+        attrs.update(extra)
+        arrays = [p, l if attrs["sparse_label"] == "1" else np.ones((2, 3)) / 3]
+        with pytest.raises(mx.base.MXNetError, match="gamma"):
+            _run_op("gluonx_softmax_ce_loss", arrays, attrs, "float32", np.ones(2))
+
 
 
 @pytest.mark.parametrize("weight", ["none", "row", "full", "col"])
@@ -1361,3 +1519,31 @@ def test_fallback_without_compiler_costs_what_use_kernels_false_costs(tmp_path):
     assert out.returncode == 0, out.stderr
     ratio = float(out.stdout.strip().splitlines()[-1])
     assert ratio < 1.5, "fallback path %.2fx the cost of use_kernels=False" % ratio
+
+
+@pytest.mark.parametrize("dtype,ignore_index,fused", [
+    ("int32", -100, True), ("float32", 3, True), ("uint8", -100, False), ("int8", 200, False),
+    ("int32", 0.5, False)])
+def test_softmax_ce_ignore_index_compares_as_the_stock_path(dtype, ignore_index, fused):
+    """The kernel takes an integer ignore_index in the labels' range; otherwise
+    (where the stock comparison casts it to the label dtype) the stock path runs."""
+    gluonx.config.check_values = False
+    rng = np.random.RandomState(12)
+    p = rng.randn(6, 5)
+    l = np.array([1, 3, 0, 4, 3, 2]).astype(dtype)
+    results = []
+    for on in (True, False):
+        gluonx.config.use_kernels = on
+        kernels.reset_calls()
+        x = mx.nd.array(p)
+        x.attach_grad()
+        with mx.autograd.record():
+            out = gluonx.loss.SoftmaxCELoss(ignore_index=ignore_index, reduction="mean")(
+                x, mx.nd.array(l, dtype=dtype))
+        out.backward()
+        results.append((out.asnumpy(), x.grad.asnumpy()))
+        if on:
+            assert bool(kernels.calls()) == fused
+    gluonx.config.use_kernels = True
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

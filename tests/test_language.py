@@ -61,8 +61,10 @@ def test_padded_average_matches_gluonnlp(gluonnlp, sparse, hybridize, tmp_path):
     for mode in MODES:
         ours, ograds = run_mode(mode, factory, [pred, label, lengths], (0,), head=head,
                                 tmpdir=tmp_path)
-        np.testing.assert_allclose(ours, value, rtol=1e-6, atol=1e-7, err_msg=mode)
-        np.testing.assert_allclose(ograds[0], grads[0], rtol=1e-5, atol=1e-7, err_msg=mode)
+        # float32: the fused kernel is within 3e-7 (sparse) / 4e-6 (dense) of the
+        # float64 gradient, GluonNLP's operators within 2e-5 / 7e-5 (relative)
+        np.testing.assert_allclose(ours, value, rtol=5e-6, atol=1e-7, err_msg=mode)
+        np.testing.assert_allclose(ograds[0], grads[0], rtol=1e-4, atol=1e-6, err_msg=mode)
 
 
 def test_valid_average_is_gluonnlp_times_padded_over_valid_length(gluonnlp):

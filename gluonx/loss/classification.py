@@ -124,6 +124,31 @@ class SigmoidBinaryCrossEntropyLoss(Loss, mx_loss.SigmoidBinaryCrossEntropyLoss)
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
 
 
+def _kernel_ignore_index(loss):
+    """``ignore_index`` as softmax CE's operator attribute: 0 when unset; an
+    integer below 2**24 (which labels of every dtype compare with exactly, as
+    the stock operators do); None otherwise, which keeps the stock path (they
+    compare integer labels with the value cast to the label's dtype)."""
+    value = loss._ignore_index
+    if value is None:
+        return 0
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value == np.floor(value) and abs(value) < 2 ** 24 else None
+
+
+def _kernel_ignore_fits(loss, call):
+    """Integer labels: an ``ignore_index`` outside their dtype's range would wrap
+    in the stock comparison; such calls keep the stock path."""
+    dtype = np.dtype(call.dtypes["label"])
+    if loss._ignore_index is None or dtype.kind not in "iu":
+        return True
+    info = np.iinfo(dtype)
+    return info.min <= loss._ignore_index <= info.max
+
+
 class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     r"""Cross-entropy between a softmax over ``axis`` and the labels.
 
@@ -190,12 +215,23 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
 
     _kind = "contract"
     _optional = ("sample_weight", "valid_length")
-    _kernel = Kernel("gluonx_softmax_ce_loss", attrs=("sparse_label", "from_logits"),
-                     inputs=("pred", "label", "sample_weight"),
-                     options={"axis": ANY, "label_smoothing": 0, "class_weight": None,
-                              "ignore_index": None},
-                     any_dtype=("label",),  # class indices; a dense label is checked below
+    # The kernel forms the masked-mean denominators itself: 'average_valid'
+    # divides a sample by its unmasked positions, 'batch_mean' (reduction
+    # 'mean') scales the samples so that their mean is sum(L) / sum(m w_y).
+    _kernel = Kernel("gluonx_softmax_ce_loss",
+                     attrs={"sparse_label": "sparse_label", "from_logits": "from_logits",
+                            "label_smoothing": "label_smoothing",
+                            "ignore": lambda self: bool(self._sparse_label and
+                                                        self._ignore_index is not None),
+                            "ignore_index": _kernel_ignore_index,
+                            "average_valid": lambda self: True,
+                            "batch_mean": lambda self: self._reduction == "mean",
+                            "gamma": lambda self: 0},
+                     inputs=("pred", "label", "sample_weight", "valid_length", "class_weight"),
+                     options={"axis": ANY, "class_weight": ANY, "ignore_index": ANY},
+                     any_dtype=("label", "valid_length"),  # a dense label is checked below
                      when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sample_reduce == "mean") and _kernel_ignore_fits(self, call) and (
                          self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     @property

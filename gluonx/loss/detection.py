@@ -4,7 +4,7 @@ import numpy as np
 from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from .classification import _check_class_index_shape, _check_class_index_values, \
-    _check_probabilities
+    _check_probabilities, _kernel_ignore_fits, _kernel_ignore_index
 
 __all__ = ["SigmoidFocalLoss", "SoftmaxFocalLoss"]
 
@@ -190,6 +190,22 @@ class SoftmaxFocalLoss(Loss):
     """
 
     _kind = "contract"
+    # softmax CE's operator with its focal exponent: sparse labels without
+    # smoothing; an ignored position is 0 and stays in its sample's mean
+    _kernel = Kernel("gluonx_softmax_ce_loss",
+                     attrs={"gamma": "gamma", "sparse_label": lambda self: True,
+                            "from_logits": lambda self: False,
+                            "label_smoothing": lambda self: 0,
+                            "ignore": lambda self: self._ignore_index is not None,
+                            "ignore_index": _kernel_ignore_index,
+                            "average_valid": lambda self: False,
+                            "batch_mean": lambda self: False},
+                     inputs=("pred", "label", "sample_weight", "valid_length", "class_weight"),
+                     options={"axis": ANY, "class_weight": ANY, "ignore_index": ANY,
+                              "sparse_label": True, "label_smoothing": 0},
+                     any_dtype=("label",),
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis)
+                     and _kernel_ignore_fits(self, call))
 
     def __init__(self, gamma=2.0, class_weight=None, axis=-1, sparse_label=True,
                  ignore_index=None, label_smoothing=0.0, weight=None, batch_axis=0,

@@ -4,6 +4,7 @@ import numpy as np
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from ..kernels import Kernel
 from ._base import Loss, _fail
 from ._labels import check_index_shape, check_index_values
 from ._reduce import last_axis_sum, total_mean
@@ -66,6 +67,19 @@ class MaskedSoftmaxCrossEntropyLoss(Loss):
     _kind = "contract"
     _contract_axis = -1
     _sample_reduce = "sum"
+    # softmax CE's operator, its positions t >= valid_length masked: a sample's
+    # value is the sum over its valid steps / their number ('valid') or / T
+    _kernel = Kernel("gluonx_softmax_ce_loss",
+                     attrs={"sparse_label": "sparse_label", "from_logits": "from_logits",
+                            "label_smoothing": lambda self: 0, "ignore": lambda self: False,
+                            "ignore_index": lambda self: 0,
+                            "average_valid": lambda self: self._average == "valid",
+                            "batch_mean": lambda self: False, "gamma": lambda self: 0},
+                     inputs=("pred", "label", "sample_weight", "valid_length", "class_weight"),
+                     options={"average": ("valid", "padded")},
+                     any_dtype=("label", "valid_length"),
+                     when=lambda self, call: self._sparse_label or
+                     call.dtypes["label"] == call.dtypes["pred"])
 
     def __init__(self, sparse_label=True, from_logits=False, weight=None, batch_axis=0,
                  average="valid", reduction="sample", **kwargs):
