@@ -881,12 +881,25 @@ def test_row_ops_reject_inputs_that_do_not_fit():
                                          has_sample_weight="0").wait_to_read()
 
 
-@pytest.mark.parametrize("op", ["hinge", "overlap", "triplet"])
-def test_row_ops_backward_after_a_failed_forward_fails_cleanly(op):
-    """MXNet runs the backward of a recorded call whose forward failed: the
-    backward checks the inputs again instead of reading past them."""
+_SOFTMAX_CE_ATTRS = {"sparse_label": "1", "from_logits": "0", "label_smoothing": "0",
+                     "ignore": "0", "ignore_index": "0", "average_valid": "0",
+                     "batch_mean": "0", "gamma": "0", "has_valid_length": "0",
+                     "has_class_weight": "0"}
+
+
+@pytest.mark.parametrize("op", ["hinge", "overlap", "triplet", "softmax_ce", "kldiv_softmax",
+                                "mx_triplet", "cosine", "l2"])
+def test_backward_after_a_failed_forward_fails_cleanly(op):
+    """MXNet runs the backward of a recorded call whose forward failed (an
+    option changed on the instance can do that): every operator's backward
+    checks the inputs again instead of reading past them."""
     x, bad = mx.nd.ones((4, 5)), mx.nd.ones((4, 3))
     args, attrs = {
+        "softmax_ce": ([x, bad], _SOFTMAX_CE_ATTRS),
+        "kldiv_softmax": ([x, bad], {}),
+        "mx_triplet": ([x, x, bad], {"margin": "1"}),
+        "cosine": ([x, x, mx.nd.ones((3,))], {"margin": "0"}),
+        "l2": ([x, bad], {}),
         "hinge": ([x, bad], {"margin": "1"}),
         "overlap": ([x, bad], {"inter_num": "2", "inter_den": "0", "pred_den": "1",
                                "label_den": "1", "smooth": "1", "epsilon": "1e-7",
@@ -895,10 +908,12 @@ def test_row_ops_backward_after_a_failed_forward_fails_cleanly(op):
         "triplet": ([x, x, bad], {"margin": "1", "p": "2", "eps": "0", "swap": "0"}),
     }[op]
     name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
-            "triplet": "gluonx_triplet_margin_loss"}[op]
+            "triplet": "gluonx_triplet_margin_loss", "softmax_ce": "gluonx_softmax_ce_loss",
+            "kldiv_softmax": "gluonx_kldiv_softmax_loss", "mx_triplet": "gluonx_triplet_loss",
+            "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss"}[op]
     for a in args:
         a.attach_grad()
-    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+    with pytest.raises(mx.base.MXNetError, match="does not fit|must share"):
         with mx.autograd.record():
             out = getattr(mx.nd, name)(*args, has_sample_weight="0", **attrs)
         out.backward()

@@ -570,6 +570,16 @@ inline int64_t load_index(const MXTensor& t, int64_t i) {
 }
 
 // Zero a gradient of any dtype (gradients of index inputs, lengths, ...).
+// A backward call's view of the forward inputs: MXNet passes (output
+// gradient, the forward's inputs..., its outputs...), and it runs a recorded
+// call's backward even when that call's forward failed its checks (for
+// example after an option was changed on the instance), so every backward
+// checks the forward inputs again, on this view, before it reads them.
+inline std::vector<MXTensor> forward_inputs(const std::vector<MXTensor>& in, size_t count) {
+  if (in.size() < count + 1) return {};
+  return std::vector<MXTensor>(in.begin() + 1, in.begin() + 1 + count);
+}
+
 inline void zero_tensor(MXTensor* t) {
   size_t bytes = 0;
   switch (t->dtype) {

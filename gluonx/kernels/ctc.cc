@@ -422,6 +422,8 @@ MXReturnValue ctc_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 MXReturnValue ctc_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                       std::vector<MXTensor>* out, const OpResource&) {
   const CtcOptions o(attrs);
+  const std::vector<MXTensor> fin = forward_inputs(*in, o.num_inputs());
+  if (fin.empty() || !ctc_ok(fin, o)) return fail("gluonx_ctc_loss", "inputs do not fit pred");
   return for_float("gluonx_ctc_loss", (*in)[1].dtype, [&](auto t) {
     ctc_backward<decltype(t)>(*in, *out, o);
   });

@@ -612,6 +612,10 @@ MXReturnValue backward(const Attrs& attrs, std::vector<MXTensor>* in,
                        std::vector<MXTensor>* out, const OpResource&) {
   int sw_slot, pw_slot;
   weight_slots<Op>(attrs, &sw_slot, &pw_slot);
+  const size_t count = 2 + (sw_slot >= 0) + (pw_slot >= 0);
+  if (!check_inputs(forward_inputs(*in, count), sw_slot, pw_slot)) {
+    return fail(Op::kName, "inputs must share pred's dtype and size; weights must broadcast");
+  }
   MXReturnValue rc = MX_FAIL;
   Op::with(attrs, [&](auto loss) {
     rc = for_float(Op::kName, (*in)[1].dtype, [&](auto t) {

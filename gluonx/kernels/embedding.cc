@@ -135,6 +135,10 @@ MXReturnValue triplet_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 MXReturnValue triplet_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                           std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
+  const std::vector<MXTensor> fin = forward_inputs(*in, 3 + has_sw);
+  if (fin.empty() || !triplet_ok(fin, has_sw)) {
+    return fail("gluonx_triplet_loss", "inputs do not fit pred");
+  }
   const double margin = attr_double(attrs, "margin");
   return for_float("gluonx_triplet_loss", (*in)[1].dtype, [&](auto t) {
     triplet_backward<decltype(t)>(*in, *out, has_sw, margin);
@@ -281,6 +285,10 @@ MXReturnValue cosine_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 MXReturnValue cosine_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                          std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
+  const std::vector<MXTensor> fin = forward_inputs(*in, 3 + has_sw);
+  if (fin.empty() || !cosine_ok(fin, has_sw)) {
+    return fail("gluonx_cosine_loss", "inputs do not fit input1");
+  }
   const double margin = attr_double(attrs, "margin");
   return for_float("gluonx_cosine_loss", (*in)[1].dtype, [&](auto t) {
     cosine_backward<decltype(t)>(*in, *out, has_sw, margin);

@@ -612,6 +612,13 @@ MXReturnValue softmax_ce_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                              std::vector<MXTensor>* out, const OpResource&) {
   // in: ograd, pred, label, [sw], [vl], [cw], output; out: dpred, dlabel, [dsw], [dvl], [dcw]
   const CEInputs at(attrs);
+  const size_t count = 2 + (at.sw >= 0) + (at.vl >= 0) + (at.cw >= 0);
+  const std::vector<MXTensor> fin = forward_inputs(*in, count);
+  if (fin.empty() || !softmax_ce_ok(fin, attr_flag(attrs, "sparse_label"), at) ||
+      !ce_attrs_ok(attrs)) {
+    return fail("gluonx_softmax_ce_loss",
+                "label, sample_weight, valid_length or class_weight does not fit pred");
+  }
   const int64_t K = (*in)[1].shape.back();
   // lengths and class weights (constants) get no gradient
   if (at.vl >= 0) zero_tensor(&(*out)[at.vl]);
@@ -630,14 +637,18 @@ MXReturnValue softmax_ce_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
   return rc;
 }
 
+bool kldiv_ok(const std::vector<MXTensor>& in, bool has_sw) {
+  Bcast kind;
+  return in.size() >= 2u + has_sw && !in[0].shape.empty() && in[1].size() == in[0].size() &&
+         in[1].dtype == in[0].dtype &&
+         (!has_sw || (in[2].dtype == in[0].dtype &&
+                      classify_bcast(in[0].shape, in[2].shape, &kind)));
+}
+
 MXReturnValue kldiv_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
-  Bcast kind;
-  if ((*in)[0].shape.empty() || (*in)[1].size() != (*in)[0].size() ||
-      (*in)[1].dtype != (*in)[0].dtype ||
-      (has_sw && ((*in)[2].dtype != (*in)[0].dtype ||
-                  !classify_bcast((*in)[0].shape, (*in)[2].shape, &kind)))) {
+  if (!kldiv_ok(*in, has_sw)) {
     return fail("gluonx_kldiv_softmax_loss", "label or sample_weight does not fit pred");
   }
   return for_float("gluonx_kldiv_softmax_loss", (*in)[0].dtype, [&](auto t) {
@@ -649,6 +660,9 @@ MXReturnValue kldiv_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
 MXReturnValue kldiv_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
                         std::vector<MXTensor>* out, const OpResource&) {
   const bool has_sw = attr_flag(attrs, "has_sample_weight");
+  if (!kldiv_ok(forward_inputs(*in, 2 + has_sw), has_sw)) {
+    return fail("gluonx_kldiv_softmax_loss", "label or sample_weight does not fit pred");
+  }
   return for_float("gluonx_kldiv_softmax_loss", (*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
     kldiv_backward<T>((*in)[0].data<T>(), (*in)[1], (*in)[2], has_sw ? &(*in)[3] : nullptr,
