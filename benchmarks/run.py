@@ -992,7 +992,7 @@ def time_case(case, size, arrays, reps, min_sample, bandwidth, noop):
                     del runners[name]
             # small inputs: the no-op block is timed in the same interleaved
             # samples, so that /no-op is a ratio within one stretch of time
-            small = hybrid and arrays[0].size <= SMALL_ELEMENTS
+            small = hybrid and arrays[0].size <= SMALL_ELEMENTS and not case.numpy_mode
             if small:
                 runners[NOOP] = noop_runner(arrays, backward)
             times = measure(runners, reps, min_sample)
