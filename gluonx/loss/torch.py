@@ -72,6 +72,8 @@ class _TorchLoss(object):
     _kernel = None
     _torch_none = "elementwise"
     _torch_reductions = REDUCTIONS
+    #: PyTorch's names of the call's inputs where they do not follow from ours
+    _torch_call = None
 
     def _torch_init(self, reduction, size_average=None, reduce=None, **gluon_kwargs):
         reduction = legacy_reduction(size_average, reduce, reduction)
@@ -96,9 +98,9 @@ class _TorchLoss(object):
 
     def _torch_args(self):
         """PyTorch's names of the call's inputs, in order (``forward``'s arguments)."""
+        if self._torch_call is not None:
+            return self._torch_call
         names = self._tensor_names()
-        if type(self).__name__ == "PoissonNLLLoss":
-            return ("log_input", "target")
         if names[:2] == ("input1", "input2"):
             return ("input1", "input2", "target")
         if names[1:3] == ("positive", "negative"):
@@ -199,6 +201,8 @@ class PoissonNLLLoss(_TorchLoss, regression.PoissonNLLLoss):
 
     Shape: as :class:`L1Loss`.
     """
+
+    _torch_call = ("log_input", "target")
 
     _call_options = {}
 
