@@ -379,10 +379,9 @@ def test_nce_value_and_y_pred_in_every_mode(subtract, dtype, tmp_path):
     assert_close(np_y_pred.asnumpy(), y_pred, TOL[dtype], "numpy mode loss()[1] y_pred")
 
 
-@pytest.mark.parametrize("subtract", [True, False], ids=["nce", "negative-sampling"])
-def test_nce_grads_equal_numpy_ml_without_accidental_hits(subtract):
-    ours, npml, rng = _nce_pair(12, subtract)
-    X, target, neg = _nce_data(rng, hit=False)
+def _nce_input_grads(ours, npml, X, target, neg):
+    """Backward of ours on the given negatives (its parameter gradients are
+    left in place) and numpy-ml's input gradient there: (our x, numpy-ml's dX)."""
     npml.loss(X, target, neg)
     dX = npml.grad(update_params=False)
     x = nd(X)
@@ -390,6 +389,14 @@ def test_nce_grads_equal_numpy_ml_without_accidental_hits(subtract):
     with autograd.record():
         out = ours(x, nd(target), nd(neg))
     out.backward()
+    return x, dX
+
+
+@pytest.mark.parametrize("subtract", [True, False], ids=["nce", "negative-sampling"])
+def test_nce_grads_equal_numpy_ml_without_accidental_hits(subtract):
+    ours, npml, rng = _nce_pair(12, subtract)
+    X, target, neg = _nce_data(rng, hit=False)
+    x, dX = _nce_input_grads(ours, npml, X, target, neg)
     assert_close(x.grad.asnumpy(), dX, TOL["float64"], "dX")
     assert_close(ours.weight.grad().asnumpy(), npml.gradients["W"], TOL["float64"], "dW")
     assert_close(ours.bias.grad().asnumpy(), npml.gradients["b"].ravel(), TOL["float64"], "db")
@@ -400,13 +407,7 @@ def test_nce_grads_at_an_accidental_hit_follow_numpy_ml_loss():
     negative equals the target: there we match finite differences of its loss."""
     ours, npml, rng = _nce_pair(13, True)
     X, target, neg = _nce_data(rng, hit=True)
-    npml.loss(X, target, neg)
-    dX = npml.grad(update_params=False)
-    x = nd(X)
-    x.attach_grad()
-    with autograd.record():
-        out = ours(x, nd(target), nd(neg))
-    out.backward()
+    x, dX = _nce_input_grads(ours, npml, X, target, neg)
     assert_close(x.grad.asnumpy(), dX, TOL["float64"], "dX (numpy-ml is right here)")
     W0, b0 = npml.parameters["W"].copy(), npml.parameters["b"].copy()
 
