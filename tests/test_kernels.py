@@ -1273,9 +1273,14 @@ def _toggles(value, name, kernel):
         return [value + 1, value - 1, 0, 1]
     if isinstance(value, float):
         return [value * 0.5 + 0.1, value + 0.5]
-    if value is None:
-        return [0, 1, 0.5, "per-class"]
+    if value is None:   # (a function: for an option that takes one, such as a distance)
+        return [0, 1, 0.5, "per-class", "function"]
     return []
+
+
+def _euclidean_distance(F, a, b):
+    """A user's distance function (PyTorch's default distance, written on F)."""
+    return F.sqrt(F.sum(F.square(a - b + 1e-6), axis=-1))
 
 
 def _options(cls):
@@ -1315,6 +1320,8 @@ def test_every_option_toggled_agrees_with_the_stock_path(how):
             for value in _toggles(current, name, kernel):
                 if value == "per-class":
                     value = list(np.linspace(0.5, 2.0, np.shape(inputs[0])[-1]))
+                elif value == "function":
+                    value = _euclidean_distance
                 if how == "constructor":
                     factory, mutate = case.factory(**{name: value}), None
                 else:

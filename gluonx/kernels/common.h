@@ -394,8 +394,16 @@ inline std::vector<std::string> words(const char* list) {
 enum class Bcast { kNone, kScalar, kRow, kCol, kFull };
 
 // Classify `w` against pred's shape, numpy-style right alignment.
+// A 1-D weight of the batch's length against a (batch, 1, ..., 1) loss is one
+// weight per sample (the flat weight of a per-sample loss; the base class never
+// hands a kernel a weight that numpy's rules would enlarge the loss with).
 inline bool classify_bcast(const std::vector<int64_t>& pred,
                            const std::vector<int64_t>& w, Bcast* kind) {
+  if (w.size() == 1 && pred.size() > 1 && w[0] == pred[0] && pred[0] != 1 &&
+      std::all_of(pred.begin() + 1, pred.end(), [](int64_t d) { return d == 1; })) {
+    *kind = Bcast::kRow;
+    return true;
+  }
   if (w.size() > pred.size()) return false;
   const size_t lead = pred.size() - w.size();
   bool row = false, rest_ones = true, rest_full = true;

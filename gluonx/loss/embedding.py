@@ -518,6 +518,11 @@ class TripletMarginWithDistanceLoss(Loss):
     _inputs = ("pred", "positive", "negative")
     _like_pred = ("positive", "negative")
     _kind = "sample"
+    # the default distance is TripletMarginLoss's (p=2, eps=1e-6), and so is its kernel
+    _kernel = Kernel("gluonx_triplet_margin_loss",
+                     attrs={"margin": "margin", "swap": "swap", "p": lambda self: 2.0,
+                            "eps": lambda self: 1e-6},
+                     options={"distance_function": None}, when=lambda self, call: call.ndim == 2)
 
     def __init__(self, distance_function=None, margin=1.0, swap=False, weight=None,
                  batch_axis=0, reduction="sample", **kwargs):
