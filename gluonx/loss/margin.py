@@ -129,7 +129,10 @@ class MultiLabelMarginLoss(Loss):
     Outputs:
         - **loss**: shape (batch_size,).
 
-    Memory: the pairs are formed explicitly, (batch_size, C, C) elements.
+    Memory: the fused kernel (CPU) works row by row on the listed classes,
+    O(C) memory and O(C * |Y|) work per sample; the stock operators (on GPU,
+    with ``reduction='none'`` or kernels switched off) form the pairs
+    explicitly, (batch_size, C, C) elements.
 
     Example::
 
