@@ -183,3 +183,63 @@ def test_torch_namespace_wrappers_run_the_kernels(reduction):
             assert kernels.calls() == ({op: 1} if use else {})
         np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
         np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
+
+
+def _rounded16(*arrays):
+    """Inputs every dtype represents exactly (so one float64 reference fits all)."""
+    return [a.astype(np.float16).astype(np.float64) for a in arrays]
+
+
+OP_ROWS = [
+    pytest.param(_MULTI_MARGIN, {"p": 1, "margin": 1.0}, False, id="multi-p1"),
+    pytest.param(_MULTI_MARGIN, {"p": 2, "margin": 0.7}, True, id="multi-p2-class_weight"),
+    pytest.param(_MULTILABEL_MARGIN, {}, False, id="multilabel"),
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("sw_shape", [None, (7, 1), (1,)])
+@pytest.mark.parametrize("name,options,with_cw", OP_ROWS)
+def test_operators_in_every_dtype(name, options, with_cw, sw_shape, dtype):
+    """The operators themselves (the loss classes compute float16 in float32,
+    so only this reaches their float16 code): value, pred's gradient and
+    sample_weight's against the reference and its finite differences."""
+    rng = np.random.RandomState(5)
+    C = 9
+    pred, = _rounded16(rng.standard_normal((7, C)) * 2)
+    if name == _MULTI_MARGIN:
+        label = rng.randint(0, C, 7).astype(np.float64)
+    else:
+        label = -np.ones((7, C))
+        for i, k in enumerate((0, 1, 2, 3, 5, 9, 2)):
+            label[i, :k] = rng.permutation(C)[:k]
+    sw = None if sw_shape is None else _rounded16(rng.uniform(0.5, 2, sw_shape))[0]
+    cw = _rounded16(rng.uniform(0.25, 2, C))[0] if with_cw else None
+    head = _rounded16(rng.uniform(0.5, 1.5, 7))[0]
+
+    def ref(p, w):
+        kw = dict(options, class_weight=cw) if name == _MULTI_MARGIN else {}
+        fn = R.ref_multi_margin if name == _MULTI_MARGIN else R.ref_multilabel_margin
+        return fn(p, label, None if w is None else np.broadcast_to(w, (7, 1)), **kw)[1]
+
+    want = ref(pred, sw)
+    grads = R.numeric_grad(ref, [pred, sw], (0,) if sw is None else (0, 1), head)
+    attrs = {"has_sample_weight": "0" if sw is None else "1"}
+    if name == _MULTI_MARGIN:
+        attrs.update(p=repr(float(options["p"])), margin=repr(options["margin"]),
+                     has_class_weight="1" if with_cw else "0")
+    args = [mx.nd.array(pred, dtype=dtype), mx.nd.array(label, dtype="int32")]
+    args += [mx.nd.array(a, dtype=dtype) for a in (sw, cw) if a is not None]
+    for a in args:
+        a.attach_grad()
+    with mx.autograd.record():
+        out = getattr(mx.nd, name)(*args, **attrs)
+    out.backward(mx.nd.array(head, dtype=dtype))
+    tol = {"float64": 1e-7, "float32": 1e-5, "float16": 2e-2}[dtype]
+    np.testing.assert_allclose(out.asnumpy().astype(np.float64), want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(args[0].grad.asnumpy().astype(np.float64), grads[0],
+                               rtol=tol, atol=max(tol, 1e-6))
+    if sw is not None:
+        np.testing.assert_allclose(args[2].grad.asnumpy().astype(np.float64), grads[1],
+                                   rtol=tol, atol=max(tol, 1e-6))
