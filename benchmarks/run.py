@@ -181,10 +181,9 @@ def make_cases():
              lambda p, l: TF.multilabel_soft_margin_loss(p, l, reduction="none")),
         Case("MultiMarginLoss", pred_label(classes), gloss.MultiMarginLoss, None,
              lambda p, l: TF.multi_margin_loss(p, l.long(), reduction="none")),
-        # pairs of classes: (batch, C, C) elements in gluonx, O(C^2) work in both
+        # fused: O(C * targets) work per row in both (3 targets per row)
         Case("MultiLabelMarginLoss", pred_label(_multilabel_targets), gloss.MultiLabelMarginLoss,
-             None, lambda p, l: TF.multilabel_margin_loss(p, l.long(), reduction="none"),
-             sizes=[(64, 10), (256, 100)]),
+             None, lambda p, l: TF.multilabel_margin_loss(p, l.long(), reduction="none")),
         Case("SoftMarginLoss", pred_label(signs), gloss.SoftMarginLoss, None,
              lambda p, l: t_mean(TF.soft_margin_loss(p, l, reduction="none"))),
         Case("MarginRankingLoss", lambda rng, s: [normal(rng, s), normal(rng, s), signs(rng, s)],

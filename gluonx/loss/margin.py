@@ -1,7 +1,7 @@
 """Margin classification losses: multi-class and multi-label hinge, soft margin."""
 import numpy as np
 
-from ..kernels import Kernel
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from .classification import _class_weights
 
@@ -56,6 +56,10 @@ class MultiMarginLoss(Loss):
     _kind = "contract"
     _contract_axis = -1
     _like_pred = ()
+    _kernel = Kernel("gluonx_multi_margin_loss", attrs=("p", "margin"),
+                     options={"class_weight": ANY},
+                     inputs=("pred", "label", "sample_weight", "class_weight"),
+                     any_dtype=("label",))
 
     def __init__(self, p=1, margin=1.0, class_weight=None, weight=None, batch_axis=0,
                  reduction="sample", **kwargs):
@@ -125,7 +129,10 @@ class MultiLabelMarginLoss(Loss):
     Outputs:
         - **loss**: shape (batch_size,).
 
-    Memory: the pairs are formed explicitly, (batch_size, C, C) elements.
+    Memory: the fused kernel (CPU) works row by row on the listed classes,
+    O(C) memory and O(C * |Y|) work per sample; the stock operators (on GPU,
+    with ``reduction='none'`` or kernels switched off) form the pairs
+    explicitly, (batch_size, C, C) elements.
 
     Example::
 
@@ -136,6 +143,7 @@ class MultiLabelMarginLoss(Loss):
     _kind = "contract"
     _contract_axis = -1
     _like_pred = ()
+    _kernel = Kernel("gluonx_multilabel_margin_loss", any_dtype=("label",))
 
     def __init__(self, weight=None, batch_axis=0, reduction="sample", **kwargs):
         super(MultiLabelMarginLoss, self).__init__(weight, batch_axis, reduction, **kwargs)

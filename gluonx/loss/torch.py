@@ -31,6 +31,7 @@ import mxnet as mx
 
 import gluonx.loss as _package
 from gluonx.loss import classification, divergence, embedding, margin, regression, sequence
+from gluonx.kernels import ANY, Kernel
 from gluonx.loss._base import _NP_TYPES, _fail
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "CTCLoss", "NLLLoss", "PoissonNLLLoss",
@@ -232,6 +233,21 @@ class GaussianNLLLoss(_TorchLoss, regression.GaussianNLLLoss):
 
 
 # ------------------------------------------------------------ classification
+def _per_sample_kernel(loss_class):
+    """The fused kernel of ``loss_class``, for a wrapper of a loss with one
+    value per sample: PyTorch's 'mean' and 'sum' are then the base class's
+    reductions of it (and 'none' its 'sample'), whatever size_average and
+    reduce chose."""
+    kernel = loss_class._kernel
+    options = dict(kernel.options, size_average=ANY, reduce=ANY)
+    # the operator's inputs as the Gluon-style class names them (the wrapper
+    # takes no sample_weight: the operator is told it is absent)
+    inputs = kernel.inputs or loss_class._inputs + loss_class._optional
+    return Kernel(kernel.op, attrs=dict(kernel.attrs), options=options, inputs=inputs,
+                  any_dtype=tuple(kernel.any_dtype), when=kernel.when,
+                  own_batch_axis=kernel.own_batch_axis)
+
+
 class _ClassAxis1(object):
     """PyTorch's class axis: 1 for (N, C, d1, ..., dk) inputs."""
 
@@ -384,6 +400,9 @@ class MultiMarginLoss(_TorchLoss, _ClassAxis1, margin.MultiMarginLoss):
     Shape: input (N, C), target (N,); output a scalar, or (N,) with ``reduction='none'``.
     """
 
+    _torch_none = "sample"
+    _kernel = _per_sample_kernel(margin.MultiMarginLoss)
+
     def __init__(self, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
                  reduction="mean"):
         self._torch_init(reduction, size_average, reduce, p=p, margin=margin,
@@ -396,6 +415,9 @@ class MultiLabelMarginLoss(_TorchLoss, margin.MultiLabelMarginLoss):
     Shape: input (N, C), target (N, C) class indices padded with -1; output a
     scalar, or (N,) with ``reduction='none'``.
     """
+
+    _torch_none = "sample"
+    _kernel = _per_sample_kernel(margin.MultiLabelMarginLoss)
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         self._torch_init(reduction, size_average, reduce)
