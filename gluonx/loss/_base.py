@@ -506,6 +506,35 @@ class Loss(mx_loss.Loss):
         setattr(self, name, param)
         return param
 
+    def _hold_class_weight(self, class_weight, shape=(-1,), dtype=np.float32):
+        """Hold ``class_weight`` (one weight per class: a sequence, numpy array,
+        NDArray or tensor; None for none) as the constant ``class_weight`` of
+        ``shape`` (the loss's ``_loss`` gets it as an input), recorded in
+        get_config as a list; ``_check_class_weight`` checks its length."""
+        self._num_weights = None
+        if class_weight is None:
+            return
+        if hasattr(class_weight, "asnumpy"):
+            class_weight = class_weight.asnumpy()
+        elif hasattr(class_weight, "detach"):   # a torch tensor
+            class_weight = class_weight.detach().cpu().numpy()
+        try:
+            values = np.asarray(class_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or values.ndim != 1 or values.size == 0:
+            _fail(self, "class_weight", "must be a non-empty vector of numbers, one per class, "
+                  "got %r" % (class_weight,))
+        self._num_weights = values.size
+        self._config["class_weight"] = values.tolist()   # as given (from_config rebuilds it)
+        self._constant("class_weight", mx.nd.array(values.reshape(shape), dtype=dtype))
+
+    def _check_class_weight(self, classes):
+        """The held ``class_weight`` has one entry per class (``classes`` of them)."""
+        if self._num_weights is not None and self._num_weights != classes:
+            _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
+                  % (self._num_weights, classes))
+
     # ----------------------------------------------------------------- checks
     def _plan(self, names, tensors):
         """Check shapes, dtypes and contexts; decide how to align inputs."""

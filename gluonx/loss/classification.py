@@ -260,12 +260,7 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
         self._from_logits = from_logits
         self._label_smoothing = float(label_smoothing)
         self._ignore_index = ignore_index
-        self._num_weights = None
-        if class_weight is not None:
-            values = np.asarray(class_weight, dtype=np.float32).reshape(1, -1)
-            self._num_weights = values.shape[1]
-            self._config["class_weight"] = values.ravel().tolist()
-            self._constant("class_weight", values)
+        self._hold_class_weight(class_weight, shape=(1, -1))
 
     def _classes(self, plan):
         shape = plan.shapes["pred"]
@@ -282,9 +277,7 @@ class SoftmaxCrossEntropyLoss(Loss, mx_loss.SoftmaxCrossEntropyLoss):
     def _check_shapes(self, plan):
         pred = plan.shapes["pred"]
         classes = self._classes(plan)
-        if self._num_weights is not None and self._num_weights != classes:
-            _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
-                  % (self._num_weights, classes))
+        self._check_class_weight(classes)
         if "valid_length" in plan.shapes:
             if len(pred) != 3 or self._batch_axis % 3 == self._axis % 3:
                 _fail(self, "valid_length", "needs pred with 3 axes (batch, time, class), "
@@ -743,14 +736,8 @@ class LinearSoftmaxCELoss(Loss):
                                           init=weight_initializer, dtype=dtype)
             self.bias = self.params.get("bias", shape=(num_classes,), init=bias_initializer,
                                         dtype=dtype) if use_bias else None
-        self._has_cw = class_weight is not None
-        if class_weight is not None:
-            values = np.asarray(class_weight, dtype=dtype).reshape(1, -1)
-            if values.shape[1] != num_classes:
-                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
-                      % (values.shape[1], num_classes))
-            self._config["class_weight"] = values.ravel().tolist()
-            self._constant("class_weight", mx.nd.array(values, dtype=dtype))
+        self._hold_class_weight(class_weight, shape=(1, -1), dtype=dtype)
+        self._check_class_weight(self._num_classes)
 
     def _check_shapes(self, plan):
         pred, label = plan.shapes["pred"], plan.shapes["label"]
@@ -882,38 +869,13 @@ class MultiLabelSoftMarginLoss(Loss):
     def __init__(self, class_weight=None, weight=None, batch_axis=0, reduction="sample",
                  **kwargs):
         super(MultiLabelSoftMarginLoss, self).__init__(weight, batch_axis, reduction, **kwargs)
-        self._num_weights = None
-        if class_weight is not None:
-            values = _class_weights(self, class_weight)
-            self._num_weights = values.shape[0]
-            self._config["class_weight"] = values.tolist()
-            self._constant("class_weight", values)
+        self._hold_class_weight(class_weight)
 
     def _check_shapes(self, plan):
-        pred = plan.shapes["pred"]
-        if self._num_weights is not None and (not pred or pred[-1] != self._num_weights):
-            _fail(self, "class_weight", "has %d entries, expected one per class (pred's last "
-                  "axis, shape %s)" % (self._num_weights, pred))
+        self._check_class_weight(plan.shapes["pred"][-1] if plan.shapes["pred"] else 0)
 
     def _loss(self, F, pred, label, class_weight=None):
         loss = F.Activation(pred, act_type="softrelu") - pred * label
         if class_weight is not None:
             loss = F.broadcast_mul(loss, class_weight)
         return loss
-
-
-def _class_weights(loss, class_weight):
-    """``class_weight`` (a sequence, numpy array, NDArray or tensor) as a float32
-    vector; the loss fails naming the argument when it is not one."""
-    if hasattr(class_weight, "asnumpy"):
-        class_weight = class_weight.asnumpy()
-    elif hasattr(class_weight, "detach"):
-        class_weight = class_weight.detach().cpu().numpy()
-    try:
-        values = np.asarray(class_weight, dtype=np.float32)
-    except (TypeError, ValueError):
-        values = None
-    if values is None or values.ndim != 1 or values.size == 0:
-        _fail(loss, "class_weight", "must be a non-empty vector of numbers, one per class, "
-              "got %r" % (class_weight,))
-    return values

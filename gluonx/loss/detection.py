@@ -219,12 +219,7 @@ class SoftmaxFocalLoss(Loss):
         self._ignore_index = ignore_index
         self._label_smoothing = float(label_smoothing)
         self._like_pred = () if sparse_label else ("label",)
-        self._num_weights = None
-        if class_weight is not None:
-            values = np.asarray(class_weight, dtype=np.float32).reshape(1, -1)
-            self._num_weights = values.shape[1]
-            self._config["class_weight"] = values.ravel().tolist()
-            self._constant("class_weight", values)
+        self._hold_class_weight(class_weight, shape=(1, -1))
 
     def _classes(self, plan):
         shape = plan.shapes["pred"]
@@ -232,10 +227,8 @@ class SoftmaxFocalLoss(Loss):
 
     def _check_shapes(self, plan):
         pred = plan.shapes["pred"]
+        self._check_class_weight(self._classes(plan))
         if self._num_weights is not None:
-            if self._num_weights != self._classes(plan):
-                _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
-                      % (self._num_weights, self._classes(plan)))
             if self._axis % len(pred) != len(pred) - 1:
                 _fail(self, "class_weight", "needs the class axis last (axis=-1), got axis=%d"
                       % self._axis)

@@ -3,7 +3,6 @@ import numpy as np
 
 from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
-from .classification import _class_weights
 
 __all__ = ["MultiMarginLoss", "MultiLabelMarginLoss", "SoftMarginLoss"]
 
@@ -68,12 +67,7 @@ class MultiMarginLoss(Loss):
             _fail(self, "p", "must be 1 or 2, got %r" % (p,))
         self._p = int(p)
         self._margin = float(margin)
-        self._num_weights = None
-        if class_weight is not None:
-            values = _class_weights(self, class_weight)
-            self._num_weights = values.shape[0]
-            self._config["class_weight"] = values.tolist()
-            self._constant("class_weight", values)
+        self._hold_class_weight(class_weight)
 
     def _check_shapes(self, plan):
         pred, label = plan.shapes["pred"], plan.shapes["label"]
@@ -82,9 +76,7 @@ class MultiMarginLoss(Loss):
         if int(np.prod(label)) != pred[0] or len([s for s in label if s != 1]) > 1:
             _fail(self, "label", "has shape %s, expected one class index per sample, (%d,)"
                   % (label, pred[0]))
-        if self._num_weights is not None and self._num_weights != pred[1]:
-            _fail(self, "class_weight", "has %d entries, expected one per class (%d)"
-                  % (self._num_weights, pred[1]))
+        self._check_class_weight(pred[1])
 
     def _check_values(self, tensors, plan):
         _integer_labels(self, tensors["label"], 0, plan.shapes["pred"][1], "class indices")
