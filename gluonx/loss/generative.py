@@ -11,6 +11,7 @@ import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import HybridBlock, nn
 
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from ._reduce import last_axis_sum
 
@@ -66,6 +67,9 @@ class VAELoss(Loss):
 
     _inputs = ("pred", "label", "mean", "log_var")
     _kind = "sample"
+    # one pass per sample over pred/label and mean/log_var (batch axis 0;
+    # another batch axis runs the stock operators)
+    _kernel = Kernel("gluonx_vae_loss", attrs=("from_sigmoid", "eps"))
 
     def __init__(self, from_sigmoid=True, eps=1e-7, weight=None, batch_axis=0,
                  reduction="sample", **kwargs):
@@ -165,6 +169,11 @@ class WGANGPLoss(Loss):
     _optional = ("real", "grad_interp", "sample_weight")
     _like_pred = ()   # real: its own length with reduction='mean' (checked below)
     _kind = "sample"
+    # critic or generator by the inputs given; `separate`: the three means of
+    # reduction='mean' (one value, any lengths)
+    _kernel = Kernel("gluonx_wgan_gp_loss", options={"lambda_": ANY},
+                     attrs={"lambda_": lambda self: self._lambda,
+                            "separate": lambda self: self._separate})
 
     def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
         super(WGANGPLoss, self).__init__(weight, 0, reduction, **kwargs)
