@@ -455,6 +455,42 @@ def test_input_gradient_block_matches_the_function_and_trains(flags, name):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["tanh-sigmoid", "conv-pool-groups"])
+@pytest.mark.parametrize("flags", [None, {"static_alloc": True, "static_shape": True}],
+                         ids=["imperative", "static"])
+def test_input_gradient_block_in_numpy_mode(flags, name):
+    """Under npx.set_np() the block takes and returns mx.np arrays, with the
+    gradient of legacy mode, and the penalty's gradient reaches the critic."""
+    from mxnet import npx
+    net = _net(name)
+    x = _points(name, 5, 7)
+    want = L.critic_input_gradient(net, x).asnumpy()
+    with autograd.record(train_mode=False):
+        penalty = L.WGANGPLoss(reduction="sum")(nd(np.zeros(5)), nd(np.zeros(5)),
+                                                 L.critic_input_gradient(net, x))
+    penalty.backward()
+    params = [p for p in net.collect_params().values() if p.grad_req != "null"]
+    want_grads = [p.grad().asnumpy().copy() for p in params]
+    npx.set_np()
+    try:
+        block = L.CriticInputGradient(net)
+        if flags is not None:
+            block.hybridize(**flags)
+        xn = x.as_np_ndarray()
+        got = block(xn)
+        assert isinstance(got, mx.np.ndarray)
+        np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-12, atol=1e-14)
+        zeros = mx.np.zeros(5, dtype="float64")
+        with autograd.record(train_mode=False):
+            penalty = L.WGANGPLoss(reduction="sum")(zeros, zeros, block(xn))
+        penalty.backward()
+        got_grads = [p.grad().asnumpy().copy() for p in params]
+    finally:
+        npx.reset_np()
+    for a, b in zip(got_grads, want_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["conv-leaky", "conv-pool-groups", "conv-bn-dropout"])
 def test_input_gradient_of_a_hybridized_critic(name):
     """A hybridized critic (its own cached graph) gives the same gradient and

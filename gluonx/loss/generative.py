@@ -606,8 +606,18 @@ class CriticInputGradient(HybridBlock):
         return super(CriticInputGradient, self).forward(x, *args)
 
     def hybrid_forward(self, F, x):  # pylint: disable=arguments-differ
-        if F is mx.sym:
-            param = lambda p: p.var()  # noqa: E731
+        # numpy mode (npx.set_np()): the same graph on zero-copy legacy views
+        numpy_mode = isinstance(x, (mx.np.ndarray, mx.sym.np._Symbol))
+        if isinstance(x, mx.sym.Symbol):
+            param = lambda p: _legacy(p.var())  # noqa: E731
         else:
-            param = lambda p: p.data(x.context)  # noqa: E731
-        return _input_gradient(F, _plan_critic(self.critic), x, param)[0]
+            param = lambda p: _legacy(p.data(x.context))  # noqa: E731
+        with mx.util.np_array(False):
+            g = _input_gradient(F, _plan_critic(self.critic), _legacy(x), param)[0]
+        return g.as_np_ndarray() if numpy_mode else g
+
+
+def _legacy(array):
+    """The legacy view of an mx.np array or symbol (zero-copy); others unchanged."""
+    numpy = isinstance(array, (mx.np.ndarray, mx.sym.np._Symbol))
+    return array.as_nd_ndarray() if numpy else array
