@@ -84,17 +84,22 @@ def test_wgan_mean_reduction_is_the_paper_objective():
 
 
 @pytest.mark.parametrize("mode", ["imperative", "hybrid", "static", "symbol"])
-def test_wgan_mean_takes_separate_means_of_different_lengths(mode):
+def test_wgan_mean_takes_separate_means_of_different_lengths(mode, kernels):
     """reduction='mean': mean D(fake) - mean D(real) + lambda mean (||g|| - 1)^2,
-    each over its own samples, and its derivative (1/n_fake, -1/n_real, ...)."""
+    each over its own samples, and its derivative (1/n_fake, -1/n_real, ...);
+    with kernels on, from the fused operator (but in mx.sym: shapes unknown)."""
+    import gluonx
     from conftest import run_mode
     rng = np.random.RandomState(12)
     fake, real, g = rng.standard_normal((4, 1)), rng.standard_normal(7), \
         rng.standard_normal((3, 2, 2))
     norm = np.sqrt((g ** 2).sum(axis=(1, 2)))
+    gluonx.kernels.reset_calls()
     value, grads = run_mode(mode, lambda: L.WGANGPLoss(lambda_=1.5, weight=2.0,
                                                        reduction="mean"),
                             [fake, real, g], (0, 1, 2))
+    fused = kernels and mode != "symbol"
+    assert bool(gluonx.kernels.calls()) == fused, gluonx.kernels.calls()
     expected = 2.0 * (fake.mean() - real.mean() + 1.5 * ((norm - 1) ** 2).mean())
     np.testing.assert_allclose(value, [expected], rtol=1e-12)
     np.testing.assert_allclose(grads[0], np.full((4, 1), 2.0 / 4), rtol=1e-12)

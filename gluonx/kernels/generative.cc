@@ -4,10 +4,11 @@
 //                       latent dims; pred/label are (batch, features...), mean
 //                       and log_var (batch, latent...): two shapes, one batch
 //   gluonx_wgan_gp_loss critic: fake - real + lambda (|g|_2 - 1)^2 with the norm
-//                       over a sample's gradient; generator: -fake; with
-//                       `separate` (reduction='mean', no weight) one value, the
-//                       three means taken separately (the inputs may then have
-//                       different lengths)
+//                       over a sample's gradient (|g|^2 from
+//                       gluonx_row_sum_squares); generator: -fake; with
+//                       `separate` (reduction='mean', no weight) the critic's
+//                       value is one number, the three means taken separately
+//                       (the inputs may then have different lengths)
 // One pass over the inputs forward; the backward recomputes each sample's
 // reductions and writes every gradient once. OpenMP runs over samples.
 #include "common.h"
@@ -266,55 +267,20 @@ MXReturnValue vae_bwd(const Attrs& attrs, std::vector<MXTensor>* in, std::vector
 }
 
 // =========================================================== WGAN-GP ======
+// Two operators, so that the pass over the critic's input gradient g runs
+// backward only when g needs a gradient (MXNet skips the backward of an
+// operator none of whose inputs need one; an operator cannot tell which of
+// its input gradients are wanted): gluonx_row_sum_squares gives each sample's
+// |g|^2, and the loss operator takes those.
 
-struct WGANGPOp {
-  static constexpr const char* kName = "gluonx_wgan_gp_loss";
-  static constexpr int kInputs = 1;   // fake
-  static constexpr const char* kOptional = "real grad_interp sample_weight";
-  static constexpr const char* kAttrs = "lambda_ separate";
+struct RowSumSquaresOp {
+  static constexpr const char* kName = "gluonx_row_sum_squares";
+  static constexpr int kInputs = 1;
+  static constexpr const char* kOptional = "";
+  static constexpr const char* kAttrs = "";
 };
 
-struct WGANLayout {
-  bool critic, separate, has_sw;
-  int64_t n_fake, n_real, n_grad, dim;
-  // positions of the optional inputs after `first`
-  size_t real, grad, sw;
-};
-
-// Which inputs are there and whether they fit; `first`: 0 forward, 1 backward.
-bool wgan_ok(const Attrs& attrs, const std::vector<MXTensor>& in, size_t first, WGANLayout* L) {
-  const bool has_real = attr_flag(attrs, "has_real");
-  const bool has_grad = attr_flag(attrs, "has_grad_interp");
-  L->has_sw = attr_flag(attrs, "has_sample_weight");
-  L->critic = has_real;
-  L->separate = attr_flag(attrs, "separate");
-  size_t k = first + 1;
-  L->real = has_real ? k++ : 0;
-  L->grad = has_grad ? k++ : 0;
-  L->sw = L->has_sw ? k++ : 0;
-  if (has_real != has_grad || in.size() < k) return false;
-  const MXTensor& fake = in[first];
-  auto score_ok = [](const MXTensor& t) {
-    return (t.shape.size() == 1 || (t.shape.size() == 2 && t.shape[1] == 1)) && t.shape[0] > 0;
-  };
-  if (!score_ok(fake)) return false;
-  L->n_fake = fake.shape[0];
-  L->n_real = L->n_grad = L->n_fake;
-  L->dim = 0;
-  if (L->critic) {
-    const MXTensor &real = in[L->real], &grad = in[L->grad];
-    if (!score_ok(real) || grad.shape.empty() || grad.shape[0] == 0) return false;
-    if (real.dtype != fake.dtype || grad.dtype != fake.dtype) return false;
-    L->n_real = real.shape[0];
-    L->n_grad = grad.shape[0];
-    L->dim = grad.size() / L->n_grad;
-    if (!L->separate && (L->n_real != L->n_fake || L->n_grad != L->n_fake)) return false;
-  }
-  if (L->separate && (!L->critic || L->has_sw)) return false;  // only the critic's mean
-  return !L->has_sw || weight_fits(in[L->sw], fake.dtype, L->n_fake);
-}
-
-// sum of squares of one gradient row
+// sum of squares of one row
 template <typename T> GLUONX_INLINE Acc<T> squares(const T* g, int64_t D) {
   using A = Acc<T>;
   A s = 0;
@@ -326,8 +292,110 @@ template <typename T> GLUONX_INLINE Acc<T> squares(const T* g, int64_t D) {
   return s;
 }
 
-template <typename A> GLUONX_INLINE A wgan_norm(A squared) {
-  return std::sqrt(squared + A(kNormEpsilon));
+bool rows_ok(const std::vector<MXTensor>& in, size_t first) {
+  return in.size() > first && !in[first].shape.empty() && in[first].shape[0] > 0;
+}
+
+MXReturnValue sum_squares_fwd(const Attrs&, std::vector<MXTensor>* in,
+                              std::vector<MXTensor>* out, const OpResource&) {
+  if (!rows_ok(*in, 0)) return fail(RowSumSquaresOp::kName, "x needs a batch axis");
+  const MXTensor& x = (*in)[0];
+  return for_float(RowSumSquaresOp::kName, x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const int64_t n = x.shape[0], D = x.size() / n;
+    const T* p = cdata<T>(x);
+    T* o = (*out)[0].data<T>();
+#pragma omp parallel for schedule(static) num_threads(max_threads()) \
+    if (x.size() >= kParallelMinWork)
+    for (int64_t i = 0; i < n; ++i) {
+      prefetch_next_row(p, i, n, D);
+      store(o, i, squares(p + i * D, D));
+    }
+  });
+}
+
+MXReturnValue sum_squares_bwd(const Attrs&, std::vector<MXTensor>* in,
+                              std::vector<MXTensor>* out, const OpResource&) {
+  // in: ograd, x, output; out: dx = 2 ograd_i x_i
+  const std::vector<MXTensor> fwd = forward_inputs(*in, 1);
+  if (!rows_ok(fwd, 0) || (*in)[0].size() != fwd[0].shape[0] || out->empty()) {
+    return fail(RowSumSquaresOp::kName, "x needs a batch axis");
+  }
+  const MXTensor& x = fwd[0];
+  return for_float(RowSumSquaresOp::kName, x.dtype, [&](auto t) {
+    using T = decltype(t);
+    using A = Acc<T>;
+    const int64_t n = x.shape[0], D = x.size() / n, total = x.size();
+    const T *g = cdata<T>((*in)[0]), *p = cdata<T>(x);
+    T* dx = (*out)[0].data<T>();
+#pragma omp parallel num_threads(max_threads()) if (total >= kParallelMinWork)
+    {
+      RowWriter<T> w(dx, total, D);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const T* r = p + i * D;
+        prefetch_next_row(p, i, n, D);
+        const A k = A(2) * load(g, i);
+        T* o = w.row(i * D);
+#pragma omp simd
+        for (int64_t j = 0; j < D; ++j) store(o, j, k * load(r, j));
+        w.flush(D);
+      }
+    }
+  });
+}
+
+// The loss on per-sample values: fake, real (N,) or (N, 1), and the squared
+// norms s of the input gradients (N,) (input grad_interp).
+struct WGANGPOp {
+  static constexpr const char* kName = "gluonx_wgan_gp_loss";
+  static constexpr int kInputs = 1;   // fake
+  static constexpr const char* kOptional = "real grad_interp sample_weight";
+  static constexpr const char* kAttrs = "lambda_ separate";
+};
+
+struct WGANLayout {
+  bool critic, separate, has_sw;
+  int64_t n_fake, n_real, n_grad;
+  // positions of the optional inputs in the list checked
+  size_t real, grad, sw;
+};
+
+// Which inputs are there and whether they fit; `first`: 0 forward, 1 backward.
+bool wgan_ok(const Attrs& attrs, const std::vector<MXTensor>& in, size_t first, WGANLayout* L) {
+  const bool has_real = attr_flag(attrs, "has_real");
+  const bool has_grad = attr_flag(attrs, "has_grad_interp");
+  L->has_sw = attr_flag(attrs, "has_sample_weight");
+  L->critic = has_real;
+  L->separate = has_real && attr_flag(attrs, "separate");  // the generator: per sample
+  size_t k = first + 1;
+  L->real = has_real ? k++ : 0;
+  L->grad = has_grad ? k++ : 0;
+  L->sw = L->has_sw ? k++ : 0;
+  if (has_real != has_grad || in.size() < k) return false;
+  const MXTensor& fake = in[first];
+  auto score_ok = [](const MXTensor& t) {
+    return (t.shape.size() == 1 || (t.shape.size() == 2 && t.shape[1] == 1)) && t.shape[0] > 0;
+  };
+  if (!score_ok(fake)) return false;
+  L->n_fake = L->n_real = L->n_grad = fake.shape[0];
+  if (L->critic) {
+    const MXTensor &real = in[L->real], &grad = in[L->grad];
+    if (!score_ok(real) || grad.shape.size() != 1 || grad.shape[0] == 0) return false;
+    if (real.dtype != fake.dtype || grad.dtype != fake.dtype) return false;
+    L->n_real = real.shape[0];
+    L->n_grad = grad.shape[0];
+    if (!L->separate && (L->n_real != L->n_fake || L->n_grad != L->n_fake)) return false;
+  }
+  if (L->separate && L->has_sw) return false;  // the unweighted mean only
+  return !L->has_sw || weight_fits(in[L->sw], fake.dtype, L->n_fake);
+}
+
+// lambda (|g| - 1)^2 from |g|^2, and its slope in |g|^2
+template <typename A> GLUONX_INLINE A penalty(A squared, A lam, A* slope) {
+  const A norm = std::sqrt(squared + A(kNormEpsilon)), d = norm - A(1);
+  *slope = lam * d / norm;   // lam 2 d * (1 / (2 norm))
+  return d * d * lam;
 }
 
 template <typename T>
@@ -340,29 +408,20 @@ void wgan_forward(const std::vector<MXTensor>& in, const WGANLayout& L, double l
     for (int64_t i = 0; i < L.n_fake; ++i) store(out, i, -load(fake, i) * sw.at(i));
     return;
   }
-  const T *real = cdata<T>(in[L.real]), *grad = cdata<T>(in[L.grad]);
-  const int64_t D = L.dim;
-  const int threads = max_threads();
-  const bool parallel = L.n_grad * D >= kParallelMinWork;
+  const T *real = cdata<T>(in[L.real]), *sq = cdata<T>(in[L.grad]);
+  A slope;
   if (L.separate) {
     A sf = 0, sr = 0, sp = 0;
     for (int64_t i = 0; i < L.n_fake; ++i) sf += load(fake, i);
     for (int64_t i = 0; i < L.n_real; ++i) sr += load(real, i);
-#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : sp) if (parallel)
-    for (int64_t i = 0; i < L.n_grad; ++i) {
-      prefetch_next_row(grad, i, L.n_grad, D);
-      const A d = wgan_norm(squares(grad + i * D, D)) - A(1);
-      sp += d * d * lam;
-    }
+    for (int64_t i = 0; i < L.n_grad; ++i) sp += penalty(load(sq, i), lam, &slope);
     store(out, 0, sf / A(L.n_fake) - sr / A(L.n_real) + sp / A(L.n_grad));
     return;
   }
   const PerSample<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
-#pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
   for (int64_t i = 0; i < L.n_fake; ++i) {
-    prefetch_next_row(grad, i, L.n_grad, D);
-    const A d = wgan_norm(squares(grad + i * D, D)) - A(1);
-    store(out, i, (load(fake, i) - load(real, i) + d * d * lam) * sw.at(i));
+    const A v = load(fake, i) - load(real, i) + penalty(load(sq, i), lam, &slope);
+    store(out, i, v * sw.at(i));
   }
 }
 
@@ -370,15 +429,14 @@ template <typename T>
 void wgan_backward(const std::vector<MXTensor>& in, std::vector<MXTensor>& out,
                    const WGANLayout& L, double lambda_) {
   using A = Acc<T>;
-  // in: ograd, fake, [real, grad_interp], [sw], output (L's positions count from 1)
-  // out: dfake, [dreal, dgrad_interp], [dsw] (positions one less)
+  // in: ograd, fake, [real, squared norms], [sw], output (L's positions count
+  // from the ograd); out: dfake, [dreal, dsquared], [dsw] (positions one less)
   const T* g = cdata<T>(in[0]);
   const T* fake = cdata<T>(in[1]);
   T* dfake = out[0].data<T>();
   const A lam = A(lambda_);
   const PerSample<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
-  const int threads = max_threads();
-  PerSampleGrad<T> dsw(L.has_sw ? out[L.sw - 1].data<T>() : nullptr, sw, threads);
+  PerSampleGrad<T> dsw(L.has_sw ? out[L.sw - 1].data<T>() : nullptr, sw, 1);
   if (!L.critic) {
     for (int64_t i = 0; i < L.n_fake; ++i) {
       const A gi = load(g, i);
@@ -388,50 +446,27 @@ void wgan_backward(const std::vector<MXTensor>& in, std::vector<MXTensor>& out,
     dsw.finish();
     return;
   }
-  const T *real = cdata<T>(in[L.real]), *grad = cdata<T>(in[L.grad]);
-  T *dreal = out[L.real - 1].data<T>(), *dgrad = out[L.grad - 1].data<T>();
-  const int64_t D = L.dim, total = L.n_grad * D;
-  const bool parallel = total >= kParallelMinWork;
+  const T *real = cdata<T>(in[L.real]), *sq = cdata<T>(in[L.grad]);
+  T *dreal = out[L.real - 1].data<T>(), *dsq = out[L.grad - 1].data<T>();
+  A slope;
   if (L.separate) {
     const A g0 = load(g, 0);
-    const A cf = g0 / A(L.n_fake), cr = -g0 / A(L.n_real), cp = g0 / A(L.n_grad) * lam;
+    const A cf = g0 / A(L.n_fake), cr = -g0 / A(L.n_real), cp = g0 / A(L.n_grad);
     for (int64_t i = 0; i < L.n_fake; ++i) store(dfake, i, cf);
     for (int64_t i = 0; i < L.n_real; ++i) store(dreal, i, cr);
-#pragma omp parallel num_threads(threads) if (parallel)
-    {
-      RowWriter<T> w(dgrad, total, D);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < L.n_grad; ++i) {
-        const T* gr = grad + i * D;
-        prefetch_next_row(grad, i, L.n_grad, D);
-        const A norm = wgan_norm(squares(gr, D));
-        const A k = cp * A(2) * (norm - A(1)) / norm;
-        T* o = w.row(i * D);
-#pragma omp simd
-        for (int64_t j = 0; j < D; ++j) store(o, j, k * load(gr, j));
-        w.flush(D);
-      }
+    for (int64_t i = 0; i < L.n_grad; ++i) {
+      penalty(load(sq, i), lam, &slope);
+      store(dsq, i, cp * slope);
     }
     return;
   }
-#pragma omp parallel num_threads(threads) if (parallel)
-  {
-    RowWriter<T> w(dgrad, total, D);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < L.n_fake; ++i) {
-      const T* gr = grad + i * D;
-      prefetch_next_row(grad, i, L.n_grad, D);
-      const A gi = load(g, i), c = gi * sw.at(i);
-      const A norm = wgan_norm(squares(gr, D)), d = norm - A(1);
-      store(dfake, i, c);
-      store(dreal, i, -c);
-      const A k = c * lam * A(2) * d / norm;
-      T* o = w.row(i * D);
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) store(o, j, k * load(gr, j));
-      w.flush(D);
-      dsw.add(i, gi * (load(fake, i) - load(real, i) + d * d * lam));
-    }
+  for (int64_t i = 0; i < L.n_fake; ++i) {
+    const A gi = load(g, i), c = gi * sw.at(i);
+    const A p = penalty(load(sq, i), lam, &slope);
+    store(dfake, i, c);
+    store(dreal, i, -c);
+    store(dsq, i, c * slope);
+    dsw.add(i, gi * (load(fake, i) - load(real, i) + p));
   }
   dsw.finish();
 }
@@ -440,8 +475,9 @@ MXReturnValue wgan_check(const Attrs& attrs, const std::vector<MXTensor>& in, si
                          WGANLayout* L) {
   if (!wgan_ok(attrs, in, first, L)) {
     return fail(WGANGPOp::kName, "real, grad_interp or sample_weight does not fit fake "
-                                 "(fake, real: (batch,) or (batch, 1); real and grad_interp "
-                                 "together, fake's batch unless separate)");
+                                 "(fake, real: (batch,) or (batch, 1), grad_interp: the "
+                                 "squared norms, (batch,); real and grad_interp together, "
+                                 "fake's batch unless separate)");
   }
   const double lam = attr_double(attrs, "lambda_");
   if (!(lam >= 0)) return fail(WGANGPOp::kName, "lambda_ must be >= 0");
@@ -464,8 +500,8 @@ MXReturnValue wgan_fwd(const Attrs& attrs, std::vector<MXTensor>* in, std::vecto
 MXReturnValue wgan_bwd(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
                        const OpResource&) {
   WGANLayout L;
-  // the forward inputs, then the positions made relative to the full list
-  // (output gradient first)
+  // checked on the full list (the output gradient first): the positions in
+  // L index it directly
   if (wgan_check(attrs, *in, 1, &L) != MX_SUCCESS) return MX_FAIL;
   const size_t grads = 1 + (L.critic ? 2 : 0) + (L.has_sw ? 1 : 0);
   if (out->size() < grads || (*in)[0].size() != (L.separate ? 1 : L.n_fake)) {
@@ -483,13 +519,15 @@ MXReturnValue wgan_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
     MX_ERROR_MSG << "gluonx kernel " << WGANGPOp::kName << ": fake needs a batch axis";
     return MX_FAIL;
   }
-  (*out)[0] = {attr_flag(attrs, "separate") ? 1u : (*in)[0][0]};
+  const bool separate = attr_flag(attrs, "has_real") && attr_flag(attrs, "separate");
+  (*out)[0] = {separate ? 1u : (*in)[0][0]};
   return MX_SUCCESS;
 }
 
 struct Registration {
   Registration() {
     register_op<VAEOp>(vae_fwd, vae_bwd);
+    register_op<RowSumSquaresOp>(sum_squares_fwd, sum_squares_bwd);
     register_op<WGANGPOp>(wgan_fwd, wgan_bwd, wgan_infer_shape);
   }
 } registration;

@@ -170,10 +170,13 @@ class WGANGPLoss(Loss):
     _like_pred = ()   # real: its own length with reduction='mean' (checked below)
     _kind = "sample"
     # critic or generator by the inputs given; `separate`: the three means of
-    # reduction='mean' (one value, any lengths)
+    # reduction='mean' (one value, any lengths). The operator takes each
+    # sample's |g|^2 from an operator of its own, whose backward (a pass over
+    # g) runs only when grad_interp needs a gradient.
     _kernel = Kernel("gluonx_wgan_gp_loss", options={"lambda_": ANY},
                      attrs={"lambda_": lambda self: self._lambda,
-                            "separate": lambda self: self._separate})
+                            "separate": lambda self: self._separate},
+                     transform={"grad_interp": lambda F, g: F.gluonx_row_sum_squares(g)})
 
     def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
         super(WGANGPLoss, self).__init__(weight, 0, reduction, **kwargs)
