@@ -199,13 +199,13 @@ def make_cases():
              lambda rng, s: [normal(rng, s), normal(rng, s), normal(rng, s)],
              gloss.TripletMarginWithDistanceLoss, None,
              lambda a, p, n: TF.triplet_margin_with_distance_loss(a, p, n, reduction="none")),
-        # no mxnet counterpart; the stock path (no fused kernel yet)
+        # no mxnet counterpart
         Case("VAELoss", _vae_inputs, lambda: gloss.VAELoss(from_sigmoid=False), None,
-             _torch_vae, fused=False),
+             _torch_vae),
         Case("WGANGPLoss", lambda rng, s: [normal(rng, (s[0],)), normal(rng, (s[0],)),
                                            normal(rng, s)],
              gloss.WGANGPLoss, None,
-             lambda f, r, g: f - r + 10 * (g.norm(dim=1) - 1).square(), fused=False),
+             lambda f, r, g: f - r + 10 * (g.norm(dim=1) - 1).square()),
     ]
     # softmax CE with each option (the mxnet column: mxnet's softmax CE without it)
     option_sizes = [(1024, 1000), (16384, 1000)]

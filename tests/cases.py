@@ -717,7 +717,17 @@ CASES = [
                     _n(r, B, 2)], R.ref_vae, (0, 2, 3), family="generative"),
     Case("VAE-batch_axis1", "VAELoss", {"batch_axis": 1},
          lambda r: [_u(r, 0.05, 0.95, D, B), _bits(r, D, B), _n(r, 3, B), _n(r, 3, B)],
-         R.ref_vae, (0, 2, 3), family="generative"),
+         R.ref_vae, (0, 2, 3), family="generative", fused=False),
+    # eps=0: the kernel's log that takes 0 (a probability below the default
+    # eps, too close to 0 for pred's finite differences); one weight for all
+    Case("VAE-eps0-sw1", "VAELoss", {"eps": 0.0},
+         lambda r: [np.where(np.eye(B, D) > 0, 5e-8, _u(r, 0.05, 0.95, B, D)),
+                    np.where(np.eye(B, D) > 0, 1.0, _u(r, 0, 1, B, D)), _n(r, B, 2, 2),
+                    _n(r, B, 2, 2, scale=0.5), _u(r, 0.5, 2, 1)], R.ref_vae, (1, 2, 3),
+         family="generative"),
+    Case("VAE-logits-features1-f16", "VAELoss", {"from_sigmoid": False},
+         lambda r: [_n(r, B, scale=3), _u(r, 0, 1, B), _n(r, B, 1), _n(r, B, 1)], R.ref_vae,
+         (0, 1, 2, 3), family="generative", f16=True),
     Case("WGANGP-critic", "WGANGPLoss", {},
          lambda r: [_n(r, B), _n(r, B), _n(r, B, D, scale=0.5)], R.ref_wgan_gp, (0, 1, 2),
          family="generative"),
@@ -726,6 +736,14 @@ CASES = [
          R.ref_wgan_gp, (0, 1, 2), family="generative"),
     Case("WGANGP-generator", "WGANGPLoss", {},
          lambda r: [_n(r, B, 1)], R.ref_wgan_gp, (0,), family="generative"),
+    Case("WGANGP-generator-sw-f16", "WGANGPLoss", {},
+         lambda r: [_n(r, B), None, None, _u(r, 0.5, 2, B)], R.ref_wgan_gp, (0, 3),
+         family="generative", f16=True),
+    # one sample's gradient is 0 (the penalty's NORM_EPSILON); one weight for all
+    Case("WGANGP-critic-zero-grad-sw1", "WGANGPLoss", {"lambda_": 4.0},
+         lambda r: [_n(r, B), _n(r, B, 1), np.concatenate([np.zeros((1, D)), _n(r, B - 1, D)]),
+                    _u(r, 0.5, 2, 1)], R.ref_wgan_gp, (0, 1, 2, 3), family="generative",
+         f16=True),
     # torch.nn's losses, Gluon-style (issue 10) ---------------------------
     Case("MSE", "MSELoss", {}, lambda r: [_n(r, B, D), _n(r, B, D)], R.ref_mse, (0, 1),
          f16=True),

@@ -84,17 +84,22 @@ def test_wgan_mean_reduction_is_the_paper_objective():
 
 
 @pytest.mark.parametrize("mode", ["imperative", "hybrid", "static", "symbol"])
-def test_wgan_mean_takes_separate_means_of_different_lengths(mode):
+def test_wgan_mean_takes_separate_means_of_different_lengths(mode, kernels):
     """reduction='mean': mean D(fake) - mean D(real) + lambda mean (||g|| - 1)^2,
-    each over its own samples, and its derivative (1/n_fake, -1/n_real, ...)."""
+    each over its own samples, and its derivative (1/n_fake, -1/n_real, ...);
+    with kernels on, from the fused operator (but in mx.sym: shapes unknown)."""
+    import gluonx
     from conftest import run_mode
     rng = np.random.RandomState(12)
     fake, real, g = rng.standard_normal((4, 1)), rng.standard_normal(7), \
         rng.standard_normal((3, 2, 2))
     norm = np.sqrt((g ** 2).sum(axis=(1, 2)))
+    gluonx.kernels.reset_calls()
     value, grads = run_mode(mode, lambda: L.WGANGPLoss(lambda_=1.5, weight=2.0,
                                                        reduction="mean"),
                             [fake, real, g], (0, 1, 2))
+    fused = kernels and mode != "symbol"
+    assert bool(gluonx.kernels.calls()) == fused, gluonx.kernels.calls()
     expected = 2.0 * (fake.mean() - real.mean() + 1.5 * ((norm - 1) ** 2).mean())
     np.testing.assert_allclose(value, [expected], rtol=1e-12)
     np.testing.assert_allclose(grads[0], np.full((4, 1), 2.0 / 4), rtol=1e-12)
@@ -452,6 +457,42 @@ def test_input_gradient_block_matches_the_function_and_trains(flags, name):
         grads.append([p.grad().asnumpy().copy() for p in net.collect_params().values()
                       if p.grad_req != "null"])
     for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tanh-sigmoid", "conv-pool-groups"])
+@pytest.mark.parametrize("flags", [None, {"static_alloc": True, "static_shape": True}],
+                         ids=["imperative", "static"])
+def test_input_gradient_block_in_numpy_mode(flags, name):
+    """Under npx.set_np() the block takes and returns mx.np arrays, with the
+    gradient of legacy mode, and the penalty's gradient reaches the critic."""
+    from mxnet import npx
+    net = _net(name)
+    x = _points(name, 5, 7)
+    want = L.critic_input_gradient(net, x).asnumpy()
+    with autograd.record(train_mode=False):
+        penalty = L.WGANGPLoss(reduction="sum")(nd(np.zeros(5)), nd(np.zeros(5)),
+                                                 L.critic_input_gradient(net, x))
+    penalty.backward()
+    params = [p for p in net.collect_params().values() if p.grad_req != "null"]
+    want_grads = [p.grad().asnumpy().copy() for p in params]
+    npx.set_np()
+    try:
+        block = L.CriticInputGradient(net)
+        if flags is not None:
+            block.hybridize(**flags)
+        xn = x.as_np_ndarray()
+        got = block(xn)
+        assert isinstance(got, mx.np.ndarray)
+        np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-12, atol=1e-14)
+        zeros = mx.np.zeros(5, dtype="float64")
+        with autograd.record(train_mode=False):
+            penalty = L.WGANGPLoss(reduction="sum")(zeros, zeros, block(xn))
+        penalty.backward()
+        got_grads = [p.grad().asnumpy().copy() for p in params]
+    finally:
+        npx.reset_np()
+    for a, b in zip(got_grads, want_grads):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

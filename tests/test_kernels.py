@@ -888,7 +888,7 @@ _SOFTMAX_CE_ATTRS = {"sparse_label": "1", "from_logits": "0", "label_smoothing":
 
 
 @pytest.mark.parametrize("op", ["hinge", "overlap", "triplet", "softmax_ce", "kldiv_softmax",
-                                "mx_triplet", "cosine", "l2"])
+                                "mx_triplet", "cosine", "l2", "vae", "wgan_gp"])
 def test_backward_after_a_failed_forward_fails_cleanly(op):
     """MXNet runs the backward of a recorded call whose forward failed (an
     option changed on the instance can do that): every operator's backward
@@ -906,11 +906,15 @@ def test_backward_after_a_failed_forward_fails_cleanly(op):
                                "from_logits": "0", "multiclass": "0", "axis": "-1",
                                "sparse_label": "0"}),
         "triplet": ([x, x, bad], {"margin": "1", "p": "2", "eps": "0", "swap": "0"}),
+        "vae": ([x, x, bad[:3], bad[:3]], {"from_sigmoid": "0", "eps": "1e-7"}),
+        "wgan_gp": ([x[:, 0], bad[:3, 0], x[:, 0]], {"has_real": "1", "has_grad_interp": "1",
+                                                   "lambda_": "10", "separate": "0"}),
     }[op]
     name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
             "triplet": "gluonx_triplet_margin_loss", "softmax_ce": "gluonx_softmax_ce_loss",
             "kldiv_softmax": "gluonx_kldiv_softmax_loss", "mx_triplet": "gluonx_triplet_loss",
-            "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss"}[op]
+            "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss", "vae": "gluonx_vae_loss",
+            "wgan_gp": "gluonx_wgan_gp_loss"}[op]
     for a in args:
         a.attach_grad()
     with pytest.raises(mx.base.MXNetError, match="does not fit|must share"):

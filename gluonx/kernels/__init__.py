@@ -115,10 +115,16 @@ class Kernel(object):
     own_batch_axis : bool
         The operator handles the loss's batch axis itself (else the batch
         axis must be 0).
+    transform : dict, optional
+        Inputs the operator takes as a function of the tensor: name ->
+        ``f(F, tensor)``, applied (when the input is present) before the
+        call. An operator of its own there runs backward only when that
+        input needs a gradient (an operator cannot tell which of its input
+        gradients are wanted).
     """
 
     def __init__(self, op, attrs=(), options=None, inputs=None, weights=None, any_dtype=(),
-                 when=None, own_batch_axis=False):
+                 when=None, own_batch_axis=False, transform=None):
         self.op = op
         if not isinstance(attrs, dict):
             attrs = {name: name for name in attrs}
@@ -130,6 +136,7 @@ class Kernel(object):
         self.any_dtype = frozenset(any_dtype)
         self.when = when
         self.own_batch_axis = bool(own_batch_axis)
+        self.transform = dict(transform or {})
         self.covers = frozenset(self.options) | frozenset(
             source for _, source in self.attrs if isinstance(source, str))
 
@@ -367,6 +374,8 @@ def run(loss, F, inputs, plan):
         if name not in required:
             attrs["has_" + name] = "0" if value is None else "1"
         if value is not None:
+            if name in kernel.transform:
+                value = kernel.transform[name](F, value)
             args.append(value)
     op = kernel.op(loss) if callable(kernel.op) else kernel.op
     _calls[op] += 1

@@ -11,6 +11,7 @@ import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import HybridBlock, nn
 
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from ._reduce import last_axis_sum
 
@@ -66,6 +67,9 @@ class VAELoss(Loss):
 
     _inputs = ("pred", "label", "mean", "log_var")
     _kind = "sample"
+    # one pass per sample over pred/label and mean/log_var (batch axis 0;
+    # another batch axis runs the stock operators)
+    _kernel = Kernel("gluonx_vae_loss", attrs=("from_sigmoid", "eps"))
 
     def __init__(self, from_sigmoid=True, eps=1e-7, weight=None, batch_axis=0,
                  reduction="sample", **kwargs):
@@ -165,6 +169,14 @@ class WGANGPLoss(Loss):
     _optional = ("real", "grad_interp", "sample_weight")
     _like_pred = ()   # real: its own length with reduction='mean' (checked below)
     _kind = "sample"
+    # critic or generator by the inputs given; `separate`: the three means of
+    # reduction='mean' (one value, any lengths). The operator takes each
+    # sample's |g|^2 from an operator of its own, whose backward (a pass over
+    # g) runs only when grad_interp needs a gradient.
+    _kernel = Kernel("gluonx_wgan_gp_loss", options={"lambda_": ANY},
+                     attrs={"lambda_": lambda self: self._lambda,
+                            "separate": lambda self: self._separate},
+                     transform={"grad_interp": lambda F, g: F.gluonx_row_sum_squares(g)})
 
     def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
         super(WGANGPLoss, self).__init__(weight, 0, reduction, **kwargs)
@@ -597,8 +609,18 @@ class CriticInputGradient(HybridBlock):
         return super(CriticInputGradient, self).forward(x, *args)
 
     def hybrid_forward(self, F, x):  # pylint: disable=arguments-differ
-        if F is mx.sym:
-            param = lambda p: p.var()  # noqa: E731
+        # numpy mode (npx.set_np()): the same graph on zero-copy legacy views
+        numpy_mode = isinstance(x, (mx.np.ndarray, mx.sym.np._Symbol))
+        if isinstance(x, mx.sym.Symbol):
+            param = lambda p: _legacy(p.var())  # noqa: E731
         else:
-            param = lambda p: p.data(x.context)  # noqa: E731
-        return _input_gradient(F, _plan_critic(self.critic), x, param)[0]
+            param = lambda p: _legacy(p.data(x.context))  # noqa: E731
+        with mx.util.np_array(False):
+            g = _input_gradient(F, _plan_critic(self.critic), _legacy(x), param)[0]
+        return g.as_np_ndarray() if numpy_mode else g
+
+
+def _legacy(array):
+    """The legacy view of an mx.np array or symbol (zero-copy); others unchanged."""
+    numpy = isinstance(array, (mx.np.ndarray, mx.sym.np._Symbol))
+    return array.as_nd_ndarray() if numpy else array
