@@ -115,13 +115,14 @@ class DistillationLoss(Loss):
         # (not log_softmax's own temperature argument: MXNet 1.9.1 then takes a
         # slow path, 3-10x slower than a division followed by the fast one)
         logp = F.log_softmax(pred if t == 1 else pred / t, axis=axis)
+        kl = self._soft_loss == "kl"
         if self._teacher_probabilities:
             q = teacher
-            logq = F.log(teacher + LOG_EPSILON) if self._soft_loss == "kl" else None
+            logq = F.log(teacher + LOG_EPSILON) if kl else None
         else:
             logq = F.log_softmax(teacher if t == 1 else teacher / t, axis=axis)
             q = F.exp(logq)
-        gap = logp if logq is None else logp - logq
+        gap = logp - logq if kl else logp  # cross_entropy: no teacher entropy
         soft = self._class_sum(F, q * gap) * -(t * t)
         w = self._hard_weight
         if self._mix == "convex":
