@@ -53,18 +53,20 @@ template <typename T> GLUONX_INLINE Acc<T> row_max(const T* x, int64_t n) {
   return m;
 }
 
-// e_k = exp(x_k / T - m / T) (m the row's max; not Scaled: T = 1, no
-// division); the log-sum-exp of x / T and 1 / sum_k e_k (softmax = e * inv).
+// e_k = exp(x_k s - m s) (m the row's max, s = 1 / T; not Scaled: T = 1);
+// the log-sum-exp of x s and 1 / sum_k e_k (softmax = e * inv). Scaled by a
+// product, not divided by T: a division costs several multiplications and
+// differs from it by at most one rounding.
 template <typename A> struct Lse { A lse, inv; };
 
 template <bool Scaled, typename T>
-GLUONX_INLINE Lse<Acc<T>> row_exp(const T* x, int64_t n, Acc<T> m, Acc<T> temp, Acc<T>* e) {
+GLUONX_INLINE Lse<Acc<T>> row_exp(const T* x, int64_t n, Acc<T> m, Acc<T> scale, Acc<T>* e) {
   using A = Acc<T>;
-  const A ms = Scaled ? m / temp : m;
+  const A ms = Scaled ? m * scale : m;
   A s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < n; ++k) {
-    const A v = exp_nonpos((Scaled ? load(x, k) / temp : load(x, k)) - ms);
+    const A v = exp_nonpos((Scaled ? load(x, k) * scale : load(x, k)) - ms);
     e[k] = v;
     s += v;
   }
@@ -72,9 +74,10 @@ GLUONX_INLINE Lse<Acc<T>> row_exp(const T* x, int64_t n, Acc<T> m, Acc<T> temp, 
 }
 
 template <typename T>
-GLUONX_INLINE Lse<Acc<T>> row_lse(const T* x, int64_t n, Acc<T> temp, Acc<T>* e) {
+GLUONX_INLINE Lse<Acc<T>> row_lse(const T* x, int64_t n, Acc<T> scale, Acc<T>* e) {
   const Acc<T> m = row_max(x, n);
-  return temp == Acc<T>(1) ? row_exp<false>(x, n, m, temp, e) : row_exp<true>(x, n, m, temp, e);
+  return scale == Acc<T>(1) ? row_exp<false>(x, n, m, scale, e)
+                            : row_exp<true>(x, n, m, scale, e);
 }
 
 // ========================================================= distillation ====
@@ -116,19 +119,19 @@ GLUONX_INLINE DistillRow<Acc<T>> distill_stats(const T* xr, const T* tr, int64_t
                                                const DistillAttrs& o, bool hard,
                                                DistillScratch<T>& s) {
   using A = Acc<T>;
-  const A temp = A(o.temperature);
+  const A scale = A(1) / A(o.temperature);
   DistillRow<A> st;
   st.ph = s.ps.data();  // read (times 0) without the hard term
   const A m = row_max(xr, K);
   Lse<A> e;
-  if (temp == A(1)) {
-    e = row_exp<false>(xr, K, m, temp, s.ps.data());
+  if (scale == A(1)) {
+    e = row_exp<false>(xr, K, m, scale, s.ps.data());
     st.lse_h = e.lse;
     st.inv_h = e.inv;
   } else {
-    e = row_exp<true>(xr, K, m, temp, s.ps.data());
+    e = row_exp<true>(xr, K, m, scale, s.ps.data());
     if (hard) {
-      const Lse<A> h = row_exp<false>(xr, K, m, temp, s.ph.data());
+      const Lse<A> h = row_exp<false>(xr, K, m, scale, s.ph.data());
       st.lse_h = h.lse;
       st.inv_h = h.inv;
       st.ph = s.ph.data();
@@ -137,7 +140,7 @@ GLUONX_INLINE DistillRow<Acc<T>> distill_stats(const T* xr, const T* tr, int64_t
   st.lse_s = e.lse;
   st.inv_s = e.inv;
   if (!o.probabilities) {
-    const Lse<A> te = row_lse(tr, K, temp, s.qs.data());
+    const Lse<A> te = row_lse(tr, K, scale, s.qs.data());
     st.lse_t = te.lse;
     st.q_inv = te.inv;
   }
@@ -146,16 +149,16 @@ GLUONX_INLINE DistillRow<Acc<T>> distill_stats(const T* xr, const T* tr, int64_t
 
 // log q_k and q_k of position k.
 template <typename T>
-GLUONX_INLINE Acc<T> teacher_log(const T* tr, int64_t k, const DistillRow<Acc<T>>& st, Acc<T> temp,
+GLUONX_INLINE Acc<T> teacher_log(const T* tr, int64_t k, const DistillRow<Acc<T>>& st, Acc<T> scale,
                                  bool probabilities) {
   using A = Acc<T>;
   if (probabilities) return fast_log(load(tr, k) + A(kLogEpsilon));
-  return (temp == A(1) ? load(tr, k) : load(tr, k) / temp) - st.lse_t;
+  return (scale == A(1) ? load(tr, k) : load(tr, k) * scale) - st.lse_t;
 }
 
 template <typename T>
-GLUONX_INLINE Acc<T> student_log(const T* xr, int64_t k, Acc<T> lse, Acc<T> temp) {
-  return (temp == Acc<T>(1) ? load(xr, k) : load(xr, k) / temp) - lse;
+GLUONX_INLINE Acc<T> student_log(const T* xr, int64_t k, Acc<T> lse, Acc<T> scale) {
+  return (scale == Acc<T>(1) ? load(xr, k) : load(xr, k) * scale) - lse;
 }
 
 // The row's loss a T^2 S' + w H (see the top of the file).
@@ -164,7 +167,7 @@ Acc<T> distill_row_value(const T* xr, const T* tr, const T* lr, int64_t y, int64
                          const DistillAttrs& o, const DistillRow<Acc<T>>& st,
                          const DistillScratch<T>& s) {
   using A = Acc<T>;
-  const A temp = A(o.temperature);
+  const A temp = A(o.temperature), scale = A(1) / temp;
   const A* qs = s.qs.data();
   A soft = 0;
   if (o.probabilities) {
@@ -172,18 +175,18 @@ Acc<T> distill_row_value(const T* xr, const T* tr, const T* lr, int64_t y, int64
 #pragma omp simd reduction(+ : soft)
       for (int64_t k = 0; k < K; ++k) {
         const A q = load(tr, k);
-        soft += q * (fast_log(q + A(kLogEpsilon)) - student_log(xr, k, st.lse_s, temp));
+        soft += q * (fast_log(q + A(kLogEpsilon)) - student_log(xr, k, st.lse_s, scale));
       }
     } else {
 #pragma omp simd reduction(+ : soft)
-      for (int64_t k = 0; k < K; ++k) soft -= load(tr, k) * student_log(xr, k, st.lse_s, temp);
+      for (int64_t k = 0; k < K; ++k) soft -= load(tr, k) * student_log(xr, k, st.lse_s, scale);
     }
   } else {
     const A lt = o.entropy ? A(1) : A(0);
 #pragma omp simd reduction(+ : soft)
     for (int64_t k = 0; k < K; ++k) {
-      const A logq = teacher_log(tr, k, st, temp, false);
-      soft += qs[k] * (lt * logq - student_log(xr, k, st.lse_s, temp));
+      const A logq = teacher_log(tr, k, st, scale, false);
+      soft += qs[k] * (lt * logq - student_log(xr, k, st.lse_s, scale));
     }
     soft *= st.q_inv;
   }
@@ -258,6 +261,7 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
   if (sw_t != nullptr) dsw.init(dsw_ptr, sw.kind, lay.batch, R, max_threads());
   const bool hard = o.hard_weight != 0;
   const A temp = A(o.temperature), a = A(o.soft_weight), w = A(o.hard_weight);
+  const A scale = A(1) / temp;
   const A ent = o.entropy ? A(1) : A(0);
   const T *x = cdata<T>(pred), *t = cdata<T>(teacher);
   const T* dense = o.sparse ? nullptr : cdata<T>(label);
@@ -295,8 +299,8 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
           for (int64_t k = 0; k < K; ++k) {
             const A q = qs[k] * st.q_inv;
             Q += q;
-            U += q * (ent * (teacher_log(tr, k, st, temp, false) + A(1)) -
-                      student_log(xr, k, st.lse_s, temp));
+            U += q * (ent * (teacher_log(tr, k, st, scale, false) + A(1)) -
+                      student_log(xr, k, st.lse_s, scale));
           }
         }
         A L = 0;
@@ -306,30 +310,33 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
         } else if (hard) {
           L = A(1);
         }
-        // the soft term's factors: a T^2 (given q), a T^2 / T (through x / T, t / T)
+        // the soft term's factors: a T^2 (given q), a T^2 / T (through x / T, t / T);
+        // the softmax terms' factors (ph holds unused values without the hard term)
         const A ct = c * a * temp, ctt = ct * temp, ch = c * w;
+        const A cp = ct * Q * inv_s, cph = hard ? ch * L * inv_h : A(0);
+        const A* ph = st.ph;
         T *gp = wp.row(row * K), *gt = wt.row(row * K);
         T* gl = dl == nullptr ? nullptr : wl.row(row * K);
         if (o.probabilities) {
 #pragma omp simd
-          for (int64_t k = 0; k < K; ++k) {
-            const A q = load(tr, k);
-            const A p = ps[k] * inv_s;
-            const A ph = hard ? st.ph[k] * inv_h : A(0);
-            store(gp, k, ct * (p * Q - q) + ch * ph * L);
-            const A le = q + A(kLogEpsilon);
-            store(gt, k, ctt * (ent * (fast_log(le) + q / le) -
-                                student_log(xr, k, st.lse_s, temp)));
+          for (int64_t k = 0; k < K; ++k) store(gp, k, cp * ps[k] - ct * load(tr, k) + cph * ph[k]);
+          if (o.entropy) {
+#pragma omp simd
+            for (int64_t k = 0; k < K; ++k) {
+              const A q = load(tr, k), le = q + A(kLogEpsilon);
+              store(gt, k, ctt * (fast_log(le) + q / le - student_log(xr, k, st.lse_s, scale)));
+            }
+          } else {
+#pragma omp simd
+            for (int64_t k = 0; k < K; ++k) store(gt, k, -ctt * student_log(xr, k, st.lse_s, scale));
           }
         } else {
 #pragma omp simd
           for (int64_t k = 0; k < K; ++k) {
             const A q = qs[k] * st.q_inv;
-            const A p = ps[k] * inv_s;
-            const A ph = hard ? st.ph[k] * inv_h : A(0);
-            store(gp, k, ct * (p * Q - q) + ch * ph * L);
-            const A u = q * (ent * (teacher_log(tr, k, st, temp, false) + A(1)) -
-                             student_log(xr, k, st.lse_s, temp));
+            store(gp, k, cp * ps[k] - ct * q + cph * ph[k]);
+            const A u = q * (ent * (teacher_log(tr, k, st, scale, false) + A(1)) -
+                             student_log(xr, k, st.lse_s, scale));
             store(gt, k, ct * (u - q * U));
           }
         }
