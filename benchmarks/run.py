@@ -345,7 +345,7 @@ def ecosystem_cases():
                                             soft_loss="cross_entropy", mix="convex",
                                             **distillation),
              lambda: _StockDistillation(**distillation),
-             sizes=[(64, 10), (1024, 1000)], quick_sizes=[(64, 10), (256, 100)],
+             sizes=[(64, 10), (1024, 1000), (16384, 1000)], quick_sizes=[(64, 10), (256, 100)],
              reference=("gluoncv", cv and (lambda: cv.DistillationSoftmaxCrossEntropyLoss(
                  **distillation)))),
         Case("MaskedSoftmaxCELoss", _seq_inputs, gloss.MaskedSoftmaxCELoss, _StockMaskedCE,
@@ -463,7 +463,7 @@ def keras_cases(normal, bits, classes):
                                              * 0.5) / 0.5),
              k(lambda x, y: K.categorical_generalized_cross_entropy(y, torch.softmax(x, -1),
                                                                     q=0.5)),
-             torch_label="keras", fused=False),
+             torch_label="keras"),
         Case("SigmoidFocalLoss", pair(normal, bits), gloss.SigmoidFocalLoss,
              _stock(_stock_focal),
              k(lambda x, z: K.binary_focal_crossentropy(z, x, apply_class_balancing=True,

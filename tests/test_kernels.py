@@ -879,6 +879,24 @@ def test_row_ops_reject_inputs_that_do_not_fit():
     with pytest.raises(mx.base.MXNetError, match="p must be"):
         mx.nd.gluonx_triplet_margin_loss(x, x, x, margin="1", p="inf", eps="0", swap="0",
                                          has_sample_weight="0").wait_to_read()
+    for label, teacher in [(mx.nd.ones((3,)), x), (mx.nd.ones((4,)), mx.nd.ones((4, 4)))]:
+        with pytest.raises(mx.base.MXNetError, match="does not fit"):
+            mx.nd.gluonx_distillation_loss(x, label, teacher, **_DISTILLATION_ATTRS,
+                                           has_sample_weight="0").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):  # a dense label
+        mx.nd.gluonx_distillation_loss(x, mx.nd.ones((4, 4)), x, **dict(
+            _DISTILLATION_ATTRS, sparse_label="0"), has_sample_weight="0").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_generalized_ce_loss(x, mx.nd.ones((5,)), q="0.5", from_softmax="0",
+                                         has_sample_weight="0").wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="q is not"):
+        mx.nd.gluonx_generalized_ce_loss(x, mx.nd.ones((4,)), q="0", from_softmax="0",
+                                         has_sample_weight="0").wait_to_read()
+
+
+_DISTILLATION_ATTRS = {"temperature": "2.0", "hard_weight": "0.5", "soft_weight": "1.0",
+                       "sparse_label": "1", "teacher_probabilities": "0",
+                       "teacher_entropy": "1"}
 
 
 _SOFTMAX_CE_ATTRS = {"sparse_label": "1", "from_logits": "0", "label_smoothing": "0",
@@ -888,7 +906,8 @@ _SOFTMAX_CE_ATTRS = {"sparse_label": "1", "from_logits": "0", "label_smoothing":
 
 
 @pytest.mark.parametrize("op", ["hinge", "overlap", "triplet", "softmax_ce", "kldiv_softmax",
-                                "mx_triplet", "cosine", "l2", "vae", "wgan_gp"])
+                                "mx_triplet", "cosine", "l2", "vae", "wgan_gp",
+                                "distillation", "generalized_ce"])
 def test_backward_after_a_failed_forward_fails_cleanly(op):
     """MXNet runs the backward of a recorded call whose forward failed (an
     option changed on the instance can do that): every operator's backward
@@ -909,12 +928,15 @@ def test_backward_after_a_failed_forward_fails_cleanly(op):
         "vae": ([x, x, bad[:3], bad[:3]], {"from_sigmoid": "0", "eps": "1e-7"}),
         "wgan_gp": ([x[:, 0], bad[:3, 0], x[:, 0]], {"has_real": "1", "has_grad_interp": "1",
                                                    "lambda_": "10", "separate": "0"}),
+        "distillation": ([x, mx.nd.ones((4,)), bad], _DISTILLATION_ATTRS),
+        "generalized_ce": ([x, mx.nd.ones((3,))], {"q": "0.5", "from_softmax": "0"}),
     }[op]
     name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
             "triplet": "gluonx_triplet_margin_loss", "softmax_ce": "gluonx_softmax_ce_loss",
             "kldiv_softmax": "gluonx_kldiv_softmax_loss", "mx_triplet": "gluonx_triplet_loss",
             "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss", "vae": "gluonx_vae_loss",
-            "wgan_gp": "gluonx_wgan_gp_loss"}[op]
+            "wgan_gp": "gluonx_wgan_gp_loss", "distillation": "gluonx_distillation_loss",
+            "generalized_ce": "gluonx_generalized_ce_loss"}[op]
     for a in args:
         a.attach_grad()
     with pytest.raises(mx.base.MXNetError, match="does not fit|must share"):
@@ -1028,7 +1050,18 @@ def test_large_gradients_use_streaming_stores(dtype):
                                           ("DiceLoss", {"from_logits": True}),
                                           ("TverskyLoss", {"axis": -1, "from_logits": True,
                                                            "alpha": 0.3, "beta": 0.6}),
-                                          ("TripletMarginLoss", {"swap": True})])
+                                          ("TripletMarginLoss", {"swap": True}),
+                                          ("GeneralizedCELoss", {"q": 0.7}),
+                                          ("DistillationLoss", {"temperature": 2.0,
+                                                                "hard_weight": 0.5}),
+                                          ("DistillationLoss", {"temperature": 3.0,
+                                                                "hard_weight": 0.3,
+                                                                "teacher_probabilities": True,
+                                                                "soft_loss": "cross_entropy",
+                                                                "mix": "convex"}),
+                                          ("DistillationLoss", {"sparse_label": False,
+                                                                "hard_weight": 1.0,
+                                                                "teacher_probabilities": True})])
 def test_large_gradients_match_the_stock_path(name, options):
     gluonx.config.check_values = False
     rng = np.random.RandomState(11)
@@ -1045,7 +1078,13 @@ def test_large_gradients_match_the_stock_path(name, options):
                                                                             shape[0])]],
               "DiceLoss": lambda: [(rng.rand(*shape) > 0.5) * 1.0],
               "TverskyLoss": lambda: [np.eye(shape[1])[rng.randint(0, shape[1], shape[0])]],
-              "TripletMarginLoss": lambda: [rng.randn(*shape), rng.randn(*shape)]}[name]()
+              "TripletMarginLoss": lambda: [rng.randn(*shape), rng.randn(*shape)],
+              "GeneralizedCELoss": lambda: [rng.randint(0, shape[1], shape[0]) * 1.0],
+              "DistillationLoss": lambda: [
+                  rng.randint(0, shape[1], shape[0]) * 1.0 if options.get("sparse_label", True)
+                  else rng.dirichlet(np.ones(shape[1]), shape[0]),
+                  rng.dirichlet(np.ones(shape[1]), shape[0])
+                  if options.get("teacher_probabilities") else rng.randn(*shape)]}[name]()
     results = []
     for use in (False, True):
         gluonx.config.use_kernels = use

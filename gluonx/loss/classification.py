@@ -611,6 +611,10 @@ class GeneralizedCELoss(Loss):
 
     _kind = "contract"
     _like_pred = ()
+    # a row operator (gluonx/kernels/distillation.cc) for classes on the last axis
+    _kernel = Kernel("gluonx_generalized_ce_loss", attrs=("q", "from_softmax"),
+                     options={"axis": ANY}, any_dtype=("label",),
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis))
 
     def __init__(self, q=0.5, axis=-1, from_softmax=False, weight=None, batch_axis=0,
                  reduction="sample", **kwargs):

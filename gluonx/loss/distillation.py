@@ -1,4 +1,5 @@
 """Knowledge distillation: a student matches a teacher's softened distribution."""
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from ._labels import check_index_shape, check_index_values, check_probabilities
 from ._reduce import last_axis_sum
@@ -73,6 +74,19 @@ class DistillationLoss(Loss):
 
     _inputs = ("pred", "label", "teacher")
     _kind = "contract"
+    # one row operator (gluonx/kernels/distillation.cc) for classes on the last
+    # axis: both softmaxes, the soft and the hard term in one pass per row
+    _kernel = Kernel("gluonx_distillation_loss",
+                     attrs={"temperature": "temperature", "hard_weight": "hard_weight",
+                            "soft_weight": lambda self: (1 - self._hard_weight
+                                                         if self._mix == "convex" else 1.0),
+                            "sparse_label": "sparse_label",
+                            "teacher_probabilities": "teacher_probabilities",
+                            "teacher_entropy": lambda self: self._soft_loss == "kl"},
+                     options={"axis": ANY, "soft_loss": ANY, "mix": ANY},
+                     any_dtype=("label",),  # a dense label is checked below
+                     when=lambda self, call: call.ndim >= 2 and call.last_axis(self._axis) and (
+                         self._sparse_label or call.dtypes["label"] == call.dtypes["pred"]))
 
     def __init__(self, temperature=1.0, hard_weight=0.0, sparse_label=True, axis=-1,
                  teacher_probabilities=False, soft_loss="kl", mix="add", weight=None,
@@ -115,13 +129,14 @@ class DistillationLoss(Loss):
         # (not log_softmax's own temperature argument: MXNet 1.9.1 then takes a
         # slow path, 3-10x slower than a division followed by the fast one)
         logp = F.log_softmax(pred if t == 1 else pred / t, axis=axis)
+        kl = self._soft_loss == "kl"
         if self._teacher_probabilities:
             q = teacher
-            logq = F.log(teacher + LOG_EPSILON) if self._soft_loss == "kl" else None
+            logq = F.log(teacher + LOG_EPSILON) if kl else None
         else:
             logq = F.log_softmax(teacher if t == 1 else teacher / t, axis=axis)
             q = F.exp(logq)
-        gap = logp if logq is None else logp - logq
+        gap = logp - logq if kl else logp  # cross_entropy: no teacher entropy
         soft = self._class_sum(F, q * gap) * -(t * t)
         w = self._hard_weight
         if self._mix == "convex":
