@@ -863,6 +863,127 @@ def test_triplet_margin_op(q, swap, shape, weight, dtype):
     _check_op("gluonx_triplet_margin_loss", arrays, attrs, dtype, head, per_sample)
 
 
+def _circle_rows(s, fixed, label, m, gamma, sw):
+    """Circle loss per anchor row of a similarity matrix, the relu weights
+    read from ``fixed`` (numpy; rows without a positive or a negative: 0)."""
+    n = len(label)
+    same = label[:, None] == label[None, :]
+    pos, neg = same & ~np.eye(n, dtype=bool), ~same
+    lp = np.maximum(1 + m - fixed, 0) * (1 - m - s) * gamma
+    ln = np.maximum(fixed + m, 0) * (s - m) * gamma
+    out = np.zeros(n)
+    for i in range(n):
+        if pos[i].any() and neg[i].any():
+            a, b = lp[i][pos[i]], ln[i][neg[i]]
+            z = a.max() + np.log(np.exp(a - a.max()).sum()) + \
+                b.max() + np.log(np.exp(b - b.max()).sum())
+            out[i] = _softplus(z)
+    return out * (1.0 if sw is None else sw.reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("labels", ["float", "int32", "int64"])
+@pytest.mark.parametrize("weight", [None, "row", "scalar"])
+@pytest.mark.parametrize("detach", [False, True])
+def test_circle_op(detach, weight, labels, dtype):
+    """gluonx_circle_loss on a (non-symmetric) similarity matrix: values and the
+    gradients of s (finite differences; with detach the relu weights held at
+    their values) and of sample_weight, against numpy."""
+    rng = np.random.RandomState(12)
+    n, m, gamma = 7, 0.3, 16.0
+    s = rng.uniform(-1, 1, (n, n))
+    label = np.array([4, 4, 1, 1, 1, 9, 2])  # 9 and 2: no positive, loss 0
+    if labels == "float":
+        label = label * 0.5
+    sw = {None: None, "row": rng.uniform(0.5, 2, n), "scalar": np.array([1.7])}[weight]
+    head = rng.uniform(0.5, 1.5, n)
+    arrays = [mx.nd.array(s, dtype=dtype), mx.nd.array(label, dtype=labels)]
+    if sw is not None:
+        arrays.append(mx.nd.array(sw, dtype=dtype))
+    for a in arrays:
+        a.attach_grad()
+    attrs = {"margin": repr(m), "gamma": repr(gamma), "detach_weights": "1" if detach else "0",
+             "has_sample_weight": "0" if sw is None else "1"}
+    with mx.autograd.record():
+        out = mx.nd.gluonx_circle_loss(*arrays, **attrs)
+    out.backward(mx.nd.array(head, dtype=dtype))
+    lab = label.astype(np.float64)
+    want = _circle_rows(s, s, lab, m, gamma, sw)
+    tol = TOLERANCE[dtype]
+    assert want[5] == 0 and want[6] == 0 and want[0] > 0
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=tol * 10, atol=tol)
+    x = s.copy()
+    if detach:
+        ds = _numeric_grad(lambda: (_circle_rows(x, s, lab, m, gamma, sw) * head).sum(), x)
+    else:
+        ds = _numeric_grad(lambda: (_circle_rows(x, x, lab, m, gamma, sw) * head).sum(), x)
+    scale = np.abs(ds).max()
+    np.testing.assert_allclose(arrays[0].grad.asnumpy(), ds, rtol=1e-4,
+                               atol=scale * (1e-6 if dtype == "float64" else 1e-4))
+    assert np.all(arrays[0].grad.asnumpy()[5:] == 0)   # dead rows
+    assert np.all(arrays[1].grad.asnumpy() == 0)
+    if sw is not None:
+        per_row = _circle_rows(s, s, lab, m, gamma, None) * head
+        dsw = per_row if weight == "row" else per_row.sum(keepdims=True)
+        np.testing.assert_allclose(arrays[2].grad.asnumpy(), dsw, rtol=tol * 10, atol=tol)
+
+
+def test_circle_op_nan_label_is_everyones_negative():
+    """A NaN label equals nothing (as broadcast_equal): its own row has no
+    positive (loss 0), and it is a negative of every other anchor."""
+    rng = np.random.RandomState(13)
+    s = rng.uniform(-1, 1, (5, 5))
+    label = np.array([0.0, 0.0, 1.0, 1.0, np.nan])
+    out = mx.nd.gluonx_circle_loss(mx.nd.array(s, dtype="float64"),
+                                   mx.nd.array(label, dtype="float64"), margin="0.25",
+                                   gamma="8", detach_weights="0", has_sample_weight="0")
+    nan_as_class = np.array([0.0, 0.0, 1.0, 1.0, 7.0])   # a class of its own
+    want = _circle_rows(s, s, nan_as_class, 0.25, 8.0, None)
+    want[4] = 0.0
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-9)
+
+
+def test_circle_op_rejects_inputs_that_do_not_fit():
+    attrs = {"margin": "0.25", "gamma": "8", "detach_weights": "0"}
+    s = mx.nd.ones((4, 4))
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_circle_loss(mx.nd.ones((4, 5)), mx.nd.ones((4,)), has_sample_weight="0",
+                                 **attrs).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_circle_loss(s, mx.nd.ones((5,)), has_sample_weight="0",
+                                 **attrs).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_circle_loss(s, mx.nd.ones((4,)), mx.nd.ones((3,)), has_sample_weight="1",
+                                 **attrs).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="gamma"):
+        mx.nd.gluonx_circle_loss(s, mx.nd.ones((4,)), has_sample_weight="0",
+                                 **dict(attrs, gamma="0")).wait_to_read()
+
+
+def test_circle_loss_large_batch_matches_the_stock_path():
+    """N = 2049: threaded rows and streaming stores for the (N, N) gradient."""
+    gluonx.config.check_values = False
+    rng = np.random.RandomState(14)
+    x = rng.randn(2049, 8).astype(np.float32)
+    label = rng.randint(0, 500, 2049).astype(np.float32)
+    sw = rng.uniform(0.5, 2, 2049).astype(np.float32)
+    results = []
+    for use in (False, True):
+        gluonx.config.use_kernels = use
+        kernels.reset_calls()
+        args = [mx.nd.array(a) for a in (x, label, sw)]
+        for a in args:
+            a.attach_grad()
+        with mx.autograd.record():
+            out = gluonx.loss.CircleLoss(gamma=64)(*args)
+        out.backward()
+        assert bool(kernels.calls()) == use
+        results.append([out.asnumpy(), args[0].grad.asnumpy(), args[2].grad.asnumpy()])
+    for k, (a, b) in enumerate(zip(*results)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(a).max()),
+                                   err_msg="output/grad %d" % k)
+
+
 def test_row_ops_reject_inputs_that_do_not_fit():
     x = mx.nd.ones((4, 5))
     with pytest.raises(mx.base.MXNetError, match="does not fit"):
@@ -888,7 +1009,7 @@ _SOFTMAX_CE_ATTRS = {"sparse_label": "1", "from_logits": "0", "label_smoothing":
 
 
 @pytest.mark.parametrize("op", ["hinge", "overlap", "triplet", "softmax_ce", "kldiv_softmax",
-                                "mx_triplet", "cosine", "l2"])
+                                "mx_triplet", "cosine", "l2", "circle"])
 def test_backward_after_a_failed_forward_fails_cleanly(op):
     """MXNet runs the backward of a recorded call whose forward failed (an
     option changed on the instance can do that): every operator's backward
@@ -906,11 +1027,14 @@ def test_backward_after_a_failed_forward_fails_cleanly(op):
                                "from_logits": "0", "multiclass": "0", "axis": "-1",
                                "sparse_label": "0"}),
         "triplet": ([x, x, bad], {"margin": "1", "p": "2", "eps": "0", "swap": "0"}),
+        "circle": ([mx.nd.ones((4, 4)), mx.nd.ones((3,))],
+                   {"margin": "0.25", "gamma": "8", "detach_weights": "0"}),
     }[op]
     name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
             "triplet": "gluonx_triplet_margin_loss", "softmax_ce": "gluonx_softmax_ce_loss",
             "kldiv_softmax": "gluonx_kldiv_softmax_loss", "mx_triplet": "gluonx_triplet_loss",
-            "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss"}[op]
+            "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss",
+            "circle": "gluonx_circle_loss"}[op]
     for a in args:
         a.attach_grad()
     with pytest.raises(mx.base.MXNetError, match="does not fit|must share"):
