@@ -863,14 +863,24 @@ def test_triplet_margin_op(q, swap, shape, weight, dtype):
     _check_op("gluonx_triplet_margin_loss", arrays, attrs, dtype, head, per_sample)
 
 
-def _circle_rows(s, fixed, label, m, gamma, sw):
-    """Circle loss per anchor row of a similarity matrix, the relu weights
-    read from ``fixed`` (numpy; rows without a positive or a negative: 0)."""
+def _circle_cosines(g, normalize):
+    if not normalize:
+        return g
+    r = 1 / np.sqrt(np.maximum(np.diag(g), 1e-24))
+    return g * r[:, None] * r[None, :]
+
+
+def _circle_rows(g, fixed, label, m, gamma, sw, normalize=False):
+    """Circle loss per anchor row of a Gram matrix ``g`` (cosines from its
+    diagonal with ``normalize``), the relu weights read from the
+    similarities of ``fixed`` (numpy; rows without a positive or a
+    negative: 0)."""
+    s, f = _circle_cosines(g, normalize), _circle_cosines(fixed, normalize)
     n = len(label)
     same = label[:, None] == label[None, :]
     pos, neg = same & ~np.eye(n, dtype=bool), ~same
-    lp = np.maximum(1 + m - fixed, 0) * (1 - m - s) * gamma
-    ln = np.maximum(fixed + m, 0) * (s - m) * gamma
+    lp = np.maximum(1 + m - f, 0) * (1 - m - s) * gamma
+    ln = np.maximum(f + m, 0) * (s - m) * gamma
     out = np.zeros(n)
     for i in range(n):
         if pos[i].any() and neg[i].any():
@@ -885,45 +895,52 @@ def _circle_rows(s, fixed, label, m, gamma, sw):
 @pytest.mark.parametrize("labels", ["float", "int32", "int64"])
 @pytest.mark.parametrize("weight", [None, "row", "scalar"])
 @pytest.mark.parametrize("detach", [False, True])
-def test_circle_op(detach, weight, labels, dtype):
-    """gluonx_circle_loss on a (non-symmetric) similarity matrix: values and the
-    gradients of s (finite differences; with detach the relu weights held at
-    their values) and of sample_weight, against numpy."""
+@pytest.mark.parametrize("normalize", [False, True])
+def test_circle_op(normalize, detach, weight, labels, dtype):
+    """gluonx_circle_loss on a (non-symmetric) matrix: values and the gradients
+    of g (finite differences; with detach the relu weights held at their
+    values) and of sample_weight, against numpy."""
     rng = np.random.RandomState(12)
     n, m, gamma = 7, 0.3, 16.0
-    s = rng.uniform(-1, 1, (n, n))
+    if normalize:   # a Gram matrix, made non-symmetric
+        x = rng.randn(n, 4) * rng.uniform(0.3, 3, (n, 1))
+        g = x @ x.T + rng.uniform(-0.3, 0.3, (n, n)) * (1 - np.eye(n))
+    else:
+        g = rng.uniform(-1, 1, (n, n))
     label = np.array([4, 4, 1, 1, 1, 9, 2])  # 9 and 2: no positive, loss 0
     if labels == "float":
         label = label * 0.5
     sw = {None: None, "row": rng.uniform(0.5, 2, n), "scalar": np.array([1.7])}[weight]
     head = rng.uniform(0.5, 1.5, n)
-    arrays = [mx.nd.array(s, dtype=dtype), mx.nd.array(label, dtype=labels)]
+    arrays = [mx.nd.array(g, dtype=dtype), mx.nd.array(label, dtype=labels)]
     if sw is not None:
         arrays.append(mx.nd.array(sw, dtype=dtype))
     for a in arrays:
         a.attach_grad()
     attrs = {"margin": repr(m), "gamma": repr(gamma), "detach_weights": "1" if detach else "0",
+             "normalize": "1" if normalize else "0",
              "has_sample_weight": "0" if sw is None else "1"}
     with mx.autograd.record():
         out = mx.nd.gluonx_circle_loss(*arrays, **attrs)
     out.backward(mx.nd.array(head, dtype=dtype))
+    g = arrays[0].asnumpy().astype(np.float64)   # as the operator saw it
     lab = label.astype(np.float64)
-    want = _circle_rows(s, s, lab, m, gamma, sw)
+    want = _circle_rows(g, g, lab, m, gamma, sw, normalize)
     tol = TOLERANCE[dtype]
     assert want[5] == 0 and want[6] == 0 and want[0] > 0
     np.testing.assert_allclose(out.asnumpy(), want, rtol=tol * 10, atol=tol)
-    x = s.copy()
-    if detach:
-        ds = _numeric_grad(lambda: (_circle_rows(x, s, lab, m, gamma, sw) * head).sum(), x)
-    else:
-        ds = _numeric_grad(lambda: (_circle_rows(x, x, lab, m, gamma, sw) * head).sum(), x)
-    scale = np.abs(ds).max()
-    np.testing.assert_allclose(arrays[0].grad.asnumpy(), ds, rtol=1e-4,
+    v = g.copy()
+    fixed = g if detach else v
+    dg = _numeric_grad(lambda: (_circle_rows(v, fixed, lab, m, gamma, sw, normalize)
+                                * head).sum(), v)
+    scale = np.abs(dg).max()
+    got = arrays[0].grad.asnumpy()
+    np.testing.assert_allclose(got, dg, rtol=1e-4,
                                atol=scale * (1e-6 if dtype == "float64" else 1e-4))
-    assert np.all(arrays[0].grad.asnumpy()[5:] == 0)   # dead rows
+    assert np.all(got[5:][~np.eye(n, dtype=bool)[5:]] == 0)   # dead rows
     assert np.all(arrays[1].grad.asnumpy() == 0)
     if sw is not None:
-        per_row = _circle_rows(s, s, lab, m, gamma, None) * head
+        per_row = _circle_rows(g, g, lab, m, gamma, None, normalize) * head
         dsw = per_row if weight == "row" else per_row.sum(keepdims=True)
         np.testing.assert_allclose(arrays[2].grad.asnumpy(), dsw, rtol=tol * 10, atol=tol)
 
@@ -936,7 +953,8 @@ def test_circle_op_nan_label_is_everyones_negative():
     label = np.array([0.0, 0.0, 1.0, 1.0, np.nan])
     out = mx.nd.gluonx_circle_loss(mx.nd.array(s, dtype="float64"),
                                    mx.nd.array(label, dtype="float64"), margin="0.25",
-                                   gamma="8", detach_weights="0", has_sample_weight="0")
+                                   gamma="8", detach_weights="0", normalize="0",
+                                   has_sample_weight="0")
     nan_as_class = np.array([0.0, 0.0, 1.0, 1.0, 7.0])   # a class of its own
     want = _circle_rows(s, s, nan_as_class, 0.25, 8.0, None)
     want[4] = 0.0
@@ -944,7 +962,7 @@ def test_circle_op_nan_label_is_everyones_negative():
 
 
 def test_circle_op_rejects_inputs_that_do_not_fit():
-    attrs = {"margin": "0.25", "gamma": "8", "detach_weights": "0"}
+    attrs = {"margin": "0.25", "gamma": "8", "detach_weights": "0", "normalize": "1"}
     s = mx.nd.ones((4, 4))
     with pytest.raises(mx.base.MXNetError, match="does not fit"):
         mx.nd.gluonx_circle_loss(mx.nd.ones((4, 5)), mx.nd.ones((4,)), has_sample_weight="0",
@@ -1028,7 +1046,7 @@ def test_backward_after_a_failed_forward_fails_cleanly(op):
                                "sparse_label": "0"}),
         "triplet": ([x, x, bad], {"margin": "1", "p": "2", "eps": "0", "swap": "0"}),
         "circle": ([mx.nd.ones((4, 4)), mx.nd.ones((3,))],
-                   {"margin": "0.25", "gamma": "8", "detach_weights": "0"}),
+                   {"margin": "0.25", "gamma": "8", "detach_weights": "0", "normalize": "1"}),
     }[op]
     name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
             "triplet": "gluonx_triplet_margin_loss", "softmax_ce": "gluonx_softmax_ce_loss",

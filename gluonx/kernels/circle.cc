@@ -1,10 +1,13 @@
 // gluonx_circle_loss: circle loss (Sun et al., 2020), one anchor per row of
 // the batch's (N, N) similarity matrix.
 //
-// Inputs: s (N, N) similarities (the loss computes them with a BLAS product
-// ahead of this operator, see CircleLoss's Kernel declaration), label (N
-// values, any numeric dtype; equal values are one class), [sample_weight] (N
-// values or one). Row i's positives are the j with label_j == label_i, j != i;
+// Inputs: g (N, N), the Gram matrix of the embeddings x (a BLAS product the
+// loss forms ahead of this operator, see CircleLoss's Kernel declaration),
+// label (N values, any numeric dtype; equal values are one class),
+// [sample_weight] (N values or one). With normalize, the similarities are the
+// cosines s_ij = g_ij r_i r_j, r_i = 1 / sqrt(max(g_ii, 1e-24)) (the stock
+// graph's x_i / sqrt(max(|x_i|^2, eps^2)), whose squared norms are g's
+// diagonal), else s = g. Row i's positives are the j with label_j == label_i, j != i;
 // its negatives the j with label_j != label_i (as in the stock graph: an entry
 // is in a mask where (same_ij - diag_ij), resp. (1 - same_ij), is nonzero, and
 // a mask is present where its sum is > 0). With
@@ -14,7 +17,10 @@
 // and out_i = 0 where P_i or N_i is empty (their gradient is 0 too).
 // Backward: d out_i / d s_ij = w_i sigmoid(z_i) softmax_j(l_i.) d l_ij / d s_ij,
 // where the relu factor is a constant with detach_weights (BlockGrad in the
-// stock graph), else differentiated (relu' = [argument > 0]).
+// stock graph), else differentiated (relu' = [argument > 0]). With normalize,
+// dg_ij = ds_ij r_i r_j off the diagonal, and the norms add
+// dg_ii = -(sum_j ds_ij s_ij + sum_j ds_ji s_ji) / (2 g_ii) where
+// g_ii >= 1e-24 (0 where the clamp holds; ds_ii itself is 0).
 #include "common.h"
 
 namespace gluonx {
@@ -24,17 +30,32 @@ struct CircleOp {
   static constexpr const char* kName = "gluonx_circle_loss";
   static constexpr int kInputs = 2;
   static constexpr const char* kOptional = "sample_weight";
-  static constexpr const char* kAttrs = "margin gamma detach_weights";
+  static constexpr const char* kAttrs = "margin gamma detach_weights normalize";
 };
+
+// the smallest squared norm of the normalisation (COSINE_EPSILON ** 2)
+constexpr double kCircleNormMin = 1e-24;
 
 struct CircleParams {
   double margin, gamma;
-  bool detach;
+  bool detach, normalize;
 };
 
 CircleParams circle_params(const Attrs& attrs) {
   return {attr_double(attrs, "margin"), attr_double(attrs, "gamma"),
-          attr_flag(attrs, "detach_weights")};
+          attr_flag(attrs, "detach_weights"), attr_flag(attrs, "normalize")};
+}
+
+// r_i = 1 / sqrt(max(g_ii, 1e-24)) with normalize, else 1.
+template <typename T> std::vector<Acc<T>> inverse_norms(const T* g, int64_t n, bool normalize) {
+  using A = Acc<T>;
+  std::vector<A> r(static_cast<size_t>(n), A(1));
+  if (normalize) {
+    for (int64_t i = 0; i < n; ++i) {
+      r[i] = A(1) / std::sqrt(std::max(load(g, i * n + i), A(kCircleNormMin)));
+    }
+  }
+  return r;
 }
 
 bool is_float_dtype(int dtype) {
@@ -95,9 +116,12 @@ GLUONX_INLINE bool row_live(const K* keys, int64_t n, int64_t i) {
 
 // In a live row the diagonal is in neither mask (label_i equals itself) and
 // no entry is in both, so one logit per entry and a flag suffice.
+// s: row i of g; r: the inverse norms (all 1 without normalize). The row's
+// similarities go to `x`.
 template <typename T, typename K>
-GLUONX_INLINE RowState<Acc<T>> circle_row(const T* s, const K* keys, int64_t n, int64_t i,
-                                          const CircleParams& p, Acc<T>* z, Acc<T>* e) {
+GLUONX_INLINE RowState<Acc<T>> circle_row(const T* s, const Acc<T>* r, const K* keys, int64_t n,
+                                          int64_t i, const CircleParams& p, Acc<T>* xs,
+                                          Acc<T>* z, Acc<T>* e) {
   using A = Acc<T>;
   RowState<A> st{};
   st.live = row_live(keys, n, i);
@@ -106,10 +130,12 @@ GLUONX_INLINE RowState<Acc<T>> circle_row(const T* s, const K* keys, int64_t n, 
   const A m = A(p.margin), gamma = A(p.gamma);
   const A hi = A(1.0 + p.margin), lo = A(1.0 - p.margin);
   const A ninf = -std::numeric_limits<A>::infinity();
+  const A ri = r[i];
   A max_p = ninf, max_n = ninf;
 #pragma omp simd reduction(max : max_p, max_n)
   for (int64_t j = 0; j < n; ++j) {
-    const A x = load(s, j);
+    const A x = load(s, j) * (ri * r[j]);
+    xs[j] = x;
     const bool pos = keys[j] == ki;
     const A lp = std::max(hi - x, A(0)) * (lo - x) * gamma;
     const A ln = std::max(x + m, A(0)) * (x - m) * gamma;
@@ -155,66 +181,95 @@ template <typename T> GLUONX_INLINE Acc<T> sample_weight_of(const MXTensor* sw, 
 }
 
 template <typename T, typename K>
-void circle_forward(const MXTensor& st, const std::vector<K>& keys, const MXTensor* sw,
+void circle_forward(const MXTensor& gt, const std::vector<K>& keys, const MXTensor* sw,
                     const CircleParams& p, T* out) {
   using A = Acc<T>;
-  const int64_t n = st.shape[0];
-  const T* s = cdata<T>(st);
+  const int64_t n = gt.shape[0];
+  const T* g = cdata<T>(gt);
+  const std::vector<A> r = inverse_norms(g, n, p.normalize);
   const int threads = max_threads();
 #pragma omp parallel num_threads(threads) if (parallel_rows(n))
   {
-    std::vector<A> z(static_cast<size_t>(n));
+    std::vector<A> x(static_cast<size_t>(n)), z(static_cast<size_t>(n));
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      const RowState<A> r = circle_row(s + i * n, keys.data(), n, i, p, z.data(), nullptr);
-      const A f = r.live ? softplus(r.lse_p + r.lse_n) : A(0);
+      const RowState<A> st = circle_row(g + i * n, r.data(), keys.data(), n, i, p, x.data(),
+                                        z.data(), nullptr);
+      const A f = st.live ? softplus(st.lse_p + st.lse_n) : A(0);
       store(out, i, f * sample_weight_of<T>(sw, i));
     }
   }
 }
 
 template <typename T, typename K>
-void circle_backward(const T* ograd, const MXTensor& st, const std::vector<K>& keys,
-                     const MXTensor* sw, const CircleParams& p, T* ds, T* dsw) {
+void circle_backward(const T* ograd, const MXTensor& gt, const std::vector<K>& keys,
+                     const MXTensor* sw, const CircleParams& p, T* dg, T* dsw) {
   using A = Acc<T>;
-  const int64_t n = st.shape[0];
-  const T* s = cdata<T>(st);
+  const int64_t n = gt.shape[0];
+  const T* g = cdata<T>(gt);
+  const std::vector<A> r = inverse_norms(g, n, p.normalize);
   const int threads = max_threads();
+  const bool par = parallel_rows(n);
   const A m = A(p.margin), gamma = A(p.gamma);
   const A hi = A(1.0 + p.margin), lo = A(1.0 - p.margin);
   const A keep = p.detach ? A(0) : A(1);
   std::vector<A> row_loss(static_cast<size_t>(n), A(0));
-#pragma omp parallel num_threads(threads) if (parallel_rows(n))
+  // with normalize: sum_j ds_ij s_ij per row, and per thread its column sums
+  std::vector<A> row_sum(p.normalize ? n : 0, A(0));
+  std::vector<std::vector<A>> col_sum(p.normalize ? (par ? threads : 1) : 0,
+                                      std::vector<A>(static_cast<size_t>(n), A(0)));
+#pragma omp parallel num_threads(threads) if (par)
   {
-    std::vector<A> z(static_cast<size_t>(n)), e(static_cast<size_t>(n));
-    RowWriter<T> writer(ds, n * n, n);
+    std::vector<A> x(static_cast<size_t>(n)), z(static_cast<size_t>(n)), e(static_cast<size_t>(n));
+    A* col = p.normalize ? col_sum[thread_id()].data() : nullptr;
+    RowWriter<T> writer(dg, n * n, n);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      const T* si = s + i * n;
-      const RowState<A> r = circle_row(si, keys.data(), n, i, p, z.data(), e.data());
+      const RowState<A> st = circle_row(g + i * n, r.data(), keys.data(), n, i, p, x.data(),
+                                        z.data(), e.data());
       T* gi = writer.row(i * n);
-      if (!r.live) {
+      if (!st.live) {
         for (int64_t j = 0; j < n; ++j) store(gi, j, A(0));
         writer.flush(n);
         continue;
       }
-      const A zi = r.lse_p + r.lse_n;
+      const A zi = st.lse_p + st.lse_n;
       row_loss[i] = softplus(zi);
       const A c = load(ograd, i) * sample_weight_of<T>(sw, i) * sigmoid(zi);
-      const A cp = c / r.sum_p, cn = c / r.sum_n;
+      const A cp = c / st.sum_p, cn = c / st.sum_n;
+      const A ri = r[i];
       const K ki = keys[i];
-#pragma omp simd
+      A acc = 0;
+#pragma omp simd reduction(+ : acc)
       for (int64_t j = 0; j < n; ++j) {
-        const A x = load(si, j);
+        const A xj = x[j];
         const bool pos = keys[j] == ki;
-        // d lp / ds = -gamma (relu(hi - x) + [hi - x > 0] (lo - x)), weights kept
-        const A ap = hi - x;
-        const A dlp = -gamma * (std::max(ap, A(0)) + (ap > A(0) ? keep * (lo - x) : A(0)));
-        const A an = x + m;
-        const A dln = gamma * (std::max(an, A(0)) + (an > A(0) ? keep * (x - m) : A(0)));
-        store(gi, j, e[j] * (pos ? cp * dlp : cn * dln));   // e is 0 on the diagonal
+        // d lp / ds = -gamma (relu(hi - s) + [hi - s > 0] (lo - s)), the second
+        // term only when the weights are differentiated; likewise d ln / ds
+        const A ap = hi - xj;
+        const A dlp = -gamma * (std::max(ap, A(0)) + (ap > A(0) ? keep * (lo - xj) : A(0)));
+        const A an = xj + m;
+        const A dln = gamma * (std::max(an, A(0)) + (an > A(0) ? keep * (xj - m) : A(0)));
+        const A d = e[j] * (pos ? cp * dlp : cn * dln);   // e is 0 on the diagonal
+        store(gi, j, d * (ri * r[j]));
+        if (p.normalize) {
+          const A t = d * xj;
+          acc += t;
+          col[j] += t;
+        }
       }
+      if (p.normalize) row_sum[i] = acc;
       writer.flush(n);
+    }
+  }
+  if (p.normalize) {
+    // the norms' share of the gradient goes to the diagonal (written after
+    // the rows, whose streaming stores are fenced by now)
+    for (int64_t i = 0; i < n; ++i) {
+      const A gii = load(g, i * n + i);
+      A total = row_sum[i];
+      for (const auto& part : col_sum) total += part[i];
+      store(dg, i * n + i, gii >= A(kCircleNormMin) ? -total / (A(2) * gii) : A(0));
     }
   }
   if (dsw != nullptr) {

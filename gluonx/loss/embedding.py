@@ -8,7 +8,7 @@ from mxnet.gluon import HybridBlock
 
 from mxnet.gluon import loss as mx_loss
 
-from ..kernels import ANY, Kernel
+from ..kernels import Kernel
 from ._base import Loss, _fail
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CircleLoss", "MarginRankingLoss",
@@ -228,9 +228,9 @@ class CircleLoss(Loss):
     evaluated with a stable, masked log-sum-exp. An anchor without a
     positive or without a negative has loss 0. Keras' ``Circle`` is the same
     loss on L2-normalised embeddings (``normalize=False``) and the same
-    gradient with ``detach_weights=False``. The similarities are one BLAS
-    product; with the fused kernels (CPU) everything after it, per anchor
-    row, is one operator.
+    gradient with ``detach_weights=False``. With the fused kernels (CPU) the
+    loss is one BLAS product (the embeddings' Gram matrix) and one operator
+    that normalises it by its diagonal and does each anchor's row.
 
     Parameters
     ----------
@@ -266,12 +266,15 @@ class CircleLoss(Loss):
 
     _like_pred = ()
     _kind = "sample"
-    # The similarity matrix stays a BLAS product (stock operators, ahead of
-    # the operator); the operator does the masked log-sum-exps per anchor row.
-    _kernel = Kernel("gluonx_circle_loss", attrs=("margin", "gamma", "detach_weights"),
-                     options={"normalize": ANY}, any_dtype=("label",), own_batch_axis=True,
+    # The Gram matrix of the embeddings stays a BLAS product (a stock operator
+    # ahead of the kernel, see Kernel's `before`); the operator normalises it
+    # with its diagonal (the squared norms) and does each anchor row's masked
+    # log-sum-exps.
+    _kernel = Kernel("gluonx_circle_loss",
+                     attrs=("margin", "gamma", "detach_weights", "normalize"),
+                     any_dtype=("label",), own_batch_axis=True,
                      when=lambda self, call: np.dtype(call.dtypes["label"]).kind in "fiu",
-                     before=lambda self, F, x: dict(x, pred=self._similarity(F, x["pred"])))
+                     before=lambda self, F, x: dict(x, pred=self._gram(F, x["pred"])))
 
     def __init__(self, margin=0.25, gamma=256, normalize=True, detach_weights=False,
                  weight=None, batch_axis=0, reduction="sample", **kwargs):
@@ -293,16 +296,20 @@ class CircleLoss(Loss):
             _fail(self, "label", "has shape %s, expected one class label per sample, shape (%d,)"
                   % (label, batch))
 
-    def _similarity(self, F, pred):
-        """The (N, N) similarities of the (normalised) embeddings."""
-        x = F.transpose(pred) if self._batch_axis % 2 == 1 else pred
-        if self._normalize:
-            norms = F.sum(F.square(x), axis=1, keepdims=True)
-            x = F.broadcast_div(x, F.sqrt(F.maximum(norms, COSINE_EPSILON ** 2)))
+    def _embeddings(self, F, pred):
+        return F.transpose(pred) if self._batch_axis % 2 == 1 else pred
+
+    def _gram(self, F, pred):
+        """The (N, N) dot products of the embeddings (the kernel's input)."""
+        x = self._embeddings(F, pred)
         return F.dot(x, x, transpose_b=True)
 
     def _loss(self, F, pred, label):
-        similarity = self._similarity(F, pred)
+        x = self._embeddings(F, pred)
+        if self._normalize:
+            norms = F.sum(F.square(x), axis=1, keepdims=True)
+            x = F.broadcast_div(x, F.sqrt(F.maximum(norms, COSINE_EPSILON ** 2)))
+        similarity = F.dot(x, x, transpose_b=True)
         label = F.reshape(label, shape=(-1,))
         same = F.broadcast_equal(F.reshape(label, shape=(-1, 1)), F.reshape(label, shape=(1, -1)))
         # masks in the similarity's dtype (labels may be integers)
