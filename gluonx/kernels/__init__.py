@@ -118,7 +118,7 @@ class Kernel(object):
     before : callable(loss, F, inputs) -> dict, optional
         Stock operators that run ahead of the operator, for a kernel that
         is only the tail of the loss's graph (CircleLoss: a BLAS product
-        forms the similarity matrix, the operator does the rest). It gets
+        forms the embeddings' Gram matrix, the operator does the rest). It gets
         the inputs by name, as the operator would (sample_weight aligned),
         and returns them with some replaced, say pred by the similarities;
         autograd differentiates those operators as usual, so the operator's

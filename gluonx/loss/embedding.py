@@ -274,7 +274,8 @@ class CircleLoss(Loss):
                      attrs=("margin", "gamma", "detach_weights", "normalize"),
                      any_dtype=("label",), own_batch_axis=True,
                      when=lambda self, call: np.dtype(call.dtypes["label"]).kind in "fiu",
-                     before=lambda self, F, x: dict(x, pred=self._gram(F, x["pred"])))
+                     before=lambda self, F, x: dict(
+                         x, pred=_gram(F, self._embeddings(F, x["pred"]))))
 
     def __init__(self, margin=0.25, gamma=256, normalize=True, detach_weights=False,
                  weight=None, batch_axis=0, reduction="sample", **kwargs):
@@ -297,12 +298,8 @@ class CircleLoss(Loss):
                   % (label, batch))
 
     def _embeddings(self, F, pred):
+        """The embeddings as (N, D) rows, on both paths."""
         return F.transpose(pred) if self._batch_axis % 2 == 1 else pred
-
-    def _gram(self, F, pred):
-        """The (N, N) dot products of the embeddings (the kernel's input)."""
-        x = self._embeddings(F, pred)
-        return F.dot(x, x, transpose_b=True)
 
     def _loss(self, F, pred, label):
         x = self._embeddings(F, pred)
@@ -325,6 +322,11 @@ class CircleLoss(Loss):
         negative, has_negative = _masked_logsumexp(F, negative_logits, 1 - same)
         loss = F.Activation(positive + negative, act_type="softrelu") * has_positive * has_negative
         return F.reshape(loss, shape=(-1,))
+
+
+def _gram(F, x):
+    """The (N, N) dot products of the rows of ``x`` (CircleLoss's kernel input)."""
+    return F.dot(x, x, transpose_b=True)
 
 
 def _signs(loss, label):
