@@ -141,9 +141,12 @@ GLUONX_INLINE RowState<Acc<T>> circle_row(const T* s, const Acc<T>* r, const K* 
     const A ln = std::max(x + m, A(0)) * (x - m) * gamma;
     const A l = pos ? lp : ln;
     z[j] = l;
-    const bool diag = j == i;
-    max_p = pos && !diag ? std::max(max_p, l) : max_p;
-    max_n = pos ? max_n : std::max(max_n, l);
+    // selects of values, not std::max's references: GCC if-converted
+    // `c ? std::max(a, l) : a` into masked loads through a stack address
+    const A lp_in = pos && j != i ? l : ninf;
+    const A ln_in = pos ? ninf : l;
+    max_p = max_p > lp_in ? max_p : lp_in;
+    max_n = max_n > ln_in ? max_n : ln_in;
   }
   A sum_p = 0, sum_n = 0;
   if (e != nullptr) {
