@@ -945,6 +945,26 @@ def test_circle_op(normalize, detach, weight, labels, dtype):
         np.testing.assert_allclose(arrays[2].grad.asnumpy(), dsw, rtol=tol * 10, atol=tol)
 
 
+@pytest.mark.parametrize("n", [1200, 2500])
+def test_circle_op_large_rows(n):
+    """Threaded rows over a large matrix (a miscompiled masked maximum read
+    past a thread's stack from N ~ 1200 on): values against numpy, and a
+    backward that completes with finite gradients."""
+    rng = np.random.RandomState(n)
+    g = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    label = rng.randint(0, n // 4, n).astype(np.float32)
+    arrays = [mx.nd.array(g), mx.nd.array(label)]
+    arrays[0].attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.gluonx_circle_loss(*arrays, margin="0.25", gamma="32", detach_weights="0",
+                                       normalize="0", has_sample_weight="0")
+    out.backward()
+    want = _circle_rows(g.astype(np.float64), g.astype(np.float64), label.astype(np.float64),
+                        0.25, 32.0, None)
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-4, atol=1e-4)
+    assert np.all(np.isfinite(arrays[0].grad.asnumpy()))
+
+
 def test_circle_op_nan_label_is_everyones_negative():
     """A NaN label equals nothing (as broadcast_equal): its own row has no
     positive (loss 0), and it is a negative of every other anchor."""
