@@ -485,7 +485,7 @@ def keras_cases(normal, bits, classes):
         # pairwise over the batch: (N, N) similarities; 16384 would be 1 GiB per matrix
         Case("CircleLoss", pair(normal, groups), gloss.CircleLoss, _stock(_stock_circle),
              k(lambda x, y: K.circle(y, TF.normalize(x, dim=1), gamma=256, margin=0.25)),
-             torch_label="keras", fused=False, sizes=[(64, 10), (1024, 1000), (4096, 256)]),
+             torch_label="keras", fused=True, sizes=[(64, 10), (1024, 1000), (4096, 256)]),
     ]
 
 

@@ -602,6 +602,15 @@ CASES = [
          {"normalize": False, "gamma": 16, "batch_axis": 1, "weight": 0.5},
          lambda r: [_n(r, 4, 6, scale=0.4), np.array([1., 1., 2., 2., 2., 5.]),
                     _u(r, 0.5, 2, 6)], R.ref_circle, (0,), family="embedding"),
+    # the kernel compares labels in their own dtype: integers, and fractions
+    # that an integer cast would merge (0.5/0.7); (N, 1) labels
+    Case("Circle-int-labels-sw-f16", "CircleLoss", {"gamma": 8, "margin": 0.3},
+         lambda r: [_n(r, 8, 4), np.array([3, 3, 1, 1, 1, 7, 7, 2], dtype=np.int32),
+                    _u(r, 0.5, 2, 8)], R.ref_circle, (0,), family="embedding", f16=True),
+    Case("Circle-fractional-labels-column", "CircleLoss", {"gamma": 64, "margin": 0.2},
+         lambda r: [_n(r, 9, 6), np.array([[0.5], [0.5], [0.7], [0.7], [0.7], [1.5], [2.5],
+                                           [0.5], [-3.0]])], R.ref_circle, (0,),
+         family="embedding"),
     # distillation ---------------------------------------------------------
     Case("Distillation", "DistillationLoss", {},
          lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _n(r, B, 6, scale=2)],

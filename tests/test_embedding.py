@@ -119,6 +119,33 @@ def test_circle_is_permutation_equivariant_and_serves_any_batch_size():
         np.testing.assert_allclose(a, R.ref_circle(x, y, gamma=64, margin=0.3)[1], rtol=1e-4)
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_circle_kernel_matches_stock_on_edge_inputs(normalize):
+    """A zero embedding (the norm clamp), a NaN label (equals nothing: no
+    positive of its own, everyone's negative) and integer labels: the fused
+    operator gives the stock graph's values and gradients."""
+    import gluonx
+    from gluonx import kernels
+    rng = np.random.RandomState(9)
+    x = rng.standard_normal((7, 4)) * 0.5
+    x[2] = 0.0
+    labels = [np.array([0.0, 0.0, 1.0, 1.0, np.nan, 2.0, 2.0]),
+              np.array([5, 5, 1, 1, 1, 3, 3], dtype=np.int64)]
+    for label in labels:
+        results = []
+        for use in (True, False):
+            gluonx.config.use_kernels = use
+            kernels.reset_calls()
+            results.append(run_mode("static", lambda: L.CircleLoss(
+                gamma=32, normalize=normalize), [x, label], (0,)))
+            assert bool(kernels.calls()) == (use and kernels.available())
+        (a, ga), (b, gb) = results
+        assert np.all(np.isfinite(a)) and np.all(np.isfinite(ga[0]))
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ga[0], gb[0], rtol=1e-6,
+                                   atol=1e-9 * max(1.0, np.abs(gb[0]).max()))
+
+
 def test_circle_large_scale_is_stable():
     """gamma = 1024: exp would overflow without the shifted log-sum-exp."""
     rng = np.random.RandomState(8)

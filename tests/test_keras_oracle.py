@@ -174,6 +174,8 @@ def keras_loss(case, x):
                                             beta=kw.get("alpha", 0.5), axis=(1,)))
         return _weigh(torch.stack(per_class, -1).mean(-1), sw, w)
     if name == "CircleLoss":
+        if not torch.equal(label, torch.round(label)):
+            return None   # Keras casts labels to int32 (0.5 and 0.7 become one class)
         e = pred.T if ba % 2 == 1 else pred
         if kw.get("normalize", True):
             e = TF.normalize(e, dim=1, eps=1e-12)

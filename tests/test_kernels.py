@@ -863,6 +863,165 @@ def test_triplet_margin_op(q, swap, shape, weight, dtype):
     _check_op("gluonx_triplet_margin_loss", arrays, attrs, dtype, head, per_sample)
 
 
+def _circle_cosines(g, normalize):
+    if not normalize:
+        return g
+    r = 1 / np.sqrt(np.maximum(np.diag(g), 1e-24))
+    return g * r[:, None] * r[None, :]
+
+
+def _circle_rows(g, fixed, label, m, gamma, sw, normalize=False):
+    """Circle loss per anchor row of a Gram matrix ``g`` (cosines from its
+    diagonal with ``normalize``), the relu weights read from the
+    similarities of ``fixed`` (numpy; rows without a positive or a
+    negative: 0)."""
+    s, f = _circle_cosines(g, normalize), _circle_cosines(fixed, normalize)
+    n = len(label)
+    same = label[:, None] == label[None, :]
+    pos, neg = same & ~np.eye(n, dtype=bool), ~same
+    lp = np.maximum(1 + m - f, 0) * (1 - m - s) * gamma
+    ln = np.maximum(f + m, 0) * (s - m) * gamma
+    out = np.zeros(n)
+    for i in range(n):
+        if pos[i].any() and neg[i].any():
+            a, b = lp[i][pos[i]], ln[i][neg[i]]
+            z = a.max() + np.log(np.exp(a - a.max()).sum()) + \
+                b.max() + np.log(np.exp(b - b.max()).sum())
+            out[i] = _softplus(z)
+    return out * (1.0 if sw is None else sw.reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("labels", ["float", "int32", "int64"])
+@pytest.mark.parametrize("weight", [None, "row", "scalar"])
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_circle_op(normalize, detach, weight, labels, dtype):
+    """gluonx_circle_loss on a (non-symmetric) matrix: values and the gradients
+    of g (finite differences; with detach the relu weights held at their
+    values) and of sample_weight, against numpy."""
+    rng = np.random.RandomState(12)
+    n, m, gamma = 7, 0.3, 16.0
+    if normalize:   # a Gram matrix, made non-symmetric
+        x = rng.randn(n, 4) * rng.uniform(0.3, 3, (n, 1))
+        g = x @ x.T + rng.uniform(-0.3, 0.3, (n, n)) * (1 - np.eye(n))
+    else:
+        g = rng.uniform(-1, 1, (n, n))
+    label = np.array([4, 4, 1, 1, 1, 9, 2])  # 9 and 2: no positive, loss 0
+    if labels == "float":
+        label = label * 0.5
+    sw = {None: None, "row": rng.uniform(0.5, 2, n), "scalar": np.array([1.7])}[weight]
+    head = rng.uniform(0.5, 1.5, n)
+    arrays = [mx.nd.array(g, dtype=dtype), mx.nd.array(label, dtype=labels)]
+    if sw is not None:
+        arrays.append(mx.nd.array(sw, dtype=dtype))
+    for a in arrays:
+        a.attach_grad()
+    attrs = {"margin": repr(m), "gamma": repr(gamma), "detach_weights": "1" if detach else "0",
+             "normalize": "1" if normalize else "0",
+             "has_sample_weight": "0" if sw is None else "1"}
+    with mx.autograd.record():
+        out = mx.nd.gluonx_circle_loss(*arrays, **attrs)
+    out.backward(mx.nd.array(head, dtype=dtype))
+    g = arrays[0].asnumpy().astype(np.float64)   # as the operator saw it
+    lab = label.astype(np.float64)
+    want = _circle_rows(g, g, lab, m, gamma, sw, normalize)
+    tol = TOLERANCE[dtype]
+    assert want[5] == 0 and want[6] == 0 and want[0] > 0
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=tol * 10, atol=tol)
+    v = g.copy()
+    fixed = g if detach else v
+    dg = _numeric_grad(lambda: (_circle_rows(v, fixed, lab, m, gamma, sw, normalize)
+                                * head).sum(), v)
+    scale = np.abs(dg).max()
+    got = arrays[0].grad.asnumpy()
+    np.testing.assert_allclose(got, dg, rtol=1e-4,
+                               atol=scale * (1e-6 if dtype == "float64" else 1e-4))
+    assert np.all(got[5:][~np.eye(n, dtype=bool)[5:]] == 0)   # dead rows
+    assert np.all(arrays[1].grad.asnumpy() == 0)
+    if sw is not None:
+        per_row = _circle_rows(g, g, lab, m, gamma, None, normalize) * head
+        dsw = per_row if weight == "row" else per_row.sum(keepdims=True)
+        np.testing.assert_allclose(arrays[2].grad.asnumpy(), dsw, rtol=tol * 10, atol=tol)
+
+
+@pytest.mark.parametrize("n", [1200, 2500])
+def test_circle_op_large_rows(n):
+    """Threaded rows over a large matrix (a miscompiled masked maximum read
+    past a thread's stack from N ~ 1200 on): values against numpy, and a
+    backward that completes with finite gradients."""
+    rng = np.random.RandomState(n)
+    g = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    label = rng.randint(0, n // 4, n).astype(np.float32)
+    arrays = [mx.nd.array(g), mx.nd.array(label)]
+    arrays[0].attach_grad()
+    with mx.autograd.record():
+        out = mx.nd.gluonx_circle_loss(*arrays, margin="0.25", gamma="32", detach_weights="0",
+                                       normalize="0", has_sample_weight="0")
+    out.backward()
+    want = _circle_rows(g.astype(np.float64), g.astype(np.float64), label.astype(np.float64),
+                        0.25, 32.0, None)
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-4, atol=1e-4)
+    assert np.all(np.isfinite(arrays[0].grad.asnumpy()))
+
+
+def test_circle_op_nan_label_is_everyones_negative():
+    """A NaN label equals nothing (as broadcast_equal): its own row has no
+    positive (loss 0), and it is a negative of every other anchor."""
+    rng = np.random.RandomState(13)
+    s = rng.uniform(-1, 1, (5, 5))
+    label = np.array([0.0, 0.0, 1.0, 1.0, np.nan])
+    out = mx.nd.gluonx_circle_loss(mx.nd.array(s, dtype="float64"),
+                                   mx.nd.array(label, dtype="float64"), margin="0.25",
+                                   gamma="8", detach_weights="0", normalize="0",
+                                   has_sample_weight="0")
+    nan_as_class = np.array([0.0, 0.0, 1.0, 1.0, 7.0])   # a class of its own
+    want = _circle_rows(s, s, nan_as_class, 0.25, 8.0, None)
+    want[4] = 0.0
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-9)
+
+
+def test_circle_op_rejects_inputs_that_do_not_fit():
+    attrs = {"margin": "0.25", "gamma": "8", "detach_weights": "0", "normalize": "1"}
+    s = mx.nd.ones((4, 4))
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_circle_loss(mx.nd.ones((4, 5)), mx.nd.ones((4,)), has_sample_weight="0",
+                                 **attrs).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_circle_loss(s, mx.nd.ones((5,)), has_sample_weight="0",
+                                 **attrs).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="does not fit"):
+        mx.nd.gluonx_circle_loss(s, mx.nd.ones((4,)), mx.nd.ones((3,)), has_sample_weight="1",
+                                 **attrs).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="gamma"):
+        mx.nd.gluonx_circle_loss(s, mx.nd.ones((4,)), has_sample_weight="0",
+                                 **dict(attrs, gamma="0")).wait_to_read()
+
+
+def test_circle_loss_large_batch_matches_the_stock_path():
+    """N = 2049: threaded rows and streaming stores for the (N, N) gradient."""
+    gluonx.config.check_values = False
+    rng = np.random.RandomState(14)
+    x = rng.randn(2049, 8).astype(np.float32)
+    label = rng.randint(0, 500, 2049).astype(np.float32)
+    sw = rng.uniform(0.5, 2, 2049).astype(np.float32)
+    results = []
+    for use in (False, True):
+        gluonx.config.use_kernels = use
+        kernels.reset_calls()
+        args = [mx.nd.array(a) for a in (x, label, sw)]
+        for a in args:
+            a.attach_grad()
+        with mx.autograd.record():
+            out = gluonx.loss.CircleLoss(gamma=64)(*args)
+        out.backward()
+        assert bool(kernels.calls()) == use
+        results.append([out.asnumpy(), args[0].grad.asnumpy(), args[2].grad.asnumpy()])
+    for k, (a, b) in enumerate(zip(*results)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(a).max()),
+                                   err_msg="output/grad %d" % k)
+
+
 def test_row_ops_reject_inputs_that_do_not_fit():
     x = mx.nd.ones((4, 5))
     with pytest.raises(mx.base.MXNetError, match="does not fit"):
@@ -907,7 +1066,7 @@ _SOFTMAX_CE_ATTRS = {"sparse_label": "1", "from_logits": "0", "label_smoothing":
 
 @pytest.mark.parametrize("op", ["hinge", "overlap", "triplet", "softmax_ce", "kldiv_softmax",
                                 "mx_triplet", "cosine", "l2", "vae", "wgan_gp",
-                                "distillation", "generalized_ce"])
+                                "distillation", "generalized_ce", "circle"])
 def test_backward_after_a_failed_forward_fails_cleanly(op):
     """MXNet runs the backward of a recorded call whose forward failed (an
     option changed on the instance can do that): every operator's backward
@@ -930,13 +1089,15 @@ def test_backward_after_a_failed_forward_fails_cleanly(op):
                                                    "lambda_": "10", "separate": "0"}),
         "distillation": ([x, mx.nd.ones((4,)), bad], _DISTILLATION_ATTRS),
         "generalized_ce": ([x, mx.nd.ones((3,))], {"q": "0.5", "from_softmax": "0"}),
+        "circle": ([mx.nd.ones((4, 4)), mx.nd.ones((3,))],
+                   {"margin": "0.25", "gamma": "8", "detach_weights": "0", "normalize": "1"}),
     }[op]
     name = {"hinge": "gluonx_categorical_hinge_loss", "overlap": "gluonx_overlap_loss",
             "triplet": "gluonx_triplet_margin_loss", "softmax_ce": "gluonx_softmax_ce_loss",
             "kldiv_softmax": "gluonx_kldiv_softmax_loss", "mx_triplet": "gluonx_triplet_loss",
             "cosine": "gluonx_cosine_loss", "l2": "gluonx_l2_loss", "vae": "gluonx_vae_loss",
             "wgan_gp": "gluonx_wgan_gp_loss", "distillation": "gluonx_distillation_loss",
-            "generalized_ce": "gluonx_generalized_ce_loss"}[op]
+            "generalized_ce": "gluonx_generalized_ce_loss", "circle": "gluonx_circle_loss"}[op]
     for a in args:
         a.attach_grad()
     with pytest.raises(mx.base.MXNetError, match="does not fit|must share"):

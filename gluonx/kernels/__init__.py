@@ -115,16 +115,23 @@ class Kernel(object):
     own_batch_axis : bool
         The operator handles the loss's batch axis itself (else the batch
         axis must be 0).
-    transform : dict, optional
-        Inputs the operator takes as a function of the tensor: name ->
-        ``f(F, tensor)``, applied (when the input is present) before the
-        call. An operator of its own there runs backward only when that
-        input needs a gradient (an operator cannot tell which of its input
-        gradients are wanted).
+    before : callable(loss, F, inputs) -> dict, optional
+        Stock operators that run ahead of the operator, for a kernel that
+        is only the tail of the loss's graph (CircleLoss: a BLAS product
+        forms the embeddings' Gram matrix, the operator does the rest). It gets
+        the inputs by name, as the operator would (sample_weight aligned),
+        and returns them with some replaced, say pred by the similarities;
+        autograd differentiates those operators as usual, so the operator's
+        backward only gives the gradients of what it receives. It runs once
+        every check above has passed (a call it sees runs the kernel), and
+        the other conditions (``when``, dtypes, weights) still describe the
+        inputs as the loss got them. A stock operator of its own also runs
+        its backward only when its input needs a gradient, which the fused
+        operator cannot tell (WGANGPLoss: the sum of squares of grad_interp).
     """
 
     def __init__(self, op, attrs=(), options=None, inputs=None, weights=None, any_dtype=(),
-                 when=None, own_batch_axis=False, transform=None):
+                 when=None, own_batch_axis=False, before=None):
         self.op = op
         if not isinstance(attrs, dict):
             attrs = {name: name for name in attrs}
@@ -136,7 +143,7 @@ class Kernel(object):
         self.any_dtype = frozenset(any_dtype)
         self.when = when
         self.own_batch_axis = bool(own_batch_axis)
-        self.transform = dict(transform or {})
+        self.before = before
         self.covers = frozenset(self.options) | frozenset(
             source for _, source in self.attrs if isinstance(source, str))
 
@@ -367,6 +374,8 @@ def run(loss, F, inputs, plan):
         if text is None:
             return None  # e.g. an NDArray epsilon
         attrs[attr] = text
+    if kernel.before is not None:
+        inputs = kernel.before(loss, F, inputs)
     args = []
     required = loss._inputs if kernel.inputs is None else ()
     for name in (kernel.inputs if kernel.inputs is not None else loss._inputs + loss._optional):
@@ -374,8 +383,6 @@ def run(loss, F, inputs, plan):
         if name not in required:
             attrs["has_" + name] = "0" if value is None else "1"
         if value is not None:
-            if name in kernel.transform:
-                value = kernel.transform[name](F, value)
             args.append(value)
     op = kernel.op(loss) if callable(kernel.op) else kernel.op
     _calls[op] += 1

@@ -228,7 +228,9 @@ class CircleLoss(Loss):
     evaluated with a stable, masked log-sum-exp. An anchor without a
     positive or without a negative has loss 0. Keras' ``Circle`` is the same
     loss on L2-normalised embeddings (``normalize=False``) and the same
-    gradient with ``detach_weights=False``.
+    gradient with ``detach_weights=False``. With the fused kernels (CPU) the
+    loss is one BLAS product (the embeddings' Gram matrix) and one operator
+    that normalises it by its diagonal and does each anchor's row.
 
     Parameters
     ----------
@@ -264,6 +266,16 @@ class CircleLoss(Loss):
 
     _like_pred = ()
     _kind = "sample"
+    # The Gram matrix of the embeddings stays a BLAS product (a stock operator
+    # ahead of the kernel, see Kernel's `before`); the operator normalises it
+    # with its diagonal (the squared norms) and does each anchor row's masked
+    # log-sum-exps.
+    _kernel = Kernel("gluonx_circle_loss",
+                     attrs=("margin", "gamma", "detach_weights", "normalize"),
+                     any_dtype=("label",), own_batch_axis=True,
+                     when=lambda self, call: np.dtype(call.dtypes["label"]).kind in "fiu",
+                     before=lambda self, F, x: dict(
+                         x, pred=_gram(F, self._embeddings(F, x["pred"]))))
 
     def __init__(self, margin=0.25, gamma=256, normalize=True, detach_weights=False,
                  weight=None, batch_axis=0, reduction="sample", **kwargs):
@@ -285,8 +297,12 @@ class CircleLoss(Loss):
             _fail(self, "label", "has shape %s, expected one class label per sample, shape (%d,)"
                   % (label, batch))
 
+    def _embeddings(self, F, pred):
+        """The embeddings as (N, D) rows, on both paths."""
+        return F.transpose(pred) if self._batch_axis % 2 == 1 else pred
+
     def _loss(self, F, pred, label):
-        x = F.transpose(pred) if self._batch_axis % 2 == 1 else pred
+        x = self._embeddings(F, pred)
         if self._normalize:
             norms = F.sum(F.square(x), axis=1, keepdims=True)
             x = F.broadcast_div(x, F.sqrt(F.maximum(norms, COSINE_EPSILON ** 2)))
@@ -306,6 +322,11 @@ class CircleLoss(Loss):
         negative, has_negative = _masked_logsumexp(F, negative_logits, 1 - same)
         loss = F.Activation(positive + negative, act_type="softrelu") * has_positive * has_negative
         return F.reshape(loss, shape=(-1,))
+
+
+def _gram(F, x):
+    """The (N, N) dot products of the rows of ``x`` (CircleLoss's kernel input)."""
+    return F.dot(x, x, transpose_b=True)
 
 
 def _signs(loss, label):

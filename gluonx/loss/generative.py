@@ -176,7 +176,8 @@ class WGANGPLoss(Loss):
     _kernel = Kernel("gluonx_wgan_gp_loss", options={"lambda_": ANY},
                      attrs={"lambda_": lambda self: self._lambda,
                             "separate": lambda self: self._separate},
-                     transform={"grad_interp": lambda F, g: F.gluonx_row_sum_squares(g)})
+                     before=lambda self, F, x: x if x.get("grad_interp") is None else dict(
+                         x, grad_interp=F.gluonx_row_sum_squares(x["grad_interp"])))
 
     def __init__(self, lambda_=10, weight=None, reduction="sample", **kwargs):
         super(WGANGPLoss, self).__init__(weight, 0, reduction, **kwargs)
