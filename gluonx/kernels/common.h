@@ -563,6 +563,60 @@ template <typename T> inline const T* cdata(const MXTensor& t) {
   return static_cast<const T*>(t.data_ptr);
 }
 
+// ----------------------------------------- weights of row and sample losses
+// One value per sample, or one for all (the weight of a per-sample loss).
+template <typename T> struct SampleWeight {
+  const T* ptr = nullptr;
+  bool per_row = false;
+  SampleWeight(const MXTensor* w, int64_t batch) {
+    if (w != nullptr) {
+      ptr = cdata<T>(*w);
+      per_row = w->size() == batch && batch != 1;
+    }
+  }
+  Acc<T> at(int64_t i) const { return ptr == nullptr ? Acc<T>(1) : load(ptr, per_row ? i : 0); }
+};
+
+inline bool sample_weight_fits(const MXTensor& pred, const MXTensor& w) {
+  return w.dtype == pred.dtype && (w.size() == 1 || w.size() == pred.shape[0]);
+}
+
+// Gradient of a per-sample weight: v_i per sample, or their sum.
+template <typename T> struct SampleWeightGrad {
+  T* ptr = nullptr;
+  bool per_row = false;
+  std::vector<Acc<T>> total;
+  SampleWeightGrad(T* p, const SampleWeight<T>& w, int threads)
+      : ptr(p), per_row(w.per_row), total(threads, Acc<T>(0)) {}
+  void add(int64_t i, Acc<T> v) {
+    if (ptr == nullptr) return;
+    if (per_row) store(ptr, i, v); else total[thread_id()] += v;
+  }
+  void finish() {
+    if (ptr == nullptr || per_row) return;
+    Acc<T> s = 0;
+    for (Acc<T> v : total) s += v;
+    store(ptr, 0, s);
+  }
+};
+
+// Per-row weight of a row loss (pred's shape with the last axis 1).
+template <typename T> GLUONX_INLINE Acc<T> row_weight(const Weight<T>& sw, int64_t i, int64_t r) {
+  return sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : Acc<T>(1);
+}
+
+template <typename T> GLUONX_INLINE void add_row_weight_grad(WeightGrad<T>& dsw, int64_t row,
+                                                             int64_t r, Acc<T> v, Acc<T>& fsum) {
+  if (dsw.kind == Bcast::kFull) store(dsw.ptr, row, v);
+  else if (dsw.kind == Bcast::kCol) dsw.partial[thread_id()][r] += v;
+  else fsum += v;
+}
+
+inline bool row_weight_fits(const MXTensor& pred, const MXTensor& w) {
+  Bcast kind;
+  return w.dtype == pred.dtype && classify_bcast(row_layout(pred).loss_shape, w.shape, &kind);
+}
+
 // Read element i of an index-like tensor (any numeric dtype) as int64.
 inline int64_t load_index(const MXTensor& t, int64_t i) {
   switch (t.dtype) {

@@ -26,25 +26,6 @@ constexpr double kLogEpsilon = 1e-12;
 
 // ------------------------------------------------------------ row helpers --
 
-// The weight of row r of sample i (1 without a weight).
-template <typename T> GLUONX_INLINE Acc<T> row_weight(const Weight<T>& sw, int64_t i, int64_t r) {
-  return sw.ptr != nullptr ? load(sw.row(i), sw.per_col ? r : 0) : Acc<T>(1);
-}
-
-// d(out)/d(weight) of one row: stored (full), added to its column's partial
-// (col), or to the sample's sum `fsum` (row, scalar: finish_weight_row).
-template <typename T> GLUONX_INLINE void add_weight_grad(WeightGrad<T>& dsw, int64_t row,
-                                                         int64_t r, Acc<T> v, Acc<T>& fsum) {
-  if (dsw.kind == Bcast::kFull) store(dsw.ptr, row, v);
-  else if (dsw.kind == Bcast::kCol) dsw.partial[thread_id()][r] += v;
-  else fsum += v;
-}
-
-bool weight_fits(const MXTensor& pred, const MXTensor& w) {
-  Bcast kind;
-  return w.dtype == pred.dtype && classify_bcast(row_layout(pred).loss_shape, w.shape, &kind);
-}
-
 template <typename T> GLUONX_INLINE Acc<T> row_max(const T* x, int64_t n) {
   using A = Acc<T>;
   A m = -std::numeric_limits<A>::infinity();
@@ -358,7 +339,7 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
         wt.flush(K);
         if (sw_t != nullptr) {
           const A f = distill_row_value(xr, tr, lr, y, K, o, st, s);
-          add_weight_grad(dsw, row, r, gi * f, fsum);
+          add_row_weight_grad(dsw, row, r, gi * f, fsum);
         }
       }
       if (sw_t != nullptr) finish_weight_row(dsw, i, fsum);
@@ -378,7 +359,7 @@ bool distill_ok(const std::vector<MXTensor>& in, size_t first, bool sparse, bool
   const bool label_fits = sparse ? label.size() == lay.batch * lay.positions
                                  : label.size() == pred.size() && label.dtype == pred.dtype;
   return label_fits && teacher.size() == pred.size() && teacher.dtype == pred.dtype &&
-         (!has_sw || weight_fits(pred, in[first + 3]));
+         (!has_sw || row_weight_fits(pred, in[first + 3]));
 }
 
 MXReturnValue distill_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
@@ -505,7 +486,7 @@ void gce_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
           store(gp, y, load(gp, y) - cp);
         }
         wp.flush(K);
-        if (sw_t != nullptr) add_weight_grad(dsw, row, r, gi * f, fsum);
+        if (sw_t != nullptr) add_row_weight_grad(dsw, row, r, gi * f, fsum);
       }
       if (sw_t != nullptr) finish_weight_row(dsw, i, fsum);
     }
@@ -518,7 +499,7 @@ bool gce_ok(const std::vector<MXTensor>& in, size_t first, bool has_sw) {
   const MXTensor &pred = in[first], &label = in[first + 1];
   if (pred.shape.size() < 2 || pred.size() == 0) return false;
   const RowLayout lay = row_layout(pred);
-  return label.size() == lay.batch * lay.positions && (!has_sw || weight_fits(pred, in[first + 2]));
+  return label.size() == lay.batch * lay.positions && (!has_sw || row_weight_fits(pred, in[first + 2]));
 }
 
 MXReturnValue gce_fwd(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,

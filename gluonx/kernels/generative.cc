@@ -20,38 +20,6 @@ namespace {
 // gluonx/loss/generative.py): the penalty's gradient stays finite at g = 0.
 constexpr double kNormEpsilon = 1e-30;
 
-// One weight per sample, or one for all.
-template <typename T> struct PerSample {
-  const T* ptr = nullptr;
-  bool per_row = false;
-  PerSample(const MXTensor* w, int64_t batch) {
-    if (w != nullptr) {
-      ptr = cdata<T>(*w);
-      per_row = w->size() == batch && batch != 1;
-    }
-  }
-  Acc<T> at(int64_t i) const { return ptr == nullptr ? Acc<T>(1) : load(ptr, per_row ? i : 0); }
-};
-
-// The gradient of such a weight: one value per sample, or their sum.
-template <typename T> struct PerSampleGrad {
-  T* ptr = nullptr;
-  bool per_row = false;
-  std::vector<Acc<T>> total;
-  PerSampleGrad(T* p, const PerSample<T>& w, int threads)
-      : ptr(p), per_row(w.per_row), total(threads, Acc<T>(0)) {}
-  void add(int64_t i, Acc<T> v) {
-    if (ptr == nullptr) return;
-    if (per_row) store(ptr, i, v); else total[thread_id()] += v;
-  }
-  void finish() {
-    if (ptr == nullptr || per_row) return;
-    Acc<T> s = 0;
-    for (Acc<T> v : total) s += v;
-    store(ptr, 0, s);
-  }
-};
-
 bool weight_fits(const MXTensor& w, int dtype, int64_t batch) {
   return w.dtype == dtype && (w.size() == 1 || w.size() == batch);
 }
@@ -119,7 +87,7 @@ void vae_forward(const Rec& rec, const std::vector<MXTensor>& in, const MXTensor
   using A = Acc<T>;
   const T *x = cdata<T>(in[0]), *y = cdata<T>(in[1]);
   const T *m = cdata<T>(in[2]), *v = cdata<T>(in[3]);
-  const PerSample<T> sw(sw_t, s.batch);
+  const SampleWeight<T> sw(sw_t, s.batch);
   const int64_t F = s.features, K = s.latent;
 #pragma omp parallel for schedule(static) num_threads(max_threads()) \
     if (s.batch * (F + K) >= kParallelMinWork)
@@ -150,9 +118,9 @@ void vae_backward(const Rec& rec, const std::vector<MXTensor>& in, std::vector<M
   const T *m = cdata<T>(in[3]), *v = cdata<T>(in[4]);
   T *dx = out[0].data<T>(), *dy = out[1].data<T>();
   T *dm = out[2].data<T>(), *dv = out[3].data<T>();
-  const PerSample<T> sw(sw_t, s.batch);
+  const SampleWeight<T> sw(sw_t, s.batch);
   const int threads = max_threads();
-  PerSampleGrad<T> dsw(sw_t != nullptr ? out[4].data<T>() : nullptr, sw, threads);
+  SampleWeightGrad<T> dsw(sw_t != nullptr ? out[4].data<T>() : nullptr, sw, threads);
   const int64_t F = s.features, K = s.latent, total = s.batch * F;
 #pragma omp parallel num_threads(threads) if (s.batch * (F + K) >= kParallelMinWork)
   {
@@ -404,7 +372,7 @@ void wgan_forward(const std::vector<MXTensor>& in, const WGANLayout& L, double l
   const T* fake = cdata<T>(in[0]);
   const A lam = A(lambda_);
   if (!L.critic) {
-    const PerSample<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
+    const SampleWeight<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
     for (int64_t i = 0; i < L.n_fake; ++i) store(out, i, -load(fake, i) * sw.at(i));
     return;
   }
@@ -418,7 +386,7 @@ void wgan_forward(const std::vector<MXTensor>& in, const WGANLayout& L, double l
     store(out, 0, sf / A(L.n_fake) - sr / A(L.n_real) + sp / A(L.n_grad));
     return;
   }
-  const PerSample<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
+  const SampleWeight<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
   for (int64_t i = 0; i < L.n_fake; ++i) {
     const A v = load(fake, i) - load(real, i) + penalty(load(sq, i), lam, &slope);
     store(out, i, v * sw.at(i));
@@ -435,8 +403,8 @@ void wgan_backward(const std::vector<MXTensor>& in, std::vector<MXTensor>& out,
   const T* fake = cdata<T>(in[1]);
   T* dfake = out[0].data<T>();
   const A lam = A(lambda_);
-  const PerSample<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
-  PerSampleGrad<T> dsw(L.has_sw ? out[L.sw - 1].data<T>() : nullptr, sw, 1);
+  const SampleWeight<T> sw(L.has_sw ? &in[L.sw] : nullptr, L.n_fake);
+  SampleWeightGrad<T> dsw(L.has_sw ? out[L.sw - 1].data<T>() : nullptr, sw, 1);
   if (!L.critic) {
     for (int64_t i = 0; i < L.n_fake; ++i) {
       const A gi = load(g, i);
