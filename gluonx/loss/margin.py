@@ -122,8 +122,8 @@ class MultiLabelMarginLoss(Loss):
         - **loss**: shape (batch_size,).
 
     Memory: the fused kernel (CPU) works row by row on the listed classes,
-    O(C) memory and O(C * |Y|) work per sample; the stock operators (on GPU,
-    with ``reduction='none'`` or kernels switched off) form the pairs
+    O(C) memory and O(C T) work per sample (T listed targets); the stock
+    operators (on GPU, with ``reduction='none'`` or kernels switched off) form the pairs
     explicitly, (batch_size, C, C) elements.
 
     Example::
