@@ -1107,20 +1107,23 @@ How fast the gluonx losses are, against `mxnet.gluon.loss` and
 `torch.nn.functional`, measured by one command:
 
 ```bash
-python benchmarks/run.py           # full run: 5 to 10 minutes on 2 cores
+python benchmarks/run.py           # full run, every row: tens of minutes on 2 cores
 python benchmarks/run.py --quick   # smoke test: well under a minute
 ```
 
-It times forward and forward+backward of every loss gluonx shares with
-`mxnet.gluon.loss`, imperative and hybridized (`static_alloc=True,
-static_shape=True`), float32, at 64x10, 1024x1000 and 16384x1000 (CTC: T=50,
-alphabet 30, label length 10, N=16 and 128; SDML, which builds a
-(batch, batch, dim) tensor in both libraries, at 64x10 and 256x100). gluonx
-runs with its fused kernels (the default), torch eagerly. In the same run it
-measures the copy bandwidth (a 64 MiB copy, read + write bytes per second:
-the fastest sample of numpy, mxnet and torch, at the start or at the end of the
-run) and the cost of a no-op hybridized block, and reports each loss against
-them.
+It times forward and forward+backward of every gluonx loss (those it shares
+with `mxnet.gluon.loss`, the `torch.nn` ports, and the losses from Keras,
+GluonCV, GluonNLP, numpy-ml and the papers), imperative and hybridized
+(`static_alloc=True, static_shape=True`), float32, at 64x10, 1024x1000 and
+16384x1000 or the loss's natural sizes (CTC: T=50, alphabet 30, label length
+10, N=16 and 128; SDML, which builds a (batch, batch, dim) tensor in both
+libraries, at 64x10 and 256x100), against torch, Keras on torch, or the
+GluonCV/GluonNLP block. gluonx runs with its fused kernels (the default), torch
+eagerly. In the same run it measures the copy bandwidth (a 256 MiB copy, read +
+write bytes per second: the fastest of at least 7 samples of numpy, mxnet and
+torch, at the start or at the end of the run) and the cost of a no-op
+hybridized block, and reports each loss against them. `--only NAME ...` runs
+some rows (results in `partial.{md,json}`).
 
 Method: each callable is warmed up; every timed sample ends with
 `mx.nd.waitall()` (torch on CPU is synchronous); the libraries are interleaved
