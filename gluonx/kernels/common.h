@@ -577,8 +577,13 @@ template <typename T> struct SampleWeight {
   Acc<T> at(int64_t i) const { return ptr == nullptr ? Acc<T>(1) : load(ptr, per_row ? i : 0); }
 };
 
+// A weight of one value per sample of `batch` samples, or one for all.
+inline bool sample_weight_fits(const MXTensor& w, int dtype, int64_t batch) {
+  return w.dtype == dtype && (w.size() == 1 || w.size() == batch);
+}
+
 inline bool sample_weight_fits(const MXTensor& pred, const MXTensor& w) {
-  return w.dtype == pred.dtype && (w.size() == 1 || w.size() == pred.shape[0]);
+  return sample_weight_fits(w, pred.dtype, pred.shape[0]);
 }
 
 // Gradient of a per-sample weight: v_i per sample, or their sum.

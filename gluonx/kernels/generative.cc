@@ -20,10 +20,6 @@ namespace {
 // gluonx/loss/generative.py): the penalty's gradient stays finite at g = 0.
 constexpr double kNormEpsilon = 1e-30;
 
-bool weight_fits(const MXTensor& w, int dtype, int64_t batch) {
-  return w.dtype == dtype && (w.size() == 1 || w.size() == batch);
-}
-
 // ============================================================== VAE ======
 
 struct VAEOp {
@@ -181,7 +177,7 @@ bool vae_ok(const std::vector<MXTensor>& in, size_t first, bool has_sw, VAEShape
   for (size_t k = 1; k < 4; ++k) {
     if (in[first + k].dtype != pred.dtype) return false;
   }
-  if (has_sw && !weight_fits(in[first + 4], pred.dtype, n)) return false;
+  if (has_sw && !sample_weight_fits(in[first + 4], pred.dtype, n)) return false;
   *s = {n, pred.size() / n, mean.size() / n};
   return true;
 }
@@ -356,7 +352,7 @@ bool wgan_ok(const Attrs& attrs, const std::vector<MXTensor>& in, size_t first, 
     if (!L->separate && (L->n_real != L->n_fake || L->n_grad != L->n_fake)) return false;
   }
   if (L->separate && L->has_sw) return false;  // the unweighted mean only
-  return !L->has_sw || weight_fits(in[L->sw], fake.dtype, L->n_fake);
+  return !L->has_sw || sample_weight_fits(in[L->sw], fake.dtype, L->n_fake);
 }
 
 // lambda (|g| - 1)^2 from |g|^2, and its slope in |g|^2
