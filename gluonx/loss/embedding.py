@@ -414,7 +414,11 @@ class HingeEmbeddingLoss(Loss):
         return (label != -1) * pred + (label != 1) * F.relu(self._margin - pred)
 
 
-def pairwise_distance(F, x1, x2, p=2.0, eps=1e-6):
+#: PyTorch's pairwise_distance defaults: the default distance of TripletMarginWithDistanceLoss
+PAIRWISE_P, PAIRWISE_EPS = 2.0, 1e-6
+
+
+def pairwise_distance(F, x1, x2, p=PAIRWISE_P, eps=PAIRWISE_EPS):
     r""":math:`\lVert x_1 - x_2 + \epsilon \rVert_p` along the last axis, one value
     per row (PyTorch's ``pairwise_distance``, the default distance of
     :class:`TripletMarginWithDistanceLoss`)."""
@@ -539,10 +543,10 @@ class TripletMarginWithDistanceLoss(Loss):
     _inputs = ("pred", "positive", "negative")
     _like_pred = ("positive", "negative")
     _kind = "sample"
-    # the default distance is TripletMarginLoss's (p=2, eps=1e-6), and so is its kernel
+    # the default distance (pairwise_distance) is TripletMarginLoss's, and so is its kernel
     _kernel = Kernel("gluonx_triplet_margin_loss",
-                     attrs={"margin": "margin", "swap": "swap", "p": lambda self: 2.0,
-                            "eps": lambda self: 1e-6},
+                     attrs={"margin": "margin", "swap": "swap", "p": lambda self: PAIRWISE_P,
+                            "eps": lambda self: PAIRWISE_EPS},
                      options={"distance_function": None}, when=lambda self, call: call.ndim == 2)
 
     def __init__(self, distance_function=None, margin=1.0, swap=False, weight=None,
