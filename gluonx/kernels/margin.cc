@@ -25,10 +25,6 @@ bool per_sample_weight_fits(const MXTensor& pred, const MXTensor& w) {
          (kind == Bcast::kRow || kind == Bcast::kScalar);
 }
 
-template <typename T> GLUONX_INLINE Acc<T> sample_weight_at(const Weight<T>& sw, int64_t i) {
-  return sw.ptr != nullptr ? load(sw.row(i), 0) : Acc<T>(1);
-}
-
 // Zero the gradient slots of the inputs that get none (labels, constants).
 inline void zero_grads(std::vector<MXTensor>* out, std::initializer_list<int> slots) {
   for (int k : slots) {
@@ -113,7 +109,7 @@ void multi_margin_forward(const std::vector<MXTensor>& in, const MarginInputs& a
     const int64_t y = load_index(in[1], i);
     A v = multi_margin_row<P>(x + i * C, C, y, A(margin)) * inv_c;
     if (cw != nullptr) v *= load(cw, y);
-    store(out, i, v * sample_weight_at(sw, i));
+    store(out, i, v * row_weight(sw, i, 0));
   }
 }
 
@@ -143,7 +139,7 @@ void multi_margin_backward(const std::vector<MXTensor>& in, const MarginInputs& 
       const int64_t y = load_index(in[1 + 1], i);
       const A wy = cw != nullptr ? load(cw, y) : A(1);
       const A gi = load(g, i);
-      const A k = gi * sample_weight_at(sw, i) * wy * inv_c;
+      const A k = gi * row_weight(sw, i, 0) * wy * inv_c;
       const A base = margin - load(xi, y);
       T* gx = wx.row(i * C);
       A sum_d = 0, value = 0;
@@ -280,7 +276,7 @@ bool multilabel_margin_forward(const std::vector<MXTensor>& in, bool has_sw, T* 
         mine = false;
       }
       reset_mask(cls, mask.data());
-      store(out, i, v * inv_c * sample_weight_at(sw, i));
+      store(out, i, v * inv_c * row_weight(sw, i, 0));
     }
     if (!mine) {
 #pragma omp atomic write
@@ -318,7 +314,7 @@ bool multilabel_margin_backward(const std::vector<MXTensor>& in, bool has_sw,
       prefetch_next_row(x, i, N, C);
       const T* xi = x + i * C;
       const A gi = load(g, i);
-      const A k = gi * sample_weight_at(sw, i) * inv_c;
+      const A k = gi * row_weight(sw, i, 0) * inv_c;
       std::fill(d.begin(), d.end(), A(0));
       A value = 0;
       if (listed_classes(in[2], i, C, &cls, mask.data())) {
