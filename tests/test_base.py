@@ -1,5 +1,6 @@
 """The Loss base class: names, signatures, weight/batch_axis/sample_weight,
 optional inputs, reductions and config round trips, for every loss."""
+import contextlib
 import inspect
 import json
 
@@ -11,7 +12,7 @@ import mxnet as mx
 
 import reference as R
 from cases import CASES, as_dtype, assert_close, check_imperative, ids, input_names, n_required
-from conftest import to_nd
+from conftest import _trim, numpy_mode, to_nd
 
 # every loss name of mxnet.gluon.loss 1.9.1 (aliases included): gluonx has them all
 NAMES = sorted(n for n in dir(mx.gluon.loss) if isinstance(getattr(mx.gluon.loss, n), type)
@@ -263,6 +264,141 @@ def test_every_option_has_a_case():
     assert OPTIONS - used == set()
     # pos_weight is an input, not an option
     assert any(c.cls.startswith("SigmoidB") and len(c.inputs()) > 3 for c in CASES)
+
+
+# ---------------------------------------------------------------- repeated hybridized calls
+def _train_steps(case, mode, steps=3):
+    """``steps`` forward+backward calls of one hybridized loss (``mode``: 'hybrid',
+    'static', or 'numpy-' + either), each on fresh arrays holding the case's
+    inputs, as a training loop makes them. Returns (value, grads) per step."""
+    inputs = as_dtype(case.inputs(), "float32")
+    numpy = mode.startswith("numpy-")
+    loss = case.factory()()
+    loss.hybridize(**({"static_alloc": True, "static_shape": True} if "static" in mode else {}))
+    results = []
+    with numpy_mode() if numpy else contextlib.nullcontext():
+        for _ in range(steps):
+            nds = _trim(to_nd(inputs, mx.cpu()))
+            if numpy:
+                nds = [None if a is None else a.as_np_ndarray() for a in nds]
+            for k in case.grad:
+                nds[k].attach_grad()
+            with mx.autograd.record():
+                out = loss(*nds)
+            assert isinstance(out, mx.np.ndarray if numpy else mx.nd.NDArray), type(out)
+            out.backward()
+            results.append((out.asnumpy(), {k: nds[k].grad.asnumpy() for k in case.grad}))
+    return loss, results
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+@pytest.mark.parametrize("mode", ["hybrid", "static", "numpy-static"])
+def test_repeated_hybridized_calls_match_the_first(case, mode, monkeypatch):
+    """A hybridized loss called again on arrays like the last call's runs that
+    call's cached graph directly, without re-checking them (value checks off,
+    as they would make a value-checking loss check every call): every later
+    step's value and gradients equal the first (checked) step's, and the value
+    is the reference's."""
+    import gluonx
+    monkeypatch.setattr(gluonx.config, "check_values", False)
+    loss, results = _train_steps(case, mode)
+    assert loss._direct, "%s: the repeated calls did not run the graph directly" % case.id
+    first_value, first_grads = results[0]
+    assert_close(first_value, case.reference(as_dtype(case.inputs(), "float32")),
+                 case.tol["float32"], case.id)
+    for step, (value, grads) in enumerate(results[1:], 2):
+        np.testing.assert_array_equal(value, first_value, err_msg="%s step %d" % (case.id, step))
+        for k, g in grads.items():
+            np.testing.assert_array_equal(g, first_grads[k],
+                                          err_msg="%s step %d grad[%d]" % (case.id, step, k))
+
+
+def _count_dispatches(loss):
+    """Count the calls of ``loss`` that run the checked path (bind, checks, plan)."""
+    counter = []
+    dispatch = loss._dispatch
+
+    def counting(*args, **kwargs):
+        counter.append(1)
+        return dispatch(*args, **kwargs)
+    loss._dispatch = counting
+    return counter
+
+
+@pytest.mark.parametrize("name", ["L2Loss", "SoftmaxCELoss", "SigmoidBCELoss", "HuberLoss"])
+def test_a_repeated_call_skips_the_checks_it_passed(name):
+    """The second call of the same input structure invokes the CachedOp directly
+    (in numpy mode too); value-checking losses still check values every call
+    while ``config.check_values`` is on."""
+    import gluonx
+    case = next(c for c in CASES if c.cls == name)
+    loss, _ = _train_steps(case, "static", steps=2)
+    counter = _count_dispatches(loss)
+    inputs = [a for a in _trim(to_nd(as_dtype(case.inputs(), "float32"), mx.cpu()))]
+    loss(*inputs).wait_to_read()
+    checks = gluonx.config.check_values and type(loss)._checks_values
+    assert len(counter) == (1 if checks else 0), name
+    old = gluonx.config.check_values
+    gluonx.config.check_values = False
+    try:
+        loss(*inputs).wait_to_read()       # the first unchecked call of this structure
+        loss(*inputs).wait_to_read()
+    finally:
+        gluonx.config.check_values = old
+    assert len(counter) == (2 if checks else 0), name
+
+
+def test_a_repeated_call_still_checks_what_changed():
+    """A different shape, dtype, context or kind of array, keyword arguments, a
+    call-time option or a changed config takes the checked path again."""
+    import gluonx
+    loss = L.SoftmaxCELoss()
+    loss.hybridize(static_alloc=True, static_shape=True)
+    pred, label = mx.nd.ones((4, 5)), mx.nd.array([0, 1, 2, 3])
+    for _ in range(2):
+        loss(pred, label).wait_to_read()
+    counter = _count_dispatches(loss)
+    old = gluonx.config.check_values
+    gluonx.config.check_values = False
+    try:
+        loss(pred, label).wait_to_read()
+        assert len(counter) == 1              # the config is part of the key
+        loss(pred, label).wait_to_read()
+        assert len(counter) == 1
+        with pytest.raises(L.LossInputError, match="SoftmaxCrossEntropyLoss(?s:.*)label"):
+            loss(pred, mx.nd.array([0, 1, 2]))
+        with pytest.raises(L.LossInputError, match="label(?s:.*)context"):
+            loss(pred, mx.nd.array([0, 1, 2, 3], ctx=mx.cpu(1)))
+        out = loss(pred.astype("float64"), label)
+        assert out.dtype == np.float64
+        loss(pred, label=label).wait_to_read()
+        assert len(counter) == 5
+    finally:
+        gluonx.config.check_values = old
+    # value checks still run on a repeated call while check_values is on
+    with pytest.raises(L.LossInputError, match="label"):
+        loss(pred, mx.nd.array([0, 1, 2, 7])).wait_to_read()
+    loss(pred, label).wait_to_read()
+    use = gluonx.config.use_kernels
+    gluonx.config.use_kernels = False
+    try:
+        loss(pred, label).wait_to_read()
+        assert loss._last_plan.use_kernels is False
+    finally:
+        gluonx.config.use_kernels = use
+
+
+def test_hooks_registered_after_repeated_calls_run():
+    loss = L.L2Loss()
+    loss.hybridize(static_alloc=True)
+    x, y = mx.nd.ones((2, 3)), mx.nd.zeros((2, 3))
+    for _ in range(3):
+        loss(x, y).wait_to_read()
+    seen = []
+    loss.register_forward_pre_hook(lambda block, args: seen.append("pre"))
+    loss.register_forward_hook(lambda block, args, out: seen.append("post"))
+    np.testing.assert_allclose(loss(x, y).asnumpy(), [0.5, 0.5])
+    assert seen == ["pre", "post"]
 
 
 # ---------------------------------------------------------------- contexts

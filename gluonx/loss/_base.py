@@ -18,6 +18,7 @@ A loss subclass declares its inputs and writes its math once, on ``F``
   ``get_config``/``from_config``.
 """
 import copy
+import ctypes
 import functools
 import inspect
 
@@ -103,6 +104,55 @@ def _ratio(F, num, den):
     return F.where(nonzero, num / F.where(nonzero, den, F.ones_like(den)), F.zeros_like(num))
 
 
+def _array_reader():
+    """A function returning, for a tuple of arrays all legacy NDArrays or all
+    ``mx.np`` arrays (or None, after the first), a hashable record of what a
+    cached graph depends on: the kind, and each array's shape, dtype and
+    device; None for anything else.
+    It reads them with one C call each, without the NDArray properties'
+    per-read ctypes set-up, which is a large share of a small loss's call."""
+    lib = mx.base._LIB
+    from mxnet.ndarray.ndarray import _int64_enabled
+    int64 = _int64_enabled()
+    get_shape = lib.MXNDArrayGetShapeEx64 if int64 else lib.MXNDArrayGetShapeEx
+    dim_pointer = ctypes.POINTER(ctypes.c_int64 if int64 else ctypes.c_int)
+    get_dtype, get_context = lib.MXNDArrayGetDType, lib.MXNDArrayGetContext
+    c_int, byref = ctypes.c_int, ctypes.byref
+    legacy, numpy_array = mx.nd.NDArray, mx.np.ndarray
+
+    def read(arrays):
+        kind = type(arrays[0]) if arrays else None
+        if kind is not legacy and kind is not numpy_array:
+            return None
+        ndim, dims, dtype, dev_type, dev_id = c_int(), dim_pointer(), c_int(), c_int(), c_int()
+        refs = byref(ndim), byref(dims), byref(dtype), byref(dev_type), byref(dev_id)
+        record = [kind is numpy_array]
+        for array in arrays:
+            if array is None:
+                record.append(None)
+                continue
+            if type(array) is not kind:
+                return None
+            handle = array.handle
+            if get_shape(handle, refs[0], refs[1]) or get_dtype(handle, refs[2]) or \
+                    get_context(handle, refs[3], refs[4]):
+                return None
+            record.append((tuple(dims[:ndim.value]), dtype.value, dev_type.value, dev_id.value))
+        return tuple(record)
+    return read
+
+
+_read_arrays = _array_reader()
+
+
+def _invoke(cached_op, order, arrays, ctx):
+    """Call a cached graph on ``arrays``: ``order`` lists, per graph input, the
+    position of its array or the Parameter it reads (None: the arrays in order)."""
+    if order is None:
+        return cached_op(*arrays)
+    return cached_op(*[arrays[k] if k.__class__ is int else k.data(ctx) for k in order])
+
+
 class Plan(object):
     """What one call looks like: which inputs are present, their shapes and
     dtypes, the context, and how each input is aligned inside the graph.
@@ -123,7 +173,8 @@ class Plan(object):
         self.fused = None        # the kernel's view of the call (gluonx.kernels.Call)
         self.options = ()        # call-time static options, (name, value)
         self.graph = None        # the cached graph of a hybridized loss
-        self.invoke = None       # its CachedOp, when it can be called directly
+        self.invoke = None       # its CachedOp, called directly once built ...
+        self.order = None        # ... on these inputs (see _invoke)
 
     @classmethod
     def symbolic(cls, names, symbols):
@@ -268,6 +319,11 @@ class Loss(mx_loss.Loss):
     _call_path = "gluonx"
     #: the signature of an overriding hybrid_forward (binds keyword arguments)
     _legacy_signature = None
+    #: whether the class checks values (``_check_values``) when config.check_values is on
+    _checks_values = False
+    #: whether a hybridized call seen before invokes its graph directly (see __call__)
+    _direct_calls = False
+    _direct = None
 
     def __init_subclass__(cls, **kwargs):
         """Decide the call path, and record every loss's constructor arguments
@@ -277,6 +333,14 @@ class Loss(mx_loss.Loss):
         cls._legacy_signature = inspect.signature(cls.hybrid_forward) \
             if cls._call_path == "hybrid_forward" else None
         cls._fused_kernel = kernels.kernel_of(cls)
+        cls._checks_values = cls._check_values is not Loss._check_values
+        # A class that adds per-call work to the call path (its own __call__,
+        # _bind, _dispatch or _run) always takes it, unless that class says
+        # (``_direct_ok = True``) its additions are for inputs other than arrays.
+        owner = next(k for k in cls.__mro__ if k is Loss or k.__dict__.get("_direct_ok"))
+        cls._direct_calls = cls._call_path == "gluonx" and all(
+            getattr(cls, name) is getattr(owner, name)
+            for name in ("__call__", "_bind", "_dispatch", "_dispatch_legacy", "_run"))
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -340,9 +404,33 @@ class Loss(mx_loss.Loss):
     def _clear_graphs(self):
         self._graphs = {}
         self._plans = {}
+        # hybridized: array record (see _array_reader) -> (CachedOp, plan) of
+        # a positional call of arrays alone, which is then invoked directly
+        self.__dict__["_direct"] = {} if self._active and self._direct_calls else None
 
     # ------------------------------------------------------------------- call
     def __call__(self, *args, **kwargs):
+        direct = self._direct
+        if direct is not None and not kwargs and not self._forward_pre_hooks \
+                and not self._forward_hooks:
+            # a hybridized call seen before: its CachedOp, without the checks it passed
+            key = _read_arrays(args)
+            if key is not None:
+                key = (config.use_kernels, config.check_values and self._checks_values) + key
+                entry = direct.get(key)
+                if entry is not None:
+                    plan, order = entry
+                    self.__dict__["_last_plan"] = plan
+                    try:
+                        out = _invoke(plan.invoke, order, args, plan.ctx)
+                    except mx.base.MXNetError:
+                        pass         # the checked call below explains it
+                    else:
+                        return out.as_np_ndarray() if key[2] else out
+                elif key[1] is False and len(args) <= len(self._tensor_names()):
+                    out = self._dispatch(self._bind(args, kwargs))
+                    self._remember_direct(key, args)
+                    return out
         for hook in self._forward_pre_hooks.values():
             hook(self, args)
         if self._call_path == "gluonx":
@@ -354,6 +442,19 @@ class Loss(mx_loss.Loss):
         for hook in self._forward_hooks.values():
             hook(self, args, out)
         return out
+
+    def _remember_direct(self, key, args):
+        """After a checked call of ``args`` alone: invoke its graph directly
+        the next time ``args`` have the record ``key``."""
+        plan = self._last_plan
+        if plan is None or plan.invoke is None or plan.options:
+            return
+        present = [k for k, a in enumerate(args) if a is not None]
+        order = tuple(present[k] if k.__class__ is int else k
+                      for k in (plan.order or range(len(present))))
+        if len(self._direct) > 64:
+            self._direct.clear()
+        self._direct[key] = (plan, None if order == tuple(range(len(args))) else order)
 
     def _legacy_args(self, args, kwargs):
         """A hybrid_forward-overriding subclass's call as positional arguments."""
@@ -453,7 +554,7 @@ class Loss(mx_loss.Loss):
             self._plans[signature] = plan
         if config.check_values:
             self._check_values(tensors, plan)
-        self._last_plan = plan
+        self.__dict__["_last_plan"] = plan
         try:
             return self._run(plan, tensors, arrays, active)
         except mx.base.MXNetError:
@@ -466,7 +567,7 @@ class Loss(mx_loss.Loss):
             with plan.ctx:
                 return self._compute(mx.nd, tensors, plan, self._param_data(plan.ctx))
         if plan.invoke is not None:
-            return plan.invoke(*arrays)
+            return _invoke(plan.invoke, plan.order, arrays, plan.ctx)
         if self._reg_params:
             self._param_data(plan.ctx)
         graph = plan.graph
@@ -479,12 +580,12 @@ class Loss(mx_loss.Loss):
                 self._graphs[key] = graph
             plan.graph = graph
         out = graph(*arrays)
-        # Once built, a graph whose inputs are exactly this call's arrays is
-        # invoked directly: the same CachedOp call, without gluon's per-call
-        # argument flattening (a noticeable share of a small loss's time).
-        direct = [(True, i) for i in range(len(arrays))]
-        if graph._cached_op is not None and graph._callback is None and \
-                [tuple(a) for a in graph._cached_op_args] == direct:
+        # Once built, the graph is invoked directly: the same CachedOp call on
+        # the same inputs, without gluon's per-call argument flattening (a
+        # noticeable share of a small loss's time).
+        if graph._cached_op is not None and graph._callback is None:
+            order = tuple(k for _, k in graph._cached_op_args)   # positions or Parameters
+            plan.order = None if order == tuple(range(len(arrays))) else order
             plan.invoke = graph._cached_op
         return out
 

@@ -288,6 +288,7 @@ class _Regularizer(Loss):
 
     _inputs = ("states",)
     _like_pred = ()
+    _direct_ok = True    # __call__ only picks the last state before Loss.__call__
 
     def __call__(self, *states, **kwargs):
         if "states" in kwargs:

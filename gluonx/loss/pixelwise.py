@@ -94,6 +94,8 @@ class MixSoftmaxCrossEntropyLoss(Loss):
         self._inputs = heads + (("label", "label2", "lam") if self._mixup else ("label",))
         self._like_pred = heads[1:]
 
+    _direct_ok = True    # _dispatch only turns a number lam (never a direct call) into an array
+
     def _dispatch(self, values, *args, **kwargs):
         lam, pred = values.get("lam"), values.get("pred")
         if self._mixup and isinstance(lam, (int, float, np.number)) and \
