@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import gluonx  # noqa: E402
 from gluonx import config, kernels  # noqa: E402
 from gluonx import loss as gloss  # noqa: E402
+from gluonx.loss import torch as gtorch  # noqa: E402
 import mxnet as mx  # noqa: E402
 from mxnet.gluon import loss as mloss  # noqa: E402
 
@@ -228,6 +229,20 @@ def make_cases():
         Case("SoftmaxCELoss+valid_length", _sequences, _ValidLengthCE, _MxSequenceCE,
              _torch_valid_length_ce, sizes=option_sizes),
     ]
+    # gluonx.loss.torch with PyTorch's default reduction='mean' against torch.nn.functional's
+    # (no mxnet counterpart; BCEWithLogitsLoss keeps PyTorch's numerics on stock operators)
+    cases += [
+        Case("torch.MSELoss", pred_label(normal), gtorch.MSELoss, None, TF.mse_loss),
+        Case("torch.SmoothL1Loss", pred_label(normal), gtorch.SmoothL1Loss, None,
+             TF.smooth_l1_loss),
+        Case("torch.CrossEntropyLoss", pred_label(classes), gtorch.CrossEntropyLoss, None,
+             lambda p, l: TF.cross_entropy(p, l.long())),
+        Case("torch.BCEWithLogitsLoss", pred_label(bits), gtorch.BCEWithLogitsLoss, None,
+             TF.binary_cross_entropy_with_logits, fused=False),
+        Case("torch.TripletMarginLoss", lambda rng, s: [normal(rng, s), normal(rng, s),
+                                                        normal(rng, s)],
+             gtorch.TripletMarginLoss, None, TF.triplet_margin_loss),
+    ] if torch is not None else []
     return cases + keras_cases(normal, bits, classes) + ecosystem_cases()
 
 

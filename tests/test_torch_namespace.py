@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
+import gluonx
 import gluonx.loss as L
 import gluonx.loss.torch as GT
 import mxnet as mx
@@ -323,6 +324,44 @@ def test_matches_torch_nn(row, mode, tmp_path):
                      "%s %s grad[%d]" % (row.id(), mode, k))
 
 
+# ------------------------------------------------------------- fused kernels
+FUSED = sorted(n for n in GT.__all__ if getattr(GT, n)._fused_kernel is not None)
+STOCK_RUNS = [pytest.param(p.values[0], id=p.id) for p in grid(PARAMS)
+              if p.values[0].name in FUSED]
+
+
+@pytest.mark.parametrize("row", STOCK_RUNS)
+def test_stock_path_matches_torch_nn(row, tmp_path, monkeypatch):
+    """The comparisons above with the fused kernels off (static_alloc): the
+    stock operators of a class that otherwise runs its Gluon-style loss's kernel."""
+    monkeypatch.setattr(gluonx.config, "use_kernels", False)
+    test_matches_torch_nn(row, "static", tmp_path)
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_reductions_run_the_gluon_style_kernel(name):
+    """PyTorch's reductions run the fused operator of the Gluon-style loss
+    (some row of each class does), except an elementwise loss's 'sum', which
+    sums a sample's elements: that runs the stock operators."""
+    rows = [r for r in ROWS if r.name == name and r.kwargs.get("reduction", "mean") != "none"]
+    assert rows, name
+    ran = []
+    for row in rows:
+        gluonx.kernels.reset_calls()
+        loss = _build(row)
+        loss.hybridize()
+        loss(*[mx.nd.array(a, dtype="float64") for a in row.make(np.random.RandomState(7))]) \
+            .wait_to_read()
+        ran.append(bool(gluonx.kernels.calls()))
+    assert any(ran), "%s: no reduced row ran the fused kernel" % name
+    if name in ("L1Loss", "MSELoss", "SmoothL1Loss"):
+        gluonx.kernels.reset_calls()
+        x = mx.nd.ones((4, 3))
+        out = getattr(GT, name)(reduction="sum")(x, x * 0)
+        assert gluonx.kernels.calls() == {}
+        np.testing.assert_allclose(out.asnumpy(), [12.0 if name != "SmoothL1Loss" else 6.0])
+
+
 # ---------------------------------------------------------------- conventions
 def test_every_torch_nn_loss_has_a_class():
     names = sorted(n for n in dir(torch.nn) if n.endswith("Loss") and
@@ -401,17 +440,19 @@ def test_unknown_reduction_fails(name):
         getattr(GT, name)(reduction="batch" if name != "KLDivLoss" else "avg")
 
 
-def test_bce_clamps_its_logs_at_minus_100():
-    """p of exactly 0 or 1: PyTorch's finite value and gradient, not gluonx's 1e-12 rule."""
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_bce_clamps_its_logs_at_minus_100(reduction):
+    """p of exactly 0 or 1: PyTorch's finite value and gradient, not gluonx's
+    1e-12 rule (also where the Gluon-style loss would run its fused kernel)."""
     p = np.array([[0.0, 1.0, 0.0, 1.0, 0.3]])
     y = np.array([[1.0, 0.0, 0.0, 1.0, 0.6]])
     x = torch.tensor(p, requires_grad=True)
-    ref = torch.nn.BCELoss(reduction="sum")(x, torch.tensor(y))
+    ref = torch.nn.BCELoss(reduction=reduction)(x, torch.tensor(y))
     ref.backward()
-    value, grads = run_mode("hybrid", lambda: GT.BCELoss(reduction="sum"), [p, y], (0,))
+    value, grads = run_mode("hybrid", lambda: GT.BCELoss(reduction=reduction), [p, y], (0,))
     np.testing.assert_allclose(value, [ref.item()], rtol=1e-7)
     np.testing.assert_allclose(grads[0], x.grad.numpy(), rtol=1e-7)
-    assert value[0] > 199
+    assert value[0] > 199 / (5 if reduction == "mean" else 1)
 
 
 def test_ctc_blank_errors():

@@ -337,9 +337,10 @@ class Loss(mx_loss.Loss):
         # A class that adds per-call work to the call path (its own __call__,
         # _bind, _dispatch or _run) always takes it, unless that class says
         # (``_direct_ok = True``) its additions are for inputs other than arrays.
-        owner = next(k for k in cls.__mro__ if k is Loss or k.__dict__.get("_direct_ok"))
+        def definer(name):
+            return next(k for k in cls.__mro__ if name in k.__dict__)
         cls._direct_calls = cls._call_path == "gluonx" and all(
-            getattr(cls, name) is getattr(owner, name)
+            definer(name) is Loss or definer(name).__dict__.get("_direct_ok")
             for name in ("__call__", "_bind", "_dispatch", "_dispatch_legacy", "_run"))
         init = cls.__dict__.get("__init__")
         if init is None:
@@ -426,7 +427,7 @@ class Loss(mx_loss.Loss):
                     except mx.base.MXNetError:
                         pass         # the checked call below explains it
                     else:
-                        return out.as_np_ndarray() if key[2] else out
+                        return self._numpy_result(out) if key[2] else out
                 elif key[1] is False and len(args) <= len(self._tensor_names()):
                     out = self._dispatch(self._bind(args, kwargs))
                     self._remember_direct(key, args)
@@ -524,6 +525,10 @@ class Loss(mx_loss.Loss):
         arrays = [a.as_nd_ndarray() for a in arrays]
         with mx.util.np_array(False):
             out = self._dispatch_legacy(names, arrays, values, graph)
+        return self._numpy_result(out)
+
+    def _numpy_result(self, out):
+        """The result of a numpy-mode call, computed as a legacy array."""
         return out.as_np_ndarray()
 
     def _dispatch_legacy(self, names, arrays, values, graph):

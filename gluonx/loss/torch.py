@@ -32,7 +32,7 @@ import mxnet as mx
 import gluonx.loss as _package
 from gluonx.loss import classification, divergence, embedding, margin, regression, sequence
 from gluonx.kernels import ANY, Kernel
-from gluonx.loss._base import _NP_TYPES, _fail
+from gluonx.loss._base import Loss, _NP_TYPES, _fail
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "CTCLoss", "NLLLoss", "PoissonNLLLoss",
            "GaussianNLLLoss", "KLDivLoss", "BCELoss", "BCEWithLogitsLoss", "MarginRankingLoss",
@@ -69,12 +69,20 @@ class _TorchLoss(object):
     sample, gluonx's ``'sample'``)."""
 
     _optional = ()
-    #: PyTorch's reductions are not those the fused kernels compute
-    _kernel = None
     _torch_none = "elementwise"
     _torch_reductions = REDUCTIONS
     #: PyTorch's names of the call's inputs where they do not follow from ours
     _torch_call = None
+
+    #: the call path adds only PyTorch's argument names (keywords) and numpy
+    #: mode's 0-d result (_numpy_result) to Loss's: repeated calls invoke
+    #: their graph directly (a subclass with a _dispatch of its own does not)
+    _direct_ok = True
+
+    def __init_subclass__(cls, **kwargs):
+        if "_kernel" not in cls.__dict__:
+            cls._kernel = _wrapped_kernel(cls)
+        super().__init_subclass__(**kwargs)
 
     def _torch_init(self, reduction, size_average=None, reduce=None, **gluon_kwargs):
         reduction = legacy_reduction(size_average, reduce, reduction)
@@ -121,11 +129,43 @@ class _TorchLoss(object):
             kwargs = {ours.get(key, key): value for key, value in kwargs.items()}
         return super(_TorchLoss, self)._bind(args, kwargs)
 
-    def _dispatch(self, values, graph=True):
-        out = super(_TorchLoss, self)._dispatch(values, graph)
-        if self._torch_reduction != "none" and isinstance(out, _NP_TYPES):
+    def _numpy_result(self, out):
+        out = super(_TorchLoss, self)._numpy_result(out)
+        if self._torch_reduction != "none":
             out = out.reshape(())   # numpy mode has 0-d arrays: PyTorch's scalar
         return out
+
+
+def _wrapped_kernel(cls):
+    """The fused kernel of the Gluon-style loss that PyTorch wrapper ``cls``
+    maps onto, or None. The operator computes that loss's per-sample values,
+    which PyTorch's 'mean' and 'sum' then reduce in the base class. A
+    wrapper's constructor names (``delta``, ``log_input``, ``size_average``,
+    ...) only set the Gluon-style options, which the declaration still checks;
+    the kernel runs only while a sample's elements are reduced as in the
+    Gluon-style loss (PyTorch's 'sum' of an elementwise loss sums them: the
+    stock path)."""
+    from gluonx.kernels import kernel_of, _constructor_options, _MATH_METHODS
+    parent = next(k for k in cls.__mro__[1:] if issubclass(k, Loss) and
+                  not issubclass(k, _TorchLoss))
+    kernel = kernel_of(parent)
+    below = cls.__mro__[:cls.__mro__.index(parent)]
+    if kernel is None or any(name in k.__dict__ and name not in k.__dict__.get("_same_math", ())
+                             for k in below for name in _MATH_METHODS):
+        return None   # a wrapper with math of its own (BCELoss's clamped logs)
+    reduce_like = parent._sample_reduce
+    when = kernel.when
+    wrapped = copy.copy(kernel)
+    wrapped.options = dict(kernel.options, **{name: ANY for name in
+                                              (_constructor_options(cls) or ())
+                                              if name not in kernel.covers})
+    wrapped.covers = frozenset(wrapped.options) | kernel.covers
+    # the operator's inputs as the Gluon-style loss names them: those a
+    # wrapper lacks (sample_weight) are passed as absent
+    wrapped.inputs = kernel.inputs or parent._inputs + parent._optional
+    wrapped.when = lambda loss, call: loss._sample_reduce == reduce_like and (
+        when is None or when(loss, call))
+    return wrapped
 
 
 
@@ -233,26 +273,11 @@ class GaussianNLLLoss(_TorchLoss, regression.GaussianNLLLoss):
 
 
 # ------------------------------------------------------------ classification
-def _per_sample_kernel(loss_class):
-    """The fused kernel of ``loss_class``, for a wrapper of a loss with one
-    value per sample: PyTorch's 'mean' and 'sum' are then the base class's
-    reductions of it (and 'none' its 'sample'), whatever size_average and
-    reduce chose."""
-    kernel = loss_class._kernel
-    options = dict(kernel.options, size_average=ANY, reduce=ANY)
-    # the operator's inputs as the Gluon-style class names them (the wrapper
-    # takes no sample_weight: the operator is told it is absent)
-    inputs = kernel.inputs or loss_class._inputs + loss_class._optional
-    return Kernel(kernel.op, attrs=dict(kernel.attrs), options=options, inputs=inputs,
-                  any_dtype=tuple(kernel.any_dtype), when=kernel.when,
-                  own_batch_axis=kernel.own_batch_axis)
-
-
 class _ClassAxis1(object):
     """PyTorch's class axis: 1 for (N, C, d1, ..., dk) inputs."""
 
     @staticmethod
-    def _class_weight(weight):
+    def _torch_class_weight(weight):
         values = _vector(weight)
         return None if values is None else values.astype(np.float32).ravel().tolist()
 
@@ -275,7 +300,7 @@ class CrossEntropyLoss(_TorchLoss, _ClassAxis1, classification.SoftmaxCrossEntro
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean", label_smoothing=0.0):
-        options = {"axis": 1, "class_weight": self._class_weight(weight),
+        options = {"axis": 1, "class_weight": self._torch_class_weight(weight),
                    "ignore_index": ignore_index}
         if label_smoothing:
             options["label_smoothing"] = label_smoothing
@@ -291,6 +316,9 @@ class CrossEntropyLoss(_TorchLoss, _ClassAxis1, classification.SoftmaxCrossEntro
     def _dispatch(self, values, graph=True):
         self._targets(values.get("pred"), values.get("label"))
         return super(CrossEntropyLoss, self)._dispatch(values, graph)
+
+    #: its _compute only decides sparse or dense targets, then runs the parent's
+    _same_math = ("_compute",)
 
     def _compute(self, F, tensors, plan, params):
         # a cached graph is built later, from its plan; a call inside a user's
@@ -316,7 +344,7 @@ class NLLLoss(_TorchLoss, _ClassAxis1, classification.NLLLoss):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean"):
         self._torch_init(reduction, size_average, reduce, axis=1,
-                         class_weight=self._class_weight(weight), ignore_index=ignore_index)
+                         class_weight=self._torch_class_weight(weight), ignore_index=ignore_index)
 
 
 class _ElementWeight(object):
@@ -390,7 +418,7 @@ class MultiLabelSoftMarginLoss(_TorchLoss, _ClassAxis1, classification.MultiLabe
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
         self._torch_init(reduction, size_average, reduce,
-                         class_weight=self._class_weight(weight))
+                         class_weight=self._torch_class_weight(weight))
 
 
 class MultiMarginLoss(_TorchLoss, _ClassAxis1, margin.MultiMarginLoss):
@@ -401,12 +429,11 @@ class MultiMarginLoss(_TorchLoss, _ClassAxis1, margin.MultiMarginLoss):
     """
 
     _torch_none = "sample"
-    _kernel = _per_sample_kernel(margin.MultiMarginLoss)
 
     def __init__(self, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
                  reduction="mean"):
         self._torch_init(reduction, size_average, reduce, p=p, margin=margin,
-                         class_weight=self._class_weight(weight))
+                         class_weight=self._torch_class_weight(weight))
 
 
 class MultiLabelMarginLoss(_TorchLoss, margin.MultiLabelMarginLoss):
@@ -417,7 +444,6 @@ class MultiLabelMarginLoss(_TorchLoss, margin.MultiLabelMarginLoss):
     """
 
     _torch_none = "sample"
-    _kernel = _per_sample_kernel(margin.MultiLabelMarginLoss)
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         self._torch_init(reduction, size_average, reduce)
@@ -690,7 +716,7 @@ if _LinearSoftmaxCE is not None:
                 _fail(self, "out_features", "must be () (K-dimensional targets are not "
                       "supported), got %r" % (out_features,))
             kwargs = {"in_units": in_features, "num_classes": num_classes, "use_bias": bias,
-                      "class_weight": self._class_weight(weight),
+                      "class_weight": self._torch_class_weight(weight),
                       "ignore_index": -100 if ignore_index is None else ignore_index}
             if label_smoothing:
                 kwargs["label_smoothing"] = label_smoothing
