@@ -128,10 +128,14 @@ class Kernel(object):
         inputs as the loss got them. A stock operator of its own also runs
         its backward only when its input needs a gradient, which the fused
         operator cannot tell (WGANGPLoss: the sum of squares of grad_interp).
+    after : callable(loss, F, per_sample, call) -> per_sample, optional
+        Stock operators on the operator's per-sample output (a PyTorch
+        wrapper's ``'sum'`` of an elementwise loss: the per-sample means the
+        operator computes, times the elements per sample).
     """
 
     def __init__(self, op, attrs=(), options=None, inputs=None, weights=None, any_dtype=(),
-                 when=None, own_batch_axis=False, before=None):
+                 when=None, own_batch_axis=False, before=None, after=None):
         self.op = op
         if not isinstance(attrs, dict):
             attrs = {name: name for name in attrs}
@@ -144,6 +148,7 @@ class Kernel(object):
         self.when = when
         self.own_batch_axis = bool(own_batch_axis)
         self.before = before
+        self.after = after
         self.covers = frozenset(self.options) | frozenset(
             source for _, source in self.attrs if isinstance(source, str))
 
@@ -386,7 +391,8 @@ def run(loss, F, inputs, plan):
             args.append(value)
     op = kernel.op(loss) if callable(kernel.op) else kernel.op
     _calls[op] += 1
-    return getattr(F, op)(*args, **attrs)
+    out = getattr(F, op)(*args, **attrs)
+    return out if kernel.after is None else kernel.after(loss, F, out, call)
 
 
 def calls():

@@ -142,9 +142,9 @@ def _wrapped_kernel(cls):
     which PyTorch's 'mean' and 'sum' then reduce in the base class. A
     wrapper's constructor names (``delta``, ``log_input``, ``size_average``,
     ...) only set the Gluon-style options, which the declaration still checks;
-    the kernel runs only while a sample's elements are reduced as in the
-    Gluon-style loss (PyTorch's 'sum' of an elementwise loss sums them: the
-    stock path)."""
+    PyTorch's 'sum' of an elementwise loss sums a sample's elements where a
+    Gluon-style loss averages them: the operator's means are then scaled by
+    the elements per sample."""
     from gluonx.kernels import kernel_of, _constructor_options, _MATH_METHODS
     parent = next(k for k in cls.__mro__[1:] if issubclass(k, Loss) and
                   not issubclass(k, _TorchLoss))
@@ -163,8 +163,17 @@ def _wrapped_kernel(cls):
     # the operator's inputs as the Gluon-style loss names them: those a
     # wrapper lacks (sample_weight) are passed as absent
     wrapped.inputs = kernel.inputs or parent._inputs + parent._optional
-    wrapped.when = lambda loss, call: loss._sample_reduce == reduce_like and (
-        when is None or when(loss, call))
+    summed = reduce_like == "mean" and parent._kind == "elementwise"
+
+    def fits(loss, call):
+        return (loss._sample_reduce == reduce_like or (summed and loss._sample_reduce == "sum")) \
+            and (when is None or when(loss, call))
+
+    def per_sample(loss, F, out, call):
+        if loss._sample_reduce == reduce_like:
+            return out
+        return out * float(int(np.prod(call.shape)) // call.shape[loss._batch_axis])
+    wrapped.when, wrapped.after = fits, per_sample
     return wrapped
 
 
