@@ -362,6 +362,42 @@ def test_reductions_run_the_gluon_style_kernel(name):
         np.testing.assert_allclose(out.asnumpy(), [24.0 if name != "SmoothL1Loss" else 12.0])
 
 
+FIRST_ROWS = [pytest.param(r, id=r.id()) for r in
+              {r.name: r for r in reversed(ROWS)}.values()]
+
+
+@pytest.mark.parametrize("numpy", [False, True], ids=["legacy", "numpy"])
+@pytest.mark.parametrize("row", FIRST_ROWS)
+def test_repeated_hybridized_calls_match_torch_nn(row, numpy, monkeypatch):
+    """A training loop's repeated calls (fresh arrays each step; the later ones
+    invoke the cached graph directly where the class allows it) give PyTorch's
+    value, shape and gradients at every step, in numpy mode a 0-d scalar."""
+    from conftest import numpy_mode
+    import contextlib
+    monkeypatch.setattr(gluonx.config, "check_values", False)
+    inputs = row.make(np.random.RandomState(7))
+    value, tgrads, head = _torch_result(row, inputs)
+    loss = _build(row)
+    loss.hybridize(static_alloc=True, static_shape=True)
+    with numpy_mode() if numpy else contextlib.nullcontext():
+        for step in range(3):
+            nds = [mx.nd.array(a, dtype="float64") for a in inputs]
+            nds = [a.as_np_ndarray() for a in nds] if numpy else nds
+            for k in row.grad:
+                nds[k].attach_grad()
+            with mx.autograd.record():
+                out = loss(*nds)
+            ograd = mx.nd.array(head.reshape(-1) if head.ndim == 0 else head, dtype="float64")
+            out.backward(ograd.as_np_ndarray().reshape(out.shape) if numpy else ograd)
+            assert out.shape == (value.shape if numpy else (value.shape or (1,))), row.id()
+            assert_close(out.asnumpy().reshape(value.shape), value, row.tol,
+                         "%s step %d value" % (row.id(), step))
+            for k in row.grad:
+                assert_close(nds[k].grad.asnumpy(), tgrads[k], (row.tol[0] * 10, row.tol[1] * 10),
+                             "%s step %d grad[%d]" % (row.id(), step, k))
+    assert bool(loss._direct) == type(loss)._direct_calls, row.id()
+
+
 # ---------------------------------------------------------------- conventions
 def test_every_torch_nn_loss_has_a_class():
     names = sorted(n for n in dir(torch.nn) if n.endswith("Loss") and
