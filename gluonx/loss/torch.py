@@ -411,6 +411,10 @@ class BCEWithLogitsLoss(_TorchLoss, _ElementWeight, classification.SigmoidBinary
         self._torch_init(reduction, size_average, reduce, **options)
         self._element_weight(weight)
 
+    #: its _loss only multiplies by the element weight, a constant the fused
+    #: operator does not take (so with a weight the stock operators run)
+    _same_math = ("_loss",)
+
     def _loss(self, F, pred, label, element_weight=None, **constants):
         loss = super(BCEWithLogitsLoss, self)._loss(F, pred, label, **constants)
         return self._weighted(F, loss, element_weight)
