@@ -230,7 +230,7 @@ def make_cases():
              _torch_valid_length_ce, sizes=option_sizes),
     ]
     # gluonx.loss.torch with PyTorch's default reduction='mean' against torch.nn.functional's
-    # (no mxnet counterpart; BCEWithLogitsLoss keeps PyTorch's numerics on stock operators)
+    # (no mxnet counterpart)
     cases += [
         Case("torch.MSELoss", pred_label(normal), gtorch.MSELoss, None, TF.mse_loss),
         Case("torch.SmoothL1Loss", pred_label(normal), gtorch.SmoothL1Loss, None,
@@ -238,7 +238,7 @@ def make_cases():
         Case("torch.CrossEntropyLoss", pred_label(classes), gtorch.CrossEntropyLoss, None,
              lambda p, l: TF.cross_entropy(p, l.long())),
         Case("torch.BCEWithLogitsLoss", pred_label(bits), gtorch.BCEWithLogitsLoss, None,
-             TF.binary_cross_entropy_with_logits, fused=False),
+             TF.binary_cross_entropy_with_logits),
         Case("torch.TripletMarginLoss", lambda rng, s: [normal(rng, s), normal(rng, s),
                                                         normal(rng, s)],
              gtorch.TripletMarginLoss, None, TF.triplet_margin_loss),
