@@ -128,14 +128,20 @@ class Kernel(object):
         inputs as the loss got them. A stock operator of its own also runs
         its backward only when its input needs a gradient, which the fused
         operator cannot tell (WGANGPLoss: the sum of squares of grad_interp).
-    after : callable(loss, F, per_sample, call) -> per_sample, optional
-        Stock operators on the operator's per-sample output (a PyTorch
-        wrapper's ``'sum'`` of an elementwise loss: the per-sample means the
-        operator computes, times the elements per sample).
+    whole : bool
+        The operator, with ``before`` and ``after``, also serves
+        ``batch_axis=None`` (one value for the whole batch).
+    after : callable(loss, F, per_sample, call, inputs) -> per_sample, optional
+        Stock operators on the operator's per-sample output, given the inputs
+        as ``before`` got them (a PyTorch wrapper's ``'sum'`` of an elementwise
+        loss: the per-sample means the operator computes, times the elements
+        per sample). A count that depends on the batch size must be read from
+        the inputs (``F.size_array``), not from ``call``: an exported graph
+        serves other batch sizes.
     """
 
     def __init__(self, op, attrs=(), options=None, inputs=None, weights=None, any_dtype=(),
-                 when=None, own_batch_axis=False, before=None, after=None):
+                 when=None, own_batch_axis=False, before=None, after=None, whole=False):
         self.op = op
         if not isinstance(attrs, dict):
             attrs = {name: name for name in attrs}
@@ -149,6 +155,7 @@ class Kernel(object):
         self.own_batch_axis = bool(own_batch_axis)
         self.before = before
         self.after = after
+        self.whole = bool(whole)
         self.covers = frozenset(self.options) | frozenset(
             source for _, source in self.attrs if isinstance(source, str))
 
@@ -315,7 +322,7 @@ def prepare(loss, plan):
     shape-level only (option values are read by :func:`run` on every call).
     """
     kernel = _kernel_for(loss)
-    if kernel is None or not plan.known:
+    if kernel is None or not plan.known or (loss._batch_axis is None and not kernel.whole):
         return None
     ctx = plan.ctx
     if ctx is not None and getattr(ctx, "device_type", "cpu") != "cpu":
@@ -331,7 +338,8 @@ def prepare(loss, plan):
     shape, dtype = shapes[first], dtypes[first]
     if not shape or 0 in shape or dtype not in _FLOAT_DTYPES:
         return None
-    if not kernel.own_batch_axis and loss._batch_axis % len(shape) != 0:
+    if not kernel.own_batch_axis and loss._batch_axis is not None and \
+            loss._batch_axis % len(shape) != 0:
         return None
     for name in plan.names:
         if name not in kernel.any_dtype and dtypes[name] != dtype:
@@ -379,6 +387,7 @@ def run(loss, F, inputs, plan):
         if text is None:
             return None  # e.g. an NDArray epsilon
         attrs[attr] = text
+    given = inputs
     if kernel.before is not None:
         inputs = kernel.before(loss, F, inputs)
     args = []
@@ -392,7 +401,7 @@ def run(loss, F, inputs, plan):
     op = kernel.op(loss) if callable(kernel.op) else kernel.op
     _calls[op] += 1
     out = getattr(F, op)(*args, **attrs)
-    return out if kernel.after is None else kernel.after(loss, F, out, call)
+    return out if kernel.after is None else kernel.after(loss, F, out, call, given)
 
 
 def calls():

@@ -668,7 +668,6 @@ class Loss(mx_loss.Loss):
                 plan.align[name] = self._align_weight(name, shapes[name], self._loss_shape(plan))
         # a fused kernel, where the loss declares one that fits this call
         plan.use_kernels = (config.use_kernels and self._reduction != "none"
-                            and self._batch_axis is not None
                             and plan.align.get("sample_weight", ("same",))[0] != "enlarge")
         plan.fused = kernels.prepare(self, plan) if plan.use_kernels else None
         return plan

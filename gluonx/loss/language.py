@@ -4,7 +4,7 @@ import numpy as np
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
-from ..kernels import Kernel
+from ..kernels import ANY, Kernel
 from ._base import Loss, _fail
 from ._labels import check_index_shape, check_index_values
 from ._reduce import last_axis_sum, total_mean
@@ -304,6 +304,33 @@ class _Regularizer(Loss):
             return total_mean(F, loss)
         return super(_Regularizer, self)._per_sample(F, loss)
 
+    @staticmethod
+    def _rows(loss, F, inputs):
+        """The state as rows for a sums-of-squares operator: one per sample, or
+        one per leading index with batch_axis=None (one value for the batch)."""
+        return dict(inputs, states=F.reshape(inputs["states"], shape=(0, -1)))
+
+    @staticmethod
+    def _mean(steps):
+        """``after`` for an operator's sums of squares per row: each sample's
+        mean (a row per sample), or with batch_axis=None the mean over the
+        whole batch, shape (1,). The number of terms is read from the state
+        (an exported graph serves other batch sizes); ``steps`` says whether
+        they are the state's elements or its steps along the first axis (one
+        fewer per row of the first axis)."""
+        def mean(loss, F, sums, call, inputs):
+            states = inputs["states"]
+            count = F.size_array(states)
+            if steps:
+                count = count - F.size_array(F.slice_axis(states, axis=0, begin=0, end=1))
+            count = F.cast(count, dtype=np.dtype(call.dtypes["states"]).name)
+            if loss._batch_axis is None:
+                return F.broadcast_div(F.sum(sums), count)
+            rows = F.cast(F.slice_axis(F.shape_array(states), axis=0, begin=0, end=1),
+                          dtype=np.dtype(call.dtypes["states"]).name)
+            return F.broadcast_div(sums, count / rows)
+        return mean
+
     def _scale(self, coefficient):
         """The coefficient scales the whole loss, like ``weight``: folded into
         it, it is applied once per sample instead of once per element."""
@@ -347,6 +374,12 @@ class ActivationRegularizationLoss(_Regularizer):
         >>> ar = gluonx.loss.ActivationRegularizationLoss(alpha=2.0)
         >>> ar(mx.nd.ones((3, 2, 4)))  # [2.]
     """
+
+    # each row's sum of squares (a row per sample, or per leading index with
+    # batch_axis=None), then their means
+    _kernel = Kernel("gluonx_row_sum_squares", inputs=("states",), whole=True,
+                     options={"alpha": ANY}, before=_Regularizer._rows,
+                     after=_Regularizer._mean(steps=False))
 
     def __init__(self, alpha=0, weight=None, batch_axis=None, reduction="sample", **kwargs):
         super(ActivationRegularizationLoss, self).__init__(weight, batch_axis, reduction,
@@ -393,6 +426,14 @@ class TemporalActivationRegularizationLoss(_Regularizer):
         >>> tar = gluonx.loss.TemporalActivationRegularizationLoss(beta=1.0)
         >>> tar(mx.nd.array([[[0.]], [[1.]], [[3.]]]))  # [2.5]
     """
+
+    # the sum of squared steps between consecutive time steps, then the mean
+    # over the whole batch (time_axis=0, batch_axis=None: GluonNLP's layout)
+    _kernel = Kernel("gluonx_step_sum_squares", inputs=("states",), whole=True,
+                     options={"beta": ANY, "time_axis": 0},
+                     when=lambda self, call: self._batch_axis is None,
+                     before=_Regularizer._rows,
+                     after=_Regularizer._mean(steps=True))
 
     def __init__(self, beta=0, weight=None, batch_axis=None, time_axis=0, reduction="sample",
                  **kwargs):

@@ -169,7 +169,7 @@ def _wrapped_kernel(cls):
         return (loss._sample_reduce == reduce_like or (summed and loss._sample_reduce == "sum")) \
             and (when is None or when(loss, call))
 
-    def per_sample(loss, F, out, call):
+    def per_sample(loss, F, out, call, inputs):
         if loss._sample_reduce == reduce_like:
             return out
         return out * float(int(np.prod(call.shape)) // call.shape[loss._batch_axis])
