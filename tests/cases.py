@@ -624,6 +624,11 @@ CASES = [
           "soft_loss": "cross_entropy", "mix": "convex"},
          lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6)],
          R.ref_distillation, (0, 2), family="distillation"),
+    Case("Distillation-gluoncv-T4-sw", "DistillationLoss",   # hard exps as 4th powers
+         {"temperature": 4.0, "hard_weight": 0.3, "teacher_probabilities": True,
+          "soft_loss": "cross_entropy", "mix": "convex"},
+         lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6), _u(r, 0.5, 2, B, 1)],
+         R.ref_distillation, (0, 2), family="distillation"),
     Case("Distillation-kl-probabilities", "DistillationLoss",
          {"temperature": 2.0, "teacher_probabilities": True},
          lambda r: [_n(r, B, 6, scale=2), _classes(r, 6, B), _probs(r, B, 6)],

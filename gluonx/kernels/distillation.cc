@@ -10,9 +10,11 @@
 //       softmax(x), or x itself (from_softmax).
 // Every position of a sample is a row; a sample's value is the mean over its
 // positions of the row losses times the sample weight (pred's shape with the
-// class axis 1). Forward reads each row once (its statistics stay in cache);
-// backward recomputes them and writes each gradient once. OpenMP runs over
-// samples.
+// class axis 1). Each pass reads a row from memory once (its first loop;
+// the others run on cache) and takes one exp per element and softmax (the
+// hard term's exps are powers of the soft term's at T = 2, 3, 4); the
+// forward keeps only sums, the backward recomputes the exps into per-thread
+// scratch and writes each gradient once. OpenMP runs over samples.
 #include "common.h"
 
 #include <type_traits>
@@ -26,39 +28,25 @@ constexpr double kLogEpsilon = 1e-12;
 
 // ------------------------------------------------------------ row helpers --
 
-template <typename T> GLUONX_INLINE Acc<T> row_max(const T* x, int64_t n) {
+// The log-sum-exp of a row (GeneralizedCE) and 1 / sum_k e_k, e_k = exp(x_k
+// - max) (softmax = e * inv); Store: keep e in `e` (the backward), else only
+// the sum (the forward).
+template <typename A> struct Lse { A lse, inv; };
+
+template <bool Store, typename T>
+GLUONX_INLINE Lse<Acc<T>> row_lse(const T* x, int64_t n, Acc<T>* e) {
   using A = Acc<T>;
   A m = -std::numeric_limits<A>::infinity();
 #pragma omp simd reduction(max : m)
   for (int64_t k = 0; k < n; ++k) m = std::max(m, load(x, k));
-  return m;
-}
-
-// e_k = exp(x_k s - m s) (m the row's max, s = 1 / T; not Scaled: T = 1);
-// the log-sum-exp of x s and 1 / sum_k e_k (softmax = e * inv). Scaled by a
-// product, not divided by T: a division costs several multiplications and
-// differs from it by at most one rounding.
-template <typename A> struct Lse { A lse, inv; };
-
-template <bool Scaled, typename T>
-GLUONX_INLINE Lse<Acc<T>> row_exp(const T* x, int64_t n, Acc<T> m, Acc<T> scale, Acc<T>* e) {
-  using A = Acc<T>;
-  const A ms = Scaled ? m * scale : m;
   A s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < n; ++k) {
-    const A v = exp_nonpos((Scaled ? load(x, k) * scale : load(x, k)) - ms);
-    e[k] = v;
+    const A v = exp_nonpos(load(x, k) - m);
+    if (Store) e[k] = v;
     s += v;
   }
-  return {ms + fast_log(s), A(1) / s};
-}
-
-template <typename T>
-GLUONX_INLINE Lse<Acc<T>> row_lse(const T* x, int64_t n, Acc<T> scale, Acc<T>* e) {
-  const Acc<T> m = row_max(x, n);
-  return scale == Acc<T>(1) ? row_exp<false>(x, n, m, scale, e)
-                            : row_exp<true>(x, n, m, scale, e);
+  return {m + fast_log(s), A(1) / s};
 }
 
 // ========================================================= distillation ====
@@ -82,96 +70,174 @@ struct DistillAttrs {
   bool ok() const { return temperature > 0 && hard_weight >= 0 && soft_weight >= 0; }
 };
 
-// One row's statistics: the student's log-sum-exp at T (lse_s, exps in ps)
-// and at 1 (lse_h, exps in ph; ph = ps when T = 1), and, for teacher
-// logits, the teacher's at T (lse_t, exps in qs; q_k = qs_k * q_inv).
+// One row's statistics, from at most three passes over it: the first (the
+// only one that reads x and t from memory) takes the student's max m and,
+// for given probabilities q = t, Q = sum q, D = sum q x and, for the KL,
+// E = sum q (log(q + eps) - x / T); the second the student's exps at T (and
+// at 1 for the hard term); the third, for teacher logits, the teacher's exps
+// e_k at T with Q = sum q, D = sum q x and E = sum q t (q = e / sum e).
+// The soft term's value is then a closed form of these sums (see
+// distill_value) instead of a fourth pass.
+enum Teacher { kProbsCE, kProbsKL, kLogits };
+
 template <typename A> struct DistillRow {
   A lse_s = 0, inv_s = 0, lse_h = 0, inv_h = 0, lse_t = 0, q_inv = 1;
-  const A* ph = nullptr;  // the exps at T = 1
+  A Q = 0, D = 0, E = 0;
 };
+
+// How the hard term's exps exp(x_k - m) come from the soft term's
+// e_k = exp((x_k - m) / T): T = 1 (the same), e^P for T = P a small integer
+// (products, not a second exp), kOwnExp (any other T) or kNoHard (w = 0).
+constexpr int kNoHard = -1, kOwnExp = 0;
+
+inline int hard_power(double temperature, bool hard) {
+  if (temperature == 1) return 1;
+  if (!hard) return kNoHard;
+  for (int p = 2; p <= 4; ++p) {
+    if (temperature == p) return p;
+  }
+  return kOwnExp;
+}
 
 template <typename T> struct DistillScratch {
   std::vector<Acc<T>> ps, ph, qs;
   explicit DistillScratch(int64_t K) : ps(K), ph(K), qs(K) {}
 };
 
-template <typename T>
-GLUONX_INLINE DistillRow<Acc<T>> distill_stats(const T* xr, const T* tr, int64_t K,
-                                               const DistillAttrs& o, bool hard,
-                                               DistillScratch<T>& s) {
+// The first pass (see above); WithE: compute E (kProbsKL).
+template <Teacher M, bool WithE, typename T>
+GLUONX_INLINE void distill_first(const T* xr, const T* tr, int64_t K, Acc<T> scale,
+                                 Acc<T>& m_out, Acc<T>& mt_out, DistillRow<Acc<T>>& st) {
   using A = Acc<T>;
-  const A scale = A(1) / A(o.temperature);
-  DistillRow<A> st;
-  st.ph = s.ps.data();  // read (times 0) without the hard term
-  const A m = row_max(xr, K);
-  Lse<A> e;
-  if (scale == A(1)) {
-    e = row_exp<false>(xr, K, m, scale, s.ps.data());
-    st.lse_h = e.lse;
-    st.inv_h = e.inv;
-  } else {
-    e = row_exp<true>(xr, K, m, scale, s.ps.data());
-    if (hard) {
-      const Lse<A> h = row_exp<false>(xr, K, m, scale, s.ph.data());
-      st.lse_h = h.lse;
-      st.inv_h = h.inv;
-      st.ph = s.ph.data();
+  A m = -std::numeric_limits<A>::infinity(), mt = m;
+  if (M == kLogits) {
+#pragma omp simd reduction(max : m, mt)
+    for (int64_t k = 0; k < K; ++k) {
+      m = std::max(m, load(xr, k));
+      mt = std::max(mt, load(tr, k));
     }
+  } else {
+    A Q = 0, D = 0, E = 0;
+#pragma omp simd reduction(max : m) reduction(+ : Q, D, E)
+    for (int64_t k = 0; k < K; ++k) {
+      const A x = load(xr, k), q = load(tr, k);
+      m = std::max(m, x);
+      Q += q;
+      D += q * x;
+      if (WithE && M == kProbsKL) E += q * (fast_log(q + A(kLogEpsilon)) - x * scale);
+    }
+    st.Q = Q;
+    st.D = D;
+    st.E = E;
   }
-  st.lse_s = e.lse;
-  st.inv_s = e.inv;
-  if (!o.probabilities) {
-    const Lse<A> te = row_lse(tr, K, scale, s.qs.data());
-    st.lse_t = te.lse;
-    st.q_inv = te.inv;
+  m_out = m;
+  mt_out = mt;
+}
+
+// The student's exps: e_k = exp((x_k - m) / T) into ps, and the hard
+// term's h_k = exp(x_k - m) into ph (P as hard_power; P = 1: ps holds both);
+// Store = false keeps only the sums.
+template <int P, bool Store, typename T>
+GLUONX_INLINE void student_exps(const T* xr, int64_t K, Acc<T> m, Acc<T> scale, Acc<T>* ps,
+                                Acc<T>* ph, DistillRow<Acc<T>>& st) {
+  using A = Acc<T>;
+  const A ms = P == 1 ? m : m * scale;
+  A ss = 0, sh = 0;
+#pragma omp simd reduction(+ : ss, sh)
+  for (int64_t k = 0; k < K; ++k) {
+    const A x = load(xr, k);
+    const A e = exp_nonpos(P == 1 ? x - ms : x * scale - ms);
+    A h = 0;
+    if (P == kOwnExp) h = exp_nonpos(x - m);
+    if (P >= 2) h = P == 3 ? e * e * e : e * e;
+    if (P == 4) h = h * h;
+    if (Store) {
+      ps[k] = e;
+      if (P == kOwnExp || P >= 2) ph[k] = h;
+    }
+    ss += e;
+    sh += h;
   }
+  st.lse_s = ms + fast_log(ss);
+  st.inv_s = A(1) / ss;
+  if (P == 1) {
+    st.lse_h = st.lse_s;
+    st.inv_h = st.inv_s;
+  } else if (P != kNoHard) {
+    st.lse_h = m + fast_log(sh);
+    st.inv_h = A(1) / sh;
+  }
+}
+
+template <bool Store, typename T>
+GLUONX_INLINE void distill_exps(int power, const T* xr, int64_t K, Acc<T> m, Acc<T> scale,
+                                Acc<T>* ps, Acc<T>* ph, DistillRow<Acc<T>>& st) {
+  switch (power) {
+    case 1: student_exps<1, Store>(xr, K, m, scale, ps, ph, st); break;
+    case 2: student_exps<2, Store>(xr, K, m, scale, ps, ph, st); break;
+    case 3: student_exps<3, Store>(xr, K, m, scale, ps, ph, st); break;
+    case 4: student_exps<4, Store>(xr, K, m, scale, ps, ph, st); break;
+    case kOwnExp: student_exps<kOwnExp, Store>(xr, K, m, scale, ps, ph, st); break;
+    default: student_exps<kNoHard, Store>(xr, K, m, scale, ps, ph, st); break;
+  }
+}
+
+// The third pass (teacher logits): the teacher's exps at T into qs, and
+// Q, D, E over q = qs * q_inv.
+template <bool Store, typename T>
+GLUONX_INLINE void teacher_exps(const T* xr, const T* tr, int64_t K, Acc<T> mt, Acc<T> scale,
+                                Acc<T>* qs, DistillRow<Acc<T>>& st) {
+  using A = Acc<T>;
+  const A mts = mt * scale;
+  A s = 0, D = 0, E = 0;
+#pragma omp simd reduction(+ : s, D, E)
+  for (int64_t k = 0; k < K; ++k) {
+    const A t = load(tr, k);
+    const A e = exp_nonpos(t * scale - mts);
+    if (Store) qs[k] = e;
+    s += e;
+    D += e * load(xr, k);
+    E += e * t;
+  }
+  st.lse_t = mts + fast_log(s);
+  st.q_inv = A(1) / s;
+  st.Q = s * st.q_inv;
+  st.D = D * st.q_inv;
+  st.E = E * st.q_inv;
+}
+
+// All of a row's statistics; m is the student's max. Store: keep the exps
+// for the backward.
+template <Teacher M, bool Store, bool WithE, typename T>
+GLUONX_INLINE DistillRow<Acc<T>> distill_stats(const T* xr, const T* tr, int64_t K, int power,
+                                               Acc<T> scale, DistillScratch<T>& s) {
+  using A = Acc<T>;
+  DistillRow<A> st;
+  A m, mt;
+  distill_first<M, WithE>(xr, tr, K, scale, m, mt, st);
+  distill_exps<Store>(power, xr, K, m, scale, s.ps.data(), s.ph.data(), st);
+  if (M == kLogits) teacher_exps<Store>(xr, tr, K, mt, scale, s.qs.data(), st);
   return st;
 }
 
-// log q_k and q_k of position k.
-template <typename T>
-GLUONX_INLINE Acc<T> teacher_log(const T* tr, int64_t k, const DistillRow<Acc<T>>& st, Acc<T> scale,
-                                 bool probabilities) {
-  using A = Acc<T>;
-  if (probabilities) return fast_log(load(tr, k) + A(kLogEpsilon));
-  return (scale == A(1) ? load(tr, k) : load(tr, k) * scale) - st.lse_t;
-}
-
-template <typename T>
-GLUONX_INLINE Acc<T> student_log(const T* xr, int64_t k, Acc<T> lse, Acc<T> scale) {
-  return (scale == Acc<T>(1) ? load(xr, k) : load(xr, k) * scale) - lse;
+// S' = sum_k q_k (e log q_k - log p_k) (e = 1 with the entropy) of a row
+// from its statistics: log p_k = x_k / T - lse_s, and log q_k = t_k / T -
+// lse_t or log(q_k + eps).
+template <Teacher M, typename A> GLUONX_INLINE A soft_value(const DistillRow<A>& st, A scale,
+                                                           bool entropy) {
+  const A cross = st.lse_s * st.Q - scale * st.D;  // -sum q log p
+  if (M == kProbsKL) return st.E + st.lse_s * st.Q;
+  if (M == kLogits && entropy) return scale * (st.E - st.D) + (st.lse_s - st.lse_t) * st.Q;
+  return cross;
 }
 
 // The row's loss a T^2 S' + w H (see the top of the file).
-template <typename T>
-Acc<T> distill_row_value(const T* xr, const T* tr, const T* lr, int64_t y, int64_t K,
-                         const DistillAttrs& o, const DistillRow<Acc<T>>& st,
-                         const DistillScratch<T>& s) {
+template <Teacher M, typename T>
+GLUONX_INLINE Acc<T> distill_value(const T* xr, const T* lr, int64_t y, int64_t K,
+                                   const DistillAttrs& o, const DistillRow<Acc<T>>& st) {
   using A = Acc<T>;
-  const A temp = A(o.temperature), scale = A(1) / temp;
-  const A* qs = s.qs.data();
-  A soft = 0;
-  if (o.probabilities) {
-    if (o.entropy) {
-#pragma omp simd reduction(+ : soft)
-      for (int64_t k = 0; k < K; ++k) {
-        const A q = load(tr, k);
-        soft += q * (fast_log(q + A(kLogEpsilon)) - student_log(xr, k, st.lse_s, scale));
-      }
-    } else {
-#pragma omp simd reduction(+ : soft)
-      for (int64_t k = 0; k < K; ++k) soft -= load(tr, k) * student_log(xr, k, st.lse_s, scale);
-    }
-  } else {
-    const A lt = o.entropy ? A(1) : A(0);
-#pragma omp simd reduction(+ : soft)
-    for (int64_t k = 0; k < K; ++k) {
-      const A logq = teacher_log(tr, k, st, scale, false);
-      soft += qs[k] * (lt * logq - student_log(xr, k, st.lse_s, scale));
-    }
-    soft *= st.q_inv;
-  }
-  A f = A(o.soft_weight) * temp * temp * soft;
+  const A temp = A(o.temperature);
+  A f = A(o.soft_weight) * temp * temp * soft_value<M>(st, A(1) / temp, o.entropy);
   if (o.hard_weight != 0) {
     A hard;
     if (o.sparse) {
@@ -191,7 +257,7 @@ Acc<T> distill_row_value(const T* xr, const T* tr, const T* lr, int64_t y, int64
   return f;
 }
 
-template <typename T>
+template <Teacher M, typename T>
 void distill_forward(const MXTensor& pred, const MXTensor& label, const MXTensor& teacher,
                      const MXTensor* sw_t, const DistillAttrs& o, T* out) {
   using A = Acc<T>;
@@ -199,11 +265,13 @@ void distill_forward(const MXTensor& pred, const MXTensor& label, const MXTensor
   const int64_t K = lay.row, R = lay.positions, rows = lay.batch * R;
   const Weight<T> sw = make_weight<T>(sw_t, lay.loss_shape, R);
   const bool hard = o.hard_weight != 0;
+  const int power = hard_power(o.temperature, hard);
+  const A scale = A(1) / A(o.temperature);
   const T *x = cdata<T>(pred), *t = cdata<T>(teacher);
   const T* dense = o.sparse ? nullptr : cdata<T>(label);
 #pragma omp parallel num_threads(max_threads()) if (pred.size() >= kParallelMinWork)
   {
-    DistillScratch<T> s(K);
+    DistillScratch<T> s(0);  // the forward keeps no exps
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < lay.batch; ++i) {
       A total = 0;
@@ -212,11 +280,11 @@ void distill_forward(const MXTensor& pred, const MXTensor& label, const MXTensor
         const T *xr = x + row * K, *tr = t + row * K;
         prefetch_next_row(x, row, rows, K);
         prefetch_next_row(t, row, rows, K);
-        const DistillRow<A> st = distill_stats(xr, tr, K, o, hard, s);
+        const DistillRow<A> st = distill_stats<M, false, true>(xr, tr, K, power, scale, s);
         const int64_t y = hard && o.sparse ? std::min(std::max(load_index(label, row),
                                                                int64_t(0)), K - 1) : 0;
-        total += distill_row_value(xr, tr, dense == nullptr ? nullptr : dense + row * K, y, K, o,
-                                   st, s) * row_weight(sw, i, r);
+        total += distill_value<M>(xr, dense == nullptr ? nullptr : dense + row * K, y, K, o,
+                                  st) * row_weight(sw, i, r);
       }
       store(out, i, total / A(R));
     }
@@ -230,7 +298,9 @@ void distill_forward(const MXTensor& pred, const MXTensor& label, const MXTensor
 //     d/dt_k = c (u_k - q_k sum_j u_j) / T
 //   given q: d/dq_k = c a T^2 (e (log(q_k + eps) + q_k / (q_k + eps)) - log p_k)
 //   dense labels: d/dl_k = c w (lse(x) - x_k); class indices get 0.
-template <typename T>
+// Each row is read from memory once (the first pass); one more loop writes
+// both gradients from the kept exps.
+template <Teacher M, typename T>
 void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
                       const MXTensor& teacher, const MXTensor* sw_t, const DistillAttrs& o,
                       T* dpred, MXTensor& dlabel, T* dteacher, T* dsw_ptr) {
@@ -241,6 +311,7 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
   WeightGrad<T> dsw;
   if (sw_t != nullptr) dsw.init(dsw_ptr, sw.kind, lay.batch, R, max_threads());
   const bool hard = o.hard_weight != 0;
+  const int power = hard_power(o.temperature, hard);
   const A temp = A(o.temperature), a = A(o.soft_weight), w = A(o.hard_weight);
   const A scale = A(1) / temp;
   const A ent = o.entropy ? A(1) : A(0);
@@ -263,27 +334,16 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
         const T* lr = dense == nullptr ? nullptr : dense + row * K;
         prefetch_next_row(x, row, rows, K);
         prefetch_next_row(t, row, rows, K);
-        const DistillRow<A> st = distill_stats(xr, tr, K, o, hard, s);
+        // E only where the value is needed (a sample weight's gradient)
+        const DistillRow<A> st = sw_t != nullptr
+            ? distill_stats<M, true, true>(xr, tr, K, power, scale, s)
+            : distill_stats<M, true, false>(xr, tr, K, power, scale, s);
         const int64_t y = hard && o.sparse ? std::min(std::max(load_index(label, row),
                                                                int64_t(0)), K - 1) : 0;
         const A c = gi * row_weight(sw, i, r);
         const A* ps = s.ps.data();
         const A* qs = s.qs.data();
-        const A inv_s = st.inv_s, inv_h = st.inv_h;
-        // Q = sum q and, for teacher logits, U = sum u / (a T^2)
-        A Q = 0, U = 0;
-        if (o.probabilities) {
-#pragma omp simd reduction(+ : Q)
-          for (int64_t k = 0; k < K; ++k) Q += load(tr, k);
-        } else {
-#pragma omp simd reduction(+ : Q, U)
-          for (int64_t k = 0; k < K; ++k) {
-            const A q = qs[k] * st.q_inv;
-            Q += q;
-            U += q * (ent * (teacher_log(tr, k, st, scale, false) + A(1)) -
-                      student_log(xr, k, st.lse_s, scale));
-          }
-        }
+        const A lse_s = st.lse_s, q_inv = st.q_inv, Q = st.Q;
         A L = 0;
         if (hard && !o.sparse) {
 #pragma omp simd reduction(+ : L)
@@ -292,42 +352,49 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
           L = A(1);
         }
         // the soft term's factors: a T^2 (given q), a T^2 / T (through x / T, t / T);
-        // the softmax terms' factors (ph holds unused values without the hard term)
+        // the softmax terms' factors (ph is ps at T = 1; unused without the hard term)
         const A ct = c * a * temp, ctt = ct * temp, ch = c * w;
-        const A cp = ct * Q * inv_s, cph = hard ? ch * L * inv_h : A(0);
-        const A* ph = st.ph;
+        const A cp = ct * Q * st.inv_s, cph = hard ? ch * L * st.inv_h : A(0);
+        const A* ph = power == 1 || !hard ? ps : s.ph.data();
         T *gp = wp.row(row * K), *gt = wt.row(row * K);
         T* gl = dl == nullptr ? nullptr : wl.row(row * K);
-        if (o.probabilities) {
-#pragma omp simd
-          for (int64_t k = 0; k < K; ++k) store(gp, k, cp * ps[k] - ct * load(tr, k) + cph * ph[k]);
-          if (o.entropy) {
-#pragma omp simd
-            for (int64_t k = 0; k < K; ++k) {
-              const A q = load(tr, k), le = q + A(kLogEpsilon);
-              store(gt, k, ctt * (fast_log(le) + q / le - student_log(xr, k, st.lse_s, scale)));
-            }
-          } else {
-#pragma omp simd
-            for (int64_t k = 0; k < K; ++k) store(gt, k, -ctt * student_log(xr, k, st.lse_s, scale));
-          }
-        } else {
+        if (M == kProbsCE) {
 #pragma omp simd
           for (int64_t k = 0; k < K; ++k) {
-            const A q = qs[k] * st.q_inv;
+            const A xk = load(xr, k);
+            store(gp, k, cp * ps[k] - ct * load(tr, k) + cph * ph[k]);
+            store(gt, k, ctt * (lse_s - xk * scale));
+          }
+        } else if (M == kProbsKL) {
+#pragma omp simd
+          for (int64_t k = 0; k < K; ++k) {
+            const A xk = load(xr, k), q = load(tr, k), le = q + A(kLogEpsilon);
             store(gp, k, cp * ps[k] - ct * q + cph * ph[k]);
-            const A u = q * (ent * (teacher_log(tr, k, st, scale, false) + A(1)) -
-                             student_log(xr, k, st.lse_s, scale));
-            store(gt, k, ct * (u - q * U));
+            store(gt, k, ctt * (fast_log(le) + q / le + lse_s - xk * scale));
+          }
+        } else {
+          // U = sum u / (a T^2) = e (sum q log q + Q) - sum q log p
+          const A U = ent * (scale * (st.E - st.D) + (lse_s - st.lse_t + A(1)) * Q) +
+                      (A(1) - ent) * (lse_s * Q - scale * st.D);
+          const A lse_t = st.lse_t;
+#pragma omp simd
+          for (int64_t k = 0; k < K; ++k) {
+            const A q = qs[k] * q_inv;
+            const A xk = load(xr, k);
+            store(gp, k, cp * ps[k] - ct * q + cph * ph[k]);
+            const A logp = xk * scale - lse_s;
+            const A logq = load(tr, k) * scale - lse_t;
+            store(gt, k, ct * q * (ent * (logq + A(1)) - logp - U));
           }
         }
         if (hard && o.sparse) store(gp, y, load(gp, y) - ch);
         if (gl != nullptr) {
           if (hard) {
+            const A lse_h = st.lse_h;
 #pragma omp simd
             for (int64_t k = 0; k < K; ++k) {
               store(gp, k, load(gp, k) - ch * load(lr, k));
-              store(gl, k, ch * (st.lse_h - load(xr, k)));
+              store(gl, k, ch * (lse_h - load(xr, k)));
             }
           } else {
 #pragma omp simd
@@ -338,7 +405,7 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
         wp.flush(K);
         wt.flush(K);
         if (sw_t != nullptr) {
-          const A f = distill_row_value(xr, tr, lr, y, K, o, st, s);
+          const A f = distill_value<M>(xr, lr, y, K, o, st);
           add_row_weight_grad(dsw, row, r, gi * f, fsum);
         }
       }
@@ -348,6 +415,9 @@ void distill_backward(const T* ograd, const MXTensor& pred, const MXTensor& labe
   if (sw_t != nullptr) dsw.finish();
 }
 
+inline Teacher teacher_kind(const DistillAttrs& o) {
+  return !o.probabilities ? kLogits : o.entropy ? kProbsKL : kProbsCE;
+}
 // The inputs from `first` on (pred, label, teacher, [sample_weight]) fit
 // each other. Checked in both passes: a backward can run after its forward
 // failed.
@@ -373,8 +443,13 @@ MXReturnValue distill_fwd(const Attrs& attrs, std::vector<MXTensor>* in,
   const MXTensor& pred = (*in)[0];
   return for_float(DistillationOp::kName, pred.dtype, [&](auto t) {
     using T = decltype(t);
-    distill_forward<T>(pred, (*in)[1], (*in)[2], has_sw ? &(*in)[3] : nullptr, o,
-                       (*out)[0].data<T>());
+    const MXTensor* sw = has_sw ? &(*in)[3] : nullptr;
+    T* res = (*out)[0].data<T>();
+    switch (teacher_kind(o)) {
+      case kProbsCE: distill_forward<kProbsCE, T>(pred, (*in)[1], (*in)[2], sw, o, res); break;
+      case kProbsKL: distill_forward<kProbsKL, T>(pred, (*in)[1], (*in)[2], sw, o, res); break;
+      default: distill_forward<kLogits, T>(pred, (*in)[1], (*in)[2], sw, o, res); break;
+    }
   });
 }
 
@@ -389,9 +464,24 @@ MXReturnValue distill_bwd(const Attrs& attrs, std::vector<MXTensor>* in,
   }
   return for_float(DistillationOp::kName, (*in)[1].dtype, [&](auto t) {
     using T = decltype(t);
-    distill_backward<T>((*in)[0].data<T>(), (*in)[1], (*in)[2], (*in)[3],
-                        has_sw ? &(*in)[4] : nullptr, o, (*out)[0].data<T>(), (*out)[1],
-                        (*out)[2].data<T>(), has_sw ? (*out)[3].data<T>() : nullptr);
+    const T* og = (*in)[0].data<T>();
+    const MXTensor* sw = has_sw ? &(*in)[4] : nullptr;
+    T *dp = (*out)[0].data<T>(), *dt = (*out)[2].data<T>();
+    T* dsw = has_sw ? (*out)[3].data<T>() : nullptr;
+    switch (teacher_kind(o)) {
+      case kProbsCE:
+        distill_backward<kProbsCE, T>(og, (*in)[1], (*in)[2], (*in)[3], sw, o, dp, (*out)[1],
+                                      dt, dsw);
+        break;
+      case kProbsKL:
+        distill_backward<kProbsKL, T>(og, (*in)[1], (*in)[2], (*in)[3], sw, o, dp, (*out)[1],
+                                      dt, dsw);
+        break;
+      default:
+        distill_backward<kLogits, T>(og, (*in)[1], (*in)[2], (*in)[3], sw, o, dp, (*out)[1],
+                                     dt, dsw);
+        break;
+    }
   });
 }
 
@@ -418,7 +508,6 @@ void gce_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* sw
   const T* x = cdata<T>(pred);
 #pragma omp parallel num_threads(max_threads()) if (pred.size() >= kParallelMinWork)
   {
-    std::vector<A> ex(from_softmax ? 0 : K);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < lay.batch; ++i) {
       A total = 0;
@@ -431,7 +520,7 @@ void gce_forward(const MXTensor& pred, const MXTensor& label, const MXTensor* sw
           f = (A(1) - std::pow(load(xr, y), q)) / q;
         } else {
           prefetch_next_row(x, row, rows, K);
-          const A u = load(xr, y) - row_lse(xr, K, A(1), ex.data()).lse;
+          const A u = load(xr, y) - row_lse<false>(xr, K, static_cast<A*>(nullptr)).lse;
           f = -std::expm1(u * q) / q;
         }
         total += f * row_weight(sw, i, r);
@@ -476,7 +565,7 @@ void gce_backward(const T* ograd, const MXTensor& pred, const MXTensor& label,
           store(gp, y, -c * std::pow(py, q - A(1)));
         } else {
           prefetch_next_row(x, row, rows, K);
-          const Lse<A> e = row_lse(xr, K, A(1), ex.data());
+          const Lse<A> e = row_lse<true>(xr, K, ex.data());
           const A u = load(xr, y) - e.lse;
           f = -std::expm1(u * q) / q;
           const A cp = c * std::exp(u * q);
