@@ -238,15 +238,48 @@ template <typename A> GLUONX_INLINE void reset_mask(const std::vector<int64_t>& 
   for (int64_t t : cls) mask[t] = A(1);
 }
 
-// sum_{i not listed} max(0, 1 - x_j + x_i) for one listed score x_j.
-template <typename T>
-GLUONX_INLINE Acc<T> multilabel_term(const T* x, int64_t C, Acc<T> xj, const Acc<T>* mask) {
+// v += sum_{i not listed} max(0, b_t + x_i) for up to four listed classes t
+// (b_t = 1 - x_t) in one pass over the row, each class's sum added in turn
+// as a pass per class would.
+template <int G, typename T>
+GLUONX_INLINE void multilabel_terms(const T* x, int64_t C, const Acc<T>* mask, const Acc<T>* b,
+                                    Acc<T>* v) {
   using A = Acc<T>;
-  const A base = A(1) - xj;
-  A s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t c = 0; c < C; ++c) s += mask[c] * std::max(base + load(x, c), A(0));
-  return s;
+  const A b0 = b[0], b1 = G > 1 ? b[1] : A(0), b2 = G > 2 ? b[2] : A(0),
+          b3 = G > 3 ? b[3] : A(0);
+  A s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+  for (int64_t c = 0; c < C; ++c) {
+    const A xc = load(x, c), m = mask[c];
+    s0 += m * std::max(b0 + xc, A(0));
+    if (G > 1) s1 += m * std::max(b1 + xc, A(0));
+    if (G > 2) s2 += m * std::max(b2 + xc, A(0));
+    if (G > 3) s3 += m * std::max(b3 + xc, A(0));
+  }
+  *v += s0;
+  if (G > 1) *v += s1;
+  if (G > 2) *v += s2;
+  if (G > 3) *v += s3;
+}
+
+// Row i's loss sum over its listed classes `cls`.
+template <typename T>
+GLUONX_INLINE Acc<T> multilabel_row(const T* xi, int64_t C, const std::vector<int64_t>& cls,
+                                    const Acc<T>* mask) {
+  using A = Acc<T>;
+  const int64_t n = static_cast<int64_t>(cls.size());
+  A v = 0, b[4];
+  for (int64_t first = 0; first < n; first += 4) {
+    const int G = static_cast<int>(std::min<int64_t>(4, n - first));
+    for (int g = 0; g < G; ++g) b[g] = A(1) - load(xi, cls[first + g]);
+    switch (G) {
+      case 1: multilabel_terms<1>(xi, C, mask, b, &v); break;
+      case 2: multilabel_terms<2>(xi, C, mask, b, &v); break;
+      case 3: multilabel_terms<3>(xi, C, mask, b, &v); break;
+      default: multilabel_terms<4>(xi, C, mask, b, &v); break;
+    }
+  }
+  return v;
 }
 
 // Returns false when a label is out of range (the output is then unspecified).
@@ -271,7 +304,7 @@ bool multilabel_margin_forward(const std::vector<MXTensor>& in, bool has_sw, T* 
       const T* xi = x + i * C;
       A v = 0;
       if (listed_classes(in[1], i, C, &cls, mask.data())) {
-        for (int64_t t : cls) v += multilabel_term(xi, C, load(xi, t), mask.data());
+        v = multilabel_row(xi, C, cls, mask.data());
       } else {
         mine = false;
       }
