@@ -244,15 +244,28 @@ struct RowSumSquaresOp {
   static constexpr const char* kAttrs = "";
 };
 
-// sum of squares of one row
+// sum of squares of one row, in kLanes independent partial sums: one simd
+// accumulator is bound by the latency of its add chain (about half the
+// bandwidth of a row in cache); kLanes spans four AVX2 registers of floats
+constexpr int64_t kLanes = 32;
 template <typename T> GLUONX_INLINE Acc<T> squares(const T* g, int64_t D) {
   using A = Acc<T>;
+  A part[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= D; k += kLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const A gk = load(g, k + l);
+      part[l] += gk * gk;
+    }
+  }
   A s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < D; ++k) {
+  for (; k < D; ++k) {
     const A gk = load(g, k);
     s += gk * gk;
   }
+#pragma omp simd reduction(+ : s)
+  for (int64_t l = 0; l < kLanes; ++l) s += part[l];
   return s;
 }
 

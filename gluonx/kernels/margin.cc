@@ -238,15 +238,48 @@ template <typename A> GLUONX_INLINE void reset_mask(const std::vector<int64_t>& 
   for (int64_t t : cls) mask[t] = A(1);
 }
 
-// sum_{i not listed} max(0, 1 - x_j + x_i) for one listed score x_j.
-template <typename T>
-GLUONX_INLINE Acc<T> multilabel_term(const T* x, int64_t C, Acc<T> xj, const Acc<T>* mask) {
+// v += sum_{i not listed} max(0, b_t + x_i) for up to four listed classes t
+// (b_t = 1 - x_t) in one pass over the row, each class's sum added in turn
+// as a pass per class would.
+template <int G, typename T>
+GLUONX_INLINE void multilabel_terms(const T* x, int64_t C, const Acc<T>* mask, const Acc<T>* b,
+                                    Acc<T>* v) {
   using A = Acc<T>;
-  const A base = A(1) - xj;
-  A s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t c = 0; c < C; ++c) s += mask[c] * std::max(base + load(x, c), A(0));
-  return s;
+  const A b0 = b[0], b1 = G > 1 ? b[1] : A(0), b2 = G > 2 ? b[2] : A(0),
+          b3 = G > 3 ? b[3] : A(0);
+  A s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+  for (int64_t c = 0; c < C; ++c) {
+    const A xc = load(x, c), m = mask[c];
+    s0 += m * std::max(b0 + xc, A(0));
+    if (G > 1) s1 += m * std::max(b1 + xc, A(0));
+    if (G > 2) s2 += m * std::max(b2 + xc, A(0));
+    if (G > 3) s3 += m * std::max(b3 + xc, A(0));
+  }
+  *v += s0;
+  if (G > 1) *v += s1;
+  if (G > 2) *v += s2;
+  if (G > 3) *v += s3;
+}
+
+// Row i's loss sum over its listed classes `cls`.
+template <typename T>
+GLUONX_INLINE Acc<T> multilabel_row(const T* xi, int64_t C, const std::vector<int64_t>& cls,
+                                    const Acc<T>* mask) {
+  using A = Acc<T>;
+  const int64_t n = static_cast<int64_t>(cls.size());
+  A v = 0, b[4];
+  for (int64_t first = 0; first < n; first += 4) {
+    const int G = static_cast<int>(std::min<int64_t>(4, n - first));
+    for (int g = 0; g < G; ++g) b[g] = A(1) - load(xi, cls[first + g]);
+    switch (G) {
+      case 1: multilabel_terms<1>(xi, C, mask, b, &v); break;
+      case 2: multilabel_terms<2>(xi, C, mask, b, &v); break;
+      case 3: multilabel_terms<3>(xi, C, mask, b, &v); break;
+      default: multilabel_terms<4>(xi, C, mask, b, &v); break;
+    }
+  }
+  return v;
 }
 
 // Returns false when a label is out of range (the output is then unspecified).
@@ -271,7 +304,7 @@ bool multilabel_margin_forward(const std::vector<MXTensor>& in, bool has_sw, T* 
       const T* xi = x + i * C;
       A v = 0;
       if (listed_classes(in[1], i, C, &cls, mask.data())) {
-        for (int64_t t : cls) v += multilabel_term(xi, C, load(xi, t), mask.data());
+        v = multilabel_row(xi, C, cls, mask.data());
       } else {
         mine = false;
       }
@@ -284,6 +317,94 @@ bool multilabel_margin_forward(const std::vector<MXTensor>& in, bool has_sw, T* 
     }
   }
   return ok;
+}
+
+// One pass over a row for up to four listed classes t (bases b = 1 - x_t):
+// d[c] (+)= k [c not listed] sum_t [b_t + x_c > 0], the terms added one class
+// after another as a pass per class would; count[t] = the classes above
+// t's margin, value += their hinge terms (when Value). First: d[c] is
+// written, else added to. A pass per class read and rewrote d each time.
+template <int G, bool First, bool Value, typename T>
+GLUONX_INLINE void multilabel_grad_pass(const T* x, int64_t C, const Acc<T>* mask, Acc<T> k,
+                                        const Acc<T>* b, Acc<T>* d, Acc<T>* count,
+                                        Acc<T>* value) {
+  using A = Acc<T>;
+  const A b0 = b[0], b1 = G > 1 ? b[1] : A(0), b2 = G > 2 ? b[2] : A(0),
+          b3 = G > 3 ? b[3] : A(0);
+  A n0 = 0, n1 = 0, n2 = 0, n3 = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : n0, n1, n2, n3, s0, s1, s2, s3)
+  for (int64_t c = 0; c < C; ++c) {
+    const A xc = load(x, c), m = mask[c];
+    A dc = First ? A(0) : d[c];
+    const A z0 = b0 + xc, o0 = z0 > A(0) ? m : A(0);
+    dc += o0 * k;
+    n0 += o0;
+    if (Value) s0 += o0 * z0;
+    if (G > 1) {
+      const A z1 = b1 + xc, o1 = z1 > A(0) ? m : A(0);
+      dc += o1 * k;
+      n1 += o1;
+      if (Value) s1 += o1 * z1;
+    }
+    if (G > 2) {
+      const A z2 = b2 + xc, o2 = z2 > A(0) ? m : A(0);
+      dc += o2 * k;
+      n2 += o2;
+      if (Value) s2 += o2 * z2;
+    }
+    if (G > 3) {
+      const A z3 = b3 + xc, o3 = z3 > A(0) ? m : A(0);
+      dc += o3 * k;
+      n3 += o3;
+      if (Value) s3 += o3 * z3;
+    }
+    d[c] = dc;
+  }
+  count[0] = n0;
+  if (G > 1) count[1] = n1;
+  if (G > 2) count[2] = n2;
+  if (G > 3) count[3] = n3;
+  if (Value) {
+    *value += s0;
+    if (G > 1) *value += s1;
+    if (G > 2) *value += s2;
+    if (G > 3) *value += s3;
+  }
+}
+
+template <bool First, bool Value, typename T>
+GLUONX_INLINE void multilabel_grad_group(int G, const T* x, int64_t C, const Acc<T>* mask,
+                                         Acc<T> k, const Acc<T>* b, Acc<T>* d, Acc<T>* count,
+                                         Acc<T>* value) {
+  switch (G) {
+    case 1: multilabel_grad_pass<1, First, Value>(x, C, mask, k, b, d, count, value); break;
+    case 2: multilabel_grad_pass<2, First, Value>(x, C, mask, k, b, d, count, value); break;
+    case 3: multilabel_grad_pass<3, First, Value>(x, C, mask, k, b, d, count, value); break;
+    default: multilabel_grad_pass<4, First, Value>(x, C, mask, k, b, d, count, value); break;
+  }
+}
+
+// Row i's gradient in d (C values) and, when Value, its loss sum in *value.
+template <bool Value, typename T>
+GLUONX_INLINE void multilabel_row_grad(const T* xi, int64_t C, const std::vector<int64_t>& cls,
+                                       const Acc<T>* mask, Acc<T> k, Acc<T>* d, Acc<T>* value) {
+  using A = Acc<T>;
+  const int64_t n = static_cast<int64_t>(cls.size());
+  if (n == 0) {
+    std::fill(d, d + C, A(0));
+    return;
+  }
+  A b[4], count[4];
+  for (int64_t first = 0; first < n; first += 4) {
+    const int G = static_cast<int>(std::min<int64_t>(4, n - first));
+    for (int g = 0; g < G; ++g) b[g] = A(1) - load(xi, cls[first + g]);
+    if (first == 0) multilabel_grad_group<true, Value>(G, xi, C, mask, k, b, d, count, value);
+    else multilabel_grad_group<false, Value>(G, xi, C, mask, k, b, d, count, value);
+    // each listed class loses what the classes above its margin gained; no
+    // listed class is among those (mask 0), so the passes after this one
+    // never add to d[t] and the order of the terms is kept
+    for (int g = 0; g < G; ++g) d[cls[first + g]] -= count[g] * k;
+  }
 }
 
 template <typename T>
@@ -301,10 +422,11 @@ bool multilabel_margin_backward(const std::vector<MXTensor>& in, bool has_sw,
   T* dx = (*out)[0].data<T>();
   const A inv_c = A(1) / A(C);
   const int64_t total = pred.size();
+  constexpr bool kInPlace = std::is_same<T, A>::value;  // d is the gradient row itself
   bool ok = true;
 #pragma omp parallel num_threads(max_threads()) if (total >= kParallelMinWork)
   {
-    std::vector<A> mask(C, A(1)), d(C);
+    std::vector<A> mask(C, A(1)), buffer(kInPlace ? 0 : C);
     std::vector<int64_t> cls;
     cls.reserve(C);
     RowWriter<T> wx(dx, total, C);
@@ -315,32 +437,21 @@ bool multilabel_margin_backward(const std::vector<MXTensor>& in, bool has_sw,
       const T* xi = x + i * C;
       const A gi = load(g, i);
       const A k = gi * row_weight(sw, i, 0) * inv_c;
-      std::fill(d.begin(), d.end(), A(0));
+      T* gx = wx.row(i * C);
+      A* d = kInPlace ? reinterpret_cast<A*>(gx) : buffer.data();
       A value = 0;
       if (listed_classes(in[2], i, C, &cls, mask.data())) {
-        A* dr = d.data();
-        const A* m = mask.data();
-        for (int64_t t : cls) {
-          const A base = A(1) - load(xi, t);
-          A count = 0, s = 0;
-#pragma omp simd reduction(+ : count, s)
-          for (int64_t c = 0; c < C; ++c) {
-            const A z = base + load(xi, c);
-            const A on = z > A(0) ? m[c] : A(0);
-            dr[c] += on * k;
-            count += on;
-            s += on * z;
-          }
-          dr[t] -= count * k;
-          value += s;
-        }
+        if (sw_t != nullptr) multilabel_row_grad<true>(xi, C, cls, mask.data(), k, d, &value);
+        else multilabel_row_grad<false>(xi, C, cls, mask.data(), k, d, &value);
       } else {
         mine = false;
+        std::fill(d, d + C, A(0));
       }
       reset_mask(cls, mask.data());
-      T* gx = wx.row(i * C);
+      if (!kInPlace) {
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) store(gx, c, d[c]);
+        for (int64_t c = 0; c < C; ++c) store(gx, c, d[c]);
+      }
       wx.flush(C);
       if (sw_t != nullptr) finish_weight_row(dsw, i, gi * value * inv_c);
     }
