@@ -313,22 +313,20 @@ class _Regularizer(Loss):
     @staticmethod
     def _mean(steps):
         """``after`` for an operator's sums of squares per row: each sample's
-        mean (a row per sample), or with batch_axis=None the mean over the
-        whole batch, shape (1,). The number of terms is read from the state
-        (an exported graph serves other batch sizes); ``steps`` says whether
-        they are the state's elements or its steps along the first axis (one
-        fewer per row of the first axis)."""
+        mean (a row per sample: its elements, fixed whatever the batch size),
+        or with batch_axis=None the mean over the whole batch, shape (1,),
+        whose number of terms is read from the state (an exported graph serves
+        other batch sizes); ``steps`` says whether those terms are the state's
+        elements or its steps along the first axis (one fewer per row of it)."""
         def mean(loss, F, sums, call, inputs):
+            if loss._batch_axis is not None:
+                return sums / float(np.prod(call.shape[1:]))
             states = inputs["states"]
             count = F.size_array(states)
             if steps:
                 count = count - F.size_array(F.slice_axis(states, axis=0, begin=0, end=1))
             count = F.cast(count, dtype=np.dtype(call.dtypes["states"]).name)
-            if loss._batch_axis is None:
-                return F.broadcast_div(F.sum(sums), count)
-            rows = F.cast(F.slice_axis(F.shape_array(states), axis=0, begin=0, end=1),
-                          dtype=np.dtype(call.dtypes["states"]).name)
-            return F.broadcast_div(sums, count / rows)
+            return F.broadcast_div(F.sum(sums), count)
         return mean
 
     def _scale(self, coefficient):

@@ -31,7 +31,7 @@ import mxnet as mx
 
 import gluonx.loss as _package
 from gluonx.loss import classification, divergence, embedding, margin, regression, sequence
-from gluonx.kernels import ANY, Kernel
+from gluonx.kernels import ANY
 from gluonx.loss._base import Loss, _NP_TYPES, _fail
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "CTCLoss", "NLLLoss", "PoissonNLLLoss",
@@ -175,7 +175,6 @@ def _wrapped_kernel(cls):
         return out * float(int(np.prod(call.shape)) // call.shape[loss._batch_axis])
     wrapped.when, wrapped.after = fits, per_sample
     return wrapped
-
 
 
 def _vector(value):
