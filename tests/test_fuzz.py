@@ -97,6 +97,15 @@ def _toggled(draw, case):
     return kw
 
 
+def _broadcast_by_shape(loss, names, inputs):
+    """Whether an input aligned to pred differs from it in size: called
+    imperatively it broadcasts, in mx.sym (shapes unknown) MXNet's reshape
+    rule applies and fails loudly (test_modes checks that)."""
+    size = np.size(inputs[0])
+    return any(name in loss._like_pred and x is not None and np.size(x) != size
+               for name, x in zip(names, inputs))
+
+
 def _default(case, name):
     import inspect
     return inspect.signature(loss_class(case).__init__).parameters[name].default
@@ -156,6 +165,8 @@ def test_kernel_and_stock_paths_agree(data, tmp_path_factory):
     if mode == "symbol" and "sample_weight" in names and len(inputs) > names.index(
             "sample_weight") and inputs[names.index("sample_weight")] is not None:
         mode = "hybrid"  # mx.sym broadcasts a weight by mxnet's rule (see Case.symbol_differs)
+    if mode == "symbol" and _broadcast_by_shape(probe, names, inputs):
+        mode = "hybrid"  # mx.sym reshapes a label as mxnet does: it cannot broadcast unknown shapes
     grad = tuple(k for k in case.grad if k < len(inputs) and inputs[k] is not None
                  and np.asarray(inputs[k]).dtype.kind == "f")
     results = []
@@ -172,16 +183,21 @@ def test_kernel_and_stock_paths_agree(data, tmp_path_factory):
 
 
 def _corrupt(draw, case, inputs):
-    """(inputs, argument name) with one input made invalid."""
+    """(inputs, argument name) with one input made invalid: a batch size that
+    disagrees (losses of two or more inputs), a sample_weight that does not
+    broadcast, or an integer pred."""
     names = input_names(case)
+    loss = case.factory()()
     inputs = list(inputs)
-    how = draw(st.sampled_from(["batch", "weight", "dtype"]), label="corruption")
-    if how == "weight" and "sample_weight" in names:
+    ways = ["dtype"] + (["batch"] if len(loss._inputs) > 1 else []) \
+        + (["weight"] if "sample_weight" in names else [])
+    how = draw(st.sampled_from(ways), label="corruption")
+    if how == "weight":
         k = names.index("sample_weight")
         inputs += [None] * (k + 1 - len(inputs))
-        inputs[k] = np.ones((np.shape(inputs[0])[loss_class(case)(**case.kwargs)._batch_axis
-                                               if loss_class(case)._kind != "sample" else 0]
-                             + 3, 2, 2))
+        batch_axis = 0 if loss._kind == "sample" or loss._batch_axis is None \
+            else loss._batch_axis
+        inputs[k] = np.ones((np.shape(inputs[0])[batch_axis] + 3, 2, 2))
         return inputs, "sample_weight"
     if how == "dtype":
         inputs[0] = np.asarray(inputs[0]).astype(np.int32)
@@ -207,12 +223,18 @@ def test_invalid_inputs_raise_and_do_not_poison(data):
         loss.hybridize(**({"static_alloc": True, "static_shape": True}
                           if hybrid == "static" else {}))
 
+    names = input_names(case)
+
     def call(inputs):
         nds = [mx.nd.array(a, dtype=np.asarray(a).dtype) if a is not None else None
                for a in inputs]
         while nds and nds[-1] is None:
             nds.pop()
-        return loss(*nds).asnumpy()
+        # optional inputs by keyword (AR/TAR take any positional arrays as states)
+        required = len(loss._inputs)
+        optional = {name: x for name, x in zip(names[required:], nds[required:])
+                    if x is not None}
+        return loss(*nds[:required], **optional).asnumpy()
 
     first = call(good)
     with pytest.raises(L.LossInputError) as err:
