@@ -813,10 +813,10 @@ CASES = [
     Case("NLL-class_weight-ignore_index", "NLLLoss",
          {"class_weight": [0.5, 1.0, 2.0, 0.25, 1.5, 3.0], "ignore_index": 2},
          lambda r: [R.log_softmax(_n(r, 6, 6), -1), np.array([2., 0., 2., 5., 1., 3.])],
-         R.ref_nll, (0,), family="classification", fused=False),
+         R.ref_nll, (0,), family="classification"),
     Case("NLL-axis1-sw", "NLLLoss", {"axis": 1, "weight": 2.0},
          lambda r: [R.log_softmax(_n(r, 3, 4, 5), 1), _classes(r, 4, 3, 5), _u(r, 0, 2, 3, 1, 5)],
-         R.ref_nll, (0,), family="classification", fused=False),
+         R.ref_nll, (0,), family="classification", fused=False),  # the class axis is not last
     Case("MultiLabelSoftMargin", "MultiLabelSoftMarginLoss", {},
          lambda r: [_n(r, B, D, scale=2), _bits(r, B, D)], R.ref_multilabel_soft_margin, (0, 1),
          family="classification", f16=True),

@@ -189,22 +189,26 @@ def _corrupt(draw, case, inputs):
     names = input_names(case)
     loss = case.factory()()
     inputs = list(inputs)
-    ways = ["dtype"] + (["batch"] if len(loss._inputs) > 1 else []) \
+    batch_axis = 0 if loss._kind == "sample" or loss._batch_axis is None else loss._batch_axis
+    batch = np.shape(inputs[0])[batch_axis]
+    # the second input's batch axis: its one axis of the batch's size (a
+    # label of shape (length, batch) has it last), if there is exactly one
+    matching = [a for a, n in enumerate(np.shape(inputs[1]))] if len(loss._inputs) > 1 else []
+    matching = [a for a in matching if np.shape(inputs[1])[a] == batch]
+    ways = ["dtype"] + (["batch"] if len(matching) == 1 else []) \
         + (["weight"] if "sample_weight" in names else [])
     how = draw(st.sampled_from(ways), label="corruption")
     if how == "weight":
         k = names.index("sample_weight")
         inputs += [None] * (k + 1 - len(inputs))
-        batch_axis = 0 if loss._kind == "sample" or loss._batch_axis is None \
-            else loss._batch_axis
-        inputs[k] = np.ones((np.shape(inputs[0])[batch_axis] + 3, 2, 2))
+        inputs[k] = np.ones((batch + 3, 2, 2))
         return inputs, "sample_weight"
     if how == "dtype":
         inputs[0] = np.asarray(inputs[0]).astype(np.int32)
         return inputs, names[0]
     k = 1
     shape = list(np.shape(inputs[k]))
-    shape[0] += 1
+    shape[matching[0]] += 1
     inputs[k] = np.resize(np.asarray(inputs[k]), shape)
     return inputs, names[k]
 

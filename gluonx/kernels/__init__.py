@@ -69,7 +69,11 @@ ANY = _Any()
 _BASE_OPTIONS = frozenset(("weight", "batch_axis", "reduction", "prefix", "params"))
 #: methods that define a loss's math: a subclass overriding one of them does
 #: not run a kernel declared above it
-_MATH_METHODS = ("_loss", "forward", "hybrid_forward", "_compute", "_per_sample")
+# What defines a loss's numbers. ``forward`` and ``hybrid_forward`` are not
+# here: an override reaches the loss only through ``super()``, that is,
+# through this class's math on the tensors it hands over (Dive into Deep
+# Learning's masked softmax CE computes a weight and calls super().forward).
+_MATH_METHODS = ("_loss", "_compute", "_per_sample")
 _MISSING = object()
 
 
@@ -177,8 +181,10 @@ def kernel_of(cls):
 
     Decided once per class (``Loss.__init_subclass__`` stores it): a class
     inherits its parent's kernel unless it overrides the math (``_loss``,
-    ``forward``, ``hybrid_forward``, ...) below the declaration, or takes a
-    constructor option the declaration does not list. A class may declare
+    ``_compute``, ``_per_sample``) below the declaration, or takes a
+    constructor option the declaration does not list. An override of
+    ``forward`` or ``hybrid_forward`` keeps it: what it computes itself runs
+    as written, and what it hands to ``super()`` is the parent's math. A class may declare
     its own kernel, or ``_kernel = None`` for none.
     """
     kernel = getattr(cls, "_kernel", None)

@@ -245,7 +245,8 @@ void softmax_ce_forward(const MXTensor& pred, const MXTensor& label, const MXTen
       const int64_t row = i * R + r;
       if (masking && !ce_kept<Sparse>(o, label, i, r, row)) continue;
       const T* xr = x + row * K;
-      prefetch_next_row(x, row, lay.batch * R, K);
+      // a sparse row of log-probabilities (NLLLoss) reads only x_y: no prefetch
+      if (!(Sparse && FromLogits && o.eps == A(0))) prefetch_next_row(x, row, lay.batch * R, K);
       if (!Sparse) prefetch_next_row(dense, row, lay.batch * R, K);
       const A lse = FromLogits ? A(0) : row_logsumexp(xr, K, ex).lse;
       const int64_t y = Sparse ? clip_class(load_index(label, row), K) : 0;
@@ -290,7 +291,7 @@ void softmax_ce_backward(const T* ograd, const MXTensor& pred, const MXTensor& l
       for (int64_t r = 0; r < R; ++r) {
         const int64_t row = i * R + r;
         const T* xr = x + row * K;
-        prefetch_next_row(x, row, lay.batch * R, K);
+        if (!(Sparse && FromLogits && eps == A(0))) prefetch_next_row(x, row, lay.batch * R, K);
         if (!Sparse) prefetch_next_row(dense, row, lay.batch * R, K);
         T* gr = wp.row(row * K);
         T* dlr = Sparse ? nullptr : wl.row(row * K);
