@@ -398,6 +398,27 @@ def test_repeated_hybridized_calls_match_torch_nn(row, numpy, monkeypatch):
     assert bool(loss._direct) == type(loss)._direct_calls, row.id()
 
 
+def test_cross_entropy_alternating_index_and_probability_targets(monkeypatch):
+    """One hybridized CrossEntropyLoss called with class indices, then
+    probabilities, then indices again (each call shape seen before goes
+    straight to its cached graph, value checks being off): every step is
+    torch's number."""
+    monkeypatch.setattr(gluonx.config, "check_values", False)
+    rng = np.random.RandomState(11)
+    x = rng.randn(5, 4)
+    index = rng.randint(0, 4, 5).astype(np.float64)
+    probs = rng.dirichlet(np.ones(4), 5)
+    loss = GT.CrossEntropyLoss()
+    loss.hybridize(static_alloc=True, static_shape=True)
+    tx = torch.tensor(x)
+    for target in (index, probs, index, probs, index):
+        want = torch.nn.functional.cross_entropy(
+            tx, torch.tensor(target).long() if target.ndim == 1 else torch.tensor(target))
+        out = loss(mx.nd.array(x, dtype="float64"), mx.nd.array(target, dtype="float64"))
+        np.testing.assert_allclose(out.asnumpy().reshape(()), want.numpy(), rtol=1e-10)
+    assert len(loss._direct) == 2
+
+
 # ---------------------------------------------------------------- conventions
 def test_every_torch_nn_loss_has_a_class():
     names = sorted(n for n in dir(torch.nn) if n.endswith("Loss") and

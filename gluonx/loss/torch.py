@@ -325,6 +325,10 @@ class CrossEntropyLoss(_TorchLoss, _ClassAxis1, classification.SoftmaxCrossEntro
         self._targets(values.get("pred"), values.get("label"))
         return super(CrossEntropyLoss, self)._dispatch(values, graph)
 
+    # _dispatch decides sparse or dense targets from the shapes alone, and a
+    # direct call has the shapes of the checked call whose graph it reuses
+    _direct_ok = True
+
     #: its _compute only decides sparse or dense targets, then runs the parent's
     _same_math = ("_compute",)
 
