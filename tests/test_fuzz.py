@@ -196,8 +196,8 @@ def _corrupt(draw, case, inputs):
     batch = np.shape(inputs[0])[batch_axis]
     # the second input's batch axis: its one axis of the batch's size (a
     # label of shape (length, batch) has it last), if there is exactly one
-    matching = [a for a, n in enumerate(np.shape(inputs[1]))] if len(loss._inputs) > 1 else []
-    matching = [a for a in matching if np.shape(inputs[1])[a] == batch]
+    matching = [a for a, n in enumerate(np.shape(inputs[1])) if n == batch] \
+        if len(loss._inputs) > 1 else []
     ways = ["dtype"] + (["batch"] if len(matching) == 1 else []) \
         + (["weight"] if "sample_weight" in names else [])
     how = draw(st.sampled_from(ways), label="corruption")

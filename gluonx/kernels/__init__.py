@@ -68,11 +68,10 @@ ANY = _Any()
 #: constructor arguments the base class handles around the kernel
 _BASE_OPTIONS = frozenset(("weight", "batch_axis", "reduction", "prefix", "params"))
 #: methods that define a loss's math: a subclass overriding one of them does
-#: not run a kernel declared above it
-# What defines a loss's numbers. ``forward`` and ``hybrid_forward`` are not
-# here: an override reaches the loss only through ``super()``, that is,
-# through this class's math on the tensors it hands over (Dive into Deep
-# Learning's masked softmax CE computes a weight and calls super().forward).
+#: not run a kernel declared above it. ``forward`` and ``hybrid_forward`` are
+#: not among them: an override reaches the loss only through ``super()``, with
+#: the parent's math on the tensors it hands over (Dive into Deep Learning's
+#: masked softmax CE computes a weight and calls super().forward)
 _MATH_METHODS = ("_loss", "_compute", "_per_sample")
 _MISSING = object()
 
@@ -184,8 +183,8 @@ def kernel_of(cls):
     ``_compute``, ``_per_sample``) below the declaration, or takes a
     constructor option the declaration does not list. An override of
     ``forward`` or ``hybrid_forward`` keeps it: what it computes itself runs
-    as written, and what it hands to ``super()`` is the parent's math. A class may declare
-    its own kernel, or ``_kernel = None`` for none.
+    as written, and what it hands to ``super()`` is the parent's math. A
+    class may declare its own kernel, or ``_kernel = None`` for none.
     """
     kernel = getattr(cls, "_kernel", None)
     if not isinstance(kernel, Kernel):
